@@ -1,0 +1,48 @@
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "wick/tensor.h"
+
+namespace wick {
+
+namespace detail {
+struct FutureState;
+}
+
+/// The pending result of eval_async. Copyable; all copies see the same completion.
+class Future {
+ public:
+  Future() = default;
+  explicit Future(std::shared_ptr<detail::FutureState> s, std::vector<Tensor> t)
+      : state_(std::move(s)), tensors_(std::move(t)) {}
+  /// Blocks until the evaluation finished (successfully or not); never throws.
+  void wait() const;
+  /// True once the evaluation finished.
+  bool ready() const;
+  /// Waits, then returns the evaluated tensors, or rethrows the evaluation's error as wick::Error.
+  const std::vector<Tensor>& get() const;
+
+ private:
+  std::shared_ptr<detail::FutureState> state_;
+  std::vector<Tensor> tensors_;
+};
+
+/// Evaluates everything the tensors depend on, as one submission, and returns when their data
+/// is ready. Errors inside the evaluation are thrown here as wick::Error.
+void eval(const std::vector<Tensor>& tensors);
+/// Submits the same work to the stream and returns at once.
+Future eval_async(const std::vector<Tensor>& tensors, Stream stream = default_stream());
+
+/// While alive on a thread, every op built on that thread is evaluated at once (the honest
+/// baseline for the lazy path, and a debugging aid). Scopes nest.
+class EagerScope {
+ public:
+  EagerScope();
+  ~EagerScope();
+  EagerScope(const EagerScope&) = delete;
+  EagerScope& operator=(const EagerScope&) = delete;
+};
+bool eager_mode();
+
+}  // namespace wick

@@ -1,0 +1,149 @@
+#pragma once
+// Shared helpers of the CPU kernels: dtype dispatch, output allocation (with buffer donation),
+// strided iteration and threading.
+#include <omp.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <type_traits>
+
+#include "graph/node.h"
+#include "wick/error.h"
+
+namespace wick::cpu {
+
+using detail::Node;
+
+template <class T>
+inline constexpr bool is_half_v = std::is_same_v<T, float16> || std::is_same_v<T, bfloat16>;
+
+/// The type kernels compute in: f16/bf16 widen to f32, bool to int for arithmetic.
+template <class T>
+using compute_t = std::conditional_t<is_half_v<T>, float, T>;
+
+template <class T>
+inline compute_t<T> load(const T* p) {
+  if constexpr (is_half_v<T>) return static_cast<float>(*p);
+  else return *p;
+}
+template <class T, class V>
+inline void store(T* p, V v) {
+  if constexpr (is_half_v<T>) *p = T(static_cast<float>(v));
+  else *p = static_cast<T>(v);
+}
+
+/// Calls f.template operator()<T>() with the C++ element type of `t`.
+template <class F>
+decltype(auto) dispatch(DType t, F&& f) {
+  switch (t) {
+    case DType::f32: return f.template operator()<float>();
+    case DType::f64: return f.template operator()<double>();
+    case DType::f16: return f.template operator()<float16>();
+    case DType::bf16: return f.template operator()<bfloat16>();
+    case DType::i32: return f.template operator()<int32_t>();
+    case DType::i64: return f.template operator()<int64_t>();
+    case DType::boolean: return f.template operator()<bool>();
+  }
+  throw Error("unsupported dtype");
+}
+
+/// Like dispatch, for kernels that only make sense on floating types.
+template <class F>
+decltype(auto) dispatch_float(DType t, const char* op, F&& f) {
+  switch (t) {
+    case DType::f32: return f.template operator()<float>();
+    case DType::f64: return f.template operator()<double>();
+    case DType::f16: return f.template operator()<float16>();
+    case DType::bf16: return f.template operator()<bfloat16>();
+    default: throw Error(std::string(op) + ": floating dtype expected, got " + dtype_name(t));
+  }
+}
+
+/// Gives `out` a fresh dense buffer.
+void alloc_output(Node& out);
+/// Gives `out` a dense buffer, reusing input `i`'s storage when nothing else can see it (its
+/// only owner is this op, it is dense, and it has out's byte size). Returns true when donated.
+bool alloc_output_donating(Node& out, std::span<Node* const> candidates);
+/// Makes `out` a view of `in`'s storage with the given strides and element offset.
+void make_view(Node& out, const Node& in, Strides strides, int64_t offset);
+
+/// Strides of `n` aligned to `ndim` output axes (missing leading axes get stride 0).
+Strides aligned_strides(const Node& n, size_t ndim);
+
+/// Runs f(begin, end) over [0, n) split across the OpenMP threads when n*cost is large enough
+/// to pay for the fork (cost: rough work units per item).
+template <class F>
+void parallel_for(int64_t n, int64_t cost_per_item, F&& f) {
+  constexpr int64_t kMinWork = 1 << 15;
+  int threads = omp_get_max_threads();
+  if (threads <= 1 || n * cost_per_item < kMinWork || n < 2) {
+    f(int64_t{0}, n);
+    return;
+  }
+  int64_t chunks = std::min<int64_t>(threads, n);
+#pragma omp parallel for num_threads(chunks) schedule(static)
+  for (int64_t c = 0; c < chunks; ++c) {
+    int64_t b = n * c / chunks, e = n * (c + 1) / chunks;
+    f(b, e);
+  }
+}
+
+/// Iterates an n-d index space given by `shape` for K operands with their strides (in elements),
+/// after merging axes that are contiguous for every operand. Calls
+/// inner(offsets[K], inner_strides[K], inner_len) for each run of the innermost merged axis,
+/// over the outer rows [row_begin, row_end).
+template <size_t K>
+struct StridedLoop {
+  Shape shape;                       // merged shape
+  std::array<Strides, K> strides;    // merged strides
+  int64_t inner = 1;                 // length of the last merged axis
+  int64_t rows = 1;                  // product of the outer axes
+
+  StridedLoop(const Shape& s, const std::array<Strides, K>& st) {
+    // Drop size-1 axes, then merge neighbours when every operand is contiguous across them.
+    for (size_t d = 0; d < s.size(); ++d) {
+      if (s[d] == 1) continue;
+      bool merge = !shape.empty();
+      for (size_t k = 0; k < K && merge; ++k) merge = strides[k].back() == st[k][d] * s[d];
+      if (merge) {
+        shape.back() *= s[d];
+        for (size_t k = 0; k < K; ++k) strides[k].back() = st[k][d];
+      } else {
+        shape.push_back(s[d]);
+        for (size_t k = 0; k < K; ++k) strides[k].push_back(st[k][d]);
+      }
+    }
+    if (shape.empty()) {
+      shape.push_back(1);
+      for (size_t k = 0; k < K; ++k) strides[k].push_back(0);
+    }
+    inner = shape.back();
+    rows = 1;
+    for (size_t d = 0; d + 1 < shape.size(); ++d) rows *= shape[d];
+  }
+
+  /// Element offsets of row `r` for each operand.
+  std::array<int64_t, K> row_offsets(int64_t r) const {
+    std::array<int64_t, K> off{};
+    for (size_t d = shape.size() - 1; d-- > 0;) {
+      int64_t i = r % shape[d];
+      r /= shape[d];
+      for (size_t k = 0; k < K; ++k) off[k] += i * strides[k][d];
+    }
+    return off;
+  }
+
+  template <class F>
+  void run(F&& inner_fn, int64_t cost_per_item = 1) const {
+    std::array<int64_t, K> inner_strides;
+    for (size_t k = 0; k < K; ++k) inner_strides[k] = strides[k].back();
+    parallel_for(rows, inner * cost_per_item, [&](int64_t rb, int64_t re) {
+      for (int64_t r = rb; r < re; ++r) inner_fn(row_offsets(r), inner_strides, inner);
+    });
+  }
+};
+
+}  // namespace wick::cpu

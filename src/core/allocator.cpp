@@ -1,0 +1,155 @@
+#include "core/allocator.h"
+
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <new>
+#include <vector>
+
+#include "wick/error.h"
+#include "wick/memory.h"
+
+namespace wick::detail {
+namespace {
+
+// Size classes: small blocks round up to 256 bytes, larger ones to 1/8 of their power of two,
+// so a reused block wastes at most ~12.5%.
+size_t size_class(size_t bytes) {
+  if (bytes <= 256) return 256;
+  size_t p = 1;
+  while (p < bytes) p <<= 1;
+  size_t step = p >= 8192 ? p / 8 : 256;
+  return (bytes + step - 1) / step * step;
+}
+
+class CpuAllocator {
+ public:
+  void* acquire(size_t bytes, size_t* capacity) {
+    size_t cap = size_class(bytes);
+    std::lock_guard lock(mutex_);
+    stats_.allocations++;
+    auto it = free_.find(cap);
+    if (it != free_.end() && !it->second.empty()) {
+      void* p = it->second.back();
+      it->second.pop_back();
+      stats_.cached -= cap;
+      stats_.cache_hits++;
+      account(cap);
+      *capacity = cap;
+      return p;
+    }
+    if (stats_.limit && stats_.active + stats_.cached + cap > stats_.limit) drop_cache();
+    if (stats_.limit && stats_.active + cap > stats_.limit) {
+      stats_.allocations--;
+      throw Error("out of memory on cpu: requested " + std::to_string(bytes) + " bytes with " +
+                  std::to_string(stats_.active) + " bytes active; limit is " +
+                  std::to_string(stats_.limit) + " bytes (set_memory_limit)");
+    }
+    void* p = std::aligned_alloc(64, cap);
+    if (!p) {
+      drop_cache();
+      p = std::aligned_alloc(64, cap);
+      if (!p) {
+        stats_.allocations--;
+        throw Error("out of memory on cpu: the system refused " + std::to_string(cap) + " bytes");
+      }
+    }
+    account(cap);
+    *capacity = cap;
+    return p;
+  }
+
+  void release(void* p, size_t cap) {
+    std::lock_guard lock(mutex_);
+    stats_.active -= cap;
+    if (stats_.limit && stats_.active + stats_.cached + cap > stats_.limit) {
+      std::free(p);
+      return;
+    }
+    free_[cap].push_back(p);
+    stats_.cached += cap;
+  }
+
+  MemoryStats stats() {
+    std::lock_guard lock(mutex_);
+    return stats_;
+  }
+  void set_limit(size_t bytes) {
+    std::lock_guard lock(mutex_);
+    stats_.limit = bytes;
+    if (bytes && stats_.active + stats_.cached > bytes) drop_cache();
+  }
+  void reset_peak() {
+    std::lock_guard lock(mutex_);
+    stats_.peak = stats_.active;
+  }
+  void clear() {
+    std::lock_guard lock(mutex_);
+    drop_cache();
+  }
+
+ private:
+  void account(size_t cap) {
+    stats_.active += cap;
+    if (stats_.active > stats_.peak) stats_.peak = stats_.active;
+  }
+  void drop_cache() {
+    for (auto& [cap, blocks] : free_) {
+      for (void* b : blocks) std::free(b);
+      stats_.cached -= cap * blocks.size();
+      blocks.clear();
+    }
+  }
+
+  std::mutex mutex_;
+  std::map<size_t, std::vector<void*>> free_;
+  MemoryStats stats_;
+};
+
+CpuAllocator& cpu_allocator() {
+  // Leaked on purpose: tensors in static storage may be destroyed after any static allocator.
+  static CpuAllocator* a = new CpuAllocator();
+  return *a;
+}
+
+void require_cpu(Device d) {
+  if (d.type != Device::Type::cpu) throw Error("device " + d.str() + " is not available in this build");
+}
+
+}  // namespace
+
+Storage::~Storage() {
+  if (ptr) cpu_allocator().release(ptr, capacity);
+}
+
+std::shared_ptr<Storage> allocate(size_t bytes, Device device) {
+  require_cpu(device);
+  auto s = std::make_shared<Storage>();
+  s->ptr = cpu_allocator().acquire(bytes, &s->capacity);
+  s->bytes = bytes;
+  s->device = device;
+  return s;
+}
+
+}  // namespace wick::detail
+
+namespace wick {
+
+MemoryStats memory_stats(Device d) {
+  detail::require_cpu(d);
+  return detail::cpu_allocator().stats();
+}
+void set_memory_limit(size_t bytes, Device d) {
+  detail::require_cpu(d);
+  detail::cpu_allocator().set_limit(bytes);
+}
+void reset_peak_memory(Device d) {
+  detail::require_cpu(d);
+  detail::cpu_allocator().reset_peak();
+}
+void clear_memory_cache(Device d) {
+  detail::require_cpu(d);
+  detail::cpu_allocator().clear();
+}
+
+}  // namespace wick

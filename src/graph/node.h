@@ -1,0 +1,50 @@
+#pragma once
+#include <atomic>
+#include <exception>
+#include <memory>
+#include <vector>
+
+#include "core/allocator.h"
+#include "wick/tensor.h"
+
+namespace wick::detail {
+
+class Primitive;
+
+/// Evaluation state of a node. Pending nodes may be scheduled by exactly one submission; the
+/// runtime moves them to ready (data present) or failed (error present) and notifies waiters.
+enum class NodeState : uint8_t { pending, scheduled, ready, failed };
+
+/// One value of the graph. Shape and dtype are fixed when the op is built; storage, strides and
+/// offset exist once it is evaluated, after which inputs and primitive are dropped (detached) so
+/// the graph behind it can be freed.
+struct Node {
+  Shape shape;
+  DType dtype = DType::f32;
+  Device device = Device::cpu();
+
+  std::shared_ptr<Primitive> primitive;  // null for leaves
+  std::vector<Tensor> inputs;
+
+  std::shared_ptr<Storage> storage;
+  Strides strides;
+  int64_t offset = 0;  // in elements
+
+  std::atomic<NodeState> state{NodeState::pending};
+  std::exception_ptr error;
+
+  int64_t size() const { return numel(shape); }
+  bool ready() const { return state.load(std::memory_order_acquire) == NodeState::ready; }
+  template <class T>
+  T* data() const {
+    return static_cast<T*>(storage->ptr) + offset;
+  }
+  void* raw() const { return static_cast<char*>(storage->ptr) + offset * itemsize(dtype); }
+  /// Dense row-major layout (size-1 axes may have any stride).
+  bool contiguous() const;
+};
+
+/// A new pending node computed by `p` from `inputs`.
+Tensor make_node(Shape shape, DType dtype, std::shared_ptr<Primitive> p, std::vector<Tensor> inputs);
+
+}  // namespace wick::detail

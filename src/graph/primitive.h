@@ -1,0 +1,24 @@
+#pragma once
+#include <ostream>
+#include <span>
+
+#include "graph/node.h"
+
+namespace wick::detail {
+
+/// One operation of the graph: the builder has already checked shapes and dtypes and fixed the
+/// output's; a primitive computes the output from evaluated inputs. Kernels live in
+/// src/backend/<device>/ and are reached only through this interface.
+class Primitive {
+ public:
+  virtual ~Primitive() = default;
+  virtual const char* name() const = 0;
+  /// Computes `out` (which has shape and dtype set) on the CPU. Must set out.storage, strides
+  /// and offset: either a fresh buffer (alloc_output) or a view of an input's storage.
+  virtual void eval_cpu(std::span<Node* const> inputs, Node& out) = 0;
+  /// True when `other` would compute the same output from the same inputs (for CSE).
+  virtual bool is_equivalent(const Primitive& other) const { return false; }
+  virtual void print(std::ostream& os) const { os << name(); }
+};
+
+}  // namespace wick::detail
