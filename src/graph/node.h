@@ -33,6 +33,12 @@ struct Node {
   std::atomic<NodeState> state{NodeState::pending};
   std::exception_ptr error;
 
+  Node() = default;
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+  /// Releases the graph behind this node iteratively: a 100,000-node chain must not recurse.
+  ~Node();
+
   int64_t size() const { return numel(shape); }
   bool ready() const { return state.load(std::memory_order_acquire) == NodeState::ready; }
   template <class T>

@@ -60,8 +60,8 @@ enum class BinaryOp {
 };
 const char* binary_name(BinaryOp op);
 
-/// Inputs have the output's shape already broadcast (as stride-0 views) and share one dtype;
-/// comparisons write bool.
+/// Inputs share one dtype and broadcast to the output shape (kernels align their strides, so
+/// no broadcast view is built); comparisons write bool.
 class Binary : public Primitive {
  public:
   explicit Binary(BinaryOp o) : op(o) {}
@@ -71,7 +71,7 @@ class Binary : public Primitive {
   BinaryOp op;
 };
 
-/// Inputs: cond (bool), a, b, all broadcast to the output shape; a and b have the out dtype.
+/// Inputs: cond (bool), a, b, broadcastable to the output shape; a and b have the out dtype.
 class Where : public Primitive {
  public:
   WICK_PRIMITIVE(Where, "where")

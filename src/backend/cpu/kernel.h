@@ -73,8 +73,19 @@ void make_view(Node& out, const Node& in, Strides strides, int64_t offset);
 /// Strides of `n` aligned to `ndim` output axes (missing leading axes get stride 0).
 Strides aligned_strides(const Node& n, size_t ndim);
 
+/// Element offset of the `linear`-th element (row-major) of a view with this shape and strides.
+inline int64_t linear_offset(int64_t linear, const Shape& shape, const Strides& strides) {
+  int64_t off = 0;
+  for (size_t d = shape.size(); d-- > 0;) {
+    off += (linear % shape[d]) * strides[d];
+    linear /= shape[d];
+  }
+  return off;
+}
+
 /// Runs f(begin, end) over [0, n) split across the OpenMP threads when n*cost is large enough
-/// to pay for the fork (cost: rough work units per item).
+/// to pay for the fork (cost: rough work units per item). f must not throw: an exception
+/// cannot leave an OpenMP region, so kernels validate their data before parallel work.
 template <class F>
 void parallel_for(int64_t n, int64_t cost_per_item, F&& f) {
   constexpr int64_t kMinWork = 1 << 15;

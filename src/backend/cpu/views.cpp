@@ -158,11 +158,8 @@ void Slice::eval_cpu(std::span<Node* const> in, Node& out) {
 }
 
 void BroadcastTo::eval_cpu(std::span<Node* const> in, Node& out) {
+  // Missing leading axes and size-1 axes both get stride 0.
   make_view(out, *in[0], aligned_strides(*in[0], out.shape.size()), in[0]->offset);
-  for (size_t d = 0; d < out.shape.size(); ++d)
-    if (out.shape[d] != 1 && (d < out.shape.size() - in[0]->shape.size() ||
-                              in[0]->shape[d - (out.shape.size() - in[0]->shape.size())] == 1))
-      out.strides[d] = 0;
 }
 
 }  // namespace wick::detail

@@ -1,0 +1,184 @@
+#pragma once
+// Float math for hot loops. Everything here is inline, branch-free and free of libm calls, so
+// that GCC (-O3 -march=native) vectorizes the loops that call it; results do not depend on
+// whether a loop was vectorized (fma is used explicitly, never left to contraction).
+#include <bit>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+
+#if defined(__F16C__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#include "wick/dtype.h"
+
+namespace wick::cpu {
+
+/// a*b + c, rounded once where the target has FMA (and a plain multiply-add otherwise).
+inline float fmadd(float a, float b, float c) {
+#ifdef __FMA__
+  return __builtin_fmaf(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+
+/// 2^k for integer k in [-126, 127], built from the exponent bits.
+inline float pow2i(int32_t k) { return std::bit_cast<float>(static_cast<uint32_t>(k + 127) << 23); }
+
+/// e^x in float. Range reduction x = n·ln2 + r with |r| <= ln2/2 (two-constant ln2, exact
+/// products), e^r by a degree-7 minimax polynomial (Cephes' coefficients), then scaling by 2^n
+/// in two steps so that results in the subnormal range come out right. Relative error about 1
+/// ulp in the normal range; x < -103.97 gives 0, x > 88.73 gives +inf, -inf -> 0, +inf -> +inf,
+/// NaN -> NaN.
+inline float fast_exp(float x) {
+  constexpr float kLo = -104.0f, kHi = 89.0f;
+  constexpr float kLog2e = 1.44269504088896341f;
+  constexpr float kLn2Hi = 0.693359375f;         // 9 significant bits: n·kLn2Hi is exact
+  constexpr float kLn2Lo = -2.12194440e-4f;
+  constexpr float kMagic = 12582912.0f;          // 1.5·2^23: adding it rounds to an integer
+  x = x < kLo ? kLo : x;                         // NaN fails both tests and stays NaN
+  x = x > kHi ? kHi : x;
+  float t = fmadd(x, kLog2e, kMagic);
+  float nf = t - kMagic;                         // round(x·log2 e)
+  int32_t n = std::bit_cast<int32_t>(t) - std::bit_cast<int32_t>(kMagic);
+  float r = fmadd(nf, -kLn2Hi, x);
+  r = fmadd(nf, -kLn2Lo, r);
+  float p = 1.9875691500e-4f;
+  p = fmadd(p, r, 1.3981999507e-3f);
+  p = fmadd(p, r, 8.3334519073e-3f);
+  p = fmadd(p, r, 4.1665795894e-2f);
+  p = fmadd(p, r, 1.6666665459e-1f);
+  p = fmadd(p, r, 5.0000001201e-1f);
+  float y = fmadd(p, r * r, r) + 1.0f;
+  // n lies in [-150, 129]; each half is a normal power of two, and the product overflows to
+  // inf or underflows to a (correctly rounded) subnormal or 0 by itself.
+  int32_t n1 = n >> 1;
+  return y * pow2i(n1) * pow2i(n - n1);
+}
+
+/// Largest element of x[0, n) (-inf for n == 0; NaNs are skipped).
+inline float reduce_max(const float* x, int64_t n) {
+  float m = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : m)
+  for (int64_t i = 0; i < n; ++i) m = x[i] > m ? x[i] : m;
+  return m;
+}
+
+/// Sum of x[0, n), accumulated in SIMD lanes in a fixed order.
+inline float reduce_sum(const float* x, int64_t n) {
+  float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) s += x[i];
+  return s;
+}
+
+/// Sum of squares of x[0, n).
+inline float reduce_sum_sq(const float* x, int64_t n) {
+  float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) s = fmadd(x[i], x[i], s);
+  return s;
+}
+
+/// dst[i] = exp(x[i] - shift); returns the sum of the dst values. dst may alias x.
+inline float exp_shift_sum(const float* x, float shift, float* dst, int64_t n) {
+  float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) {
+    float e = fast_exp(x[i] - shift);
+    dst[i] = e;
+    s += e;
+  }
+  return s;
+}
+
+/// Sum of exp(x[i] - shift) without storing.
+inline float exp_shift_sum(const float* x, float shift, int64_t n) {
+  float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) s += fast_exp(x[i] - shift);
+  return s;
+}
+
+// ---- conversions between the storage types and f32 rows ----------------------------------------
+
+/// f32 -> bf16 bits, round to nearest even, NaN kept quiet (same as wick::bfloat16(float)).
+inline uint16_t f32_to_bf16_bits(float f) {
+  uint32_t u = std::bit_cast<uint32_t>(f);
+  uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  uint32_t q = (u >> 16) | 0x40u;
+  return static_cast<uint16_t>((u & 0x7fffffffu) > 0x7f800000u ? q : r);
+}
+inline float bf16_bits_to_f32(uint16_t b) { return std::bit_cast<float>(uint32_t(b) << 16); }
+
+/// dst[i] = float(src[i * stride]) for any storage type.
+template <class T>
+inline void to_f32(const T* src, int64_t stride, float* dst, int64_t n) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (stride == 1) {
+      std::memcpy(dst, src, n * sizeof(float));
+    } else {
+      for (int64_t i = 0; i < n; ++i) dst[i] = src[i * stride];
+    }
+  } else if constexpr (std::is_same_v<T, bfloat16>) {
+    const uint16_t* s = reinterpret_cast<const uint16_t*>(src);
+    if (stride == 1) {
+      for (int64_t i = 0; i < n; ++i) dst[i] = bf16_bits_to_f32(s[i]);
+    } else {
+      for (int64_t i = 0; i < n; ++i) dst[i] = bf16_bits_to_f32(s[i * stride]);
+    }
+  } else if constexpr (std::is_same_v<T, float16>) {
+    const uint16_t* s = reinterpret_cast<const uint16_t*>(src);
+    int64_t i = 0;
+#if defined(__AVX512F__)
+    if (stride == 1) {
+      for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256(
+                                      reinterpret_cast<const __m256i*>(s + i))));
+    }
+#elif defined(__F16C__)
+    if (stride == 1) {
+      for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(
+                                      reinterpret_cast<const __m128i*>(s + i))));
+    }
+#endif
+    for (; i < n; ++i) dst[i] = half_to_float(s[i * stride]);
+  } else {
+    for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(src[i * stride]);
+  }
+}
+
+/// dst[i] = T(src[i]), rounding once, for any storage type (dst dense).
+template <class T>
+inline void from_f32(const float* src, T* dst, int64_t n) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (static_cast<const void*>(src) != static_cast<const void*>(dst))
+      std::memcpy(dst, src, n * sizeof(float));
+  } else if constexpr (std::is_same_v<T, bfloat16>) {
+    uint16_t* d = reinterpret_cast<uint16_t*>(dst);
+    for (int64_t i = 0; i < n; ++i) d[i] = f32_to_bf16_bits(src[i]);
+  } else if constexpr (std::is_same_v<T, float16>) {
+    uint16_t* d = reinterpret_cast<uint16_t*>(dst);
+    int64_t i = 0;
+#if defined(__AVX512F__)
+    for (; i + 16 <= n; i += 16)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i),
+                          _mm512_cvtps_ph(_mm512_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+#elif defined(__F16C__)
+    for (; i + 8 <= n; i += 8)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i),
+                       _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+#endif
+    for (; i < n; ++i) d[i] = float_to_half(src[i]);
+  } else if constexpr (std::is_same_v<T, bool>) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = src[i] != 0.0f;
+  } else {
+    for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<T>(src[i]);
+  }
+}
+
+}  // namespace wick::cpu

@@ -1,0 +1,48 @@
+#include "graph/node.h"
+
+#include "graph/primitive.h"
+#include "wick/runtime.h"
+
+namespace wick::detail {
+
+bool Node::contiguous() const {
+  int64_t expected = 1;
+  for (size_t d = shape.size(); d-- > 0;) {
+    if (shape[d] == 1) continue;
+    if (strides[d] != expected) return false;
+    expected *= shape[d];
+  }
+  return true;
+}
+
+Tensor make_node(Shape shape, DType dtype, std::shared_ptr<Primitive> p, std::vector<Tensor> inputs) {
+  auto n = std::make_shared<Node>();
+  n->shape = std::move(shape);
+  n->dtype = dtype;
+  n->device = inputs.empty() ? Device::cpu() : inputs[0].device();
+  n->primitive = std::move(p);
+  n->inputs = std::move(inputs);
+  Tensor t(std::move(n));
+  if (eager_mode()) eval({t});
+  return t;
+}
+
+}  // namespace wick::detail
+
+namespace wick::detail {
+
+Node::~Node() {
+  // Unhook inputs whose last owner is this node and release them from a flat list, so that
+  // destroying a long chain takes constant stack.
+  std::vector<Tensor> pending = std::move(inputs);
+  while (!pending.empty()) {
+    Tensor t = std::move(pending.back());
+    pending.pop_back();
+    if (t.node_ptr().use_count() == 1) {
+      for (auto& in : t.node()->inputs) pending.push_back(std::move(in));
+      t.node()->inputs.clear();
+    }
+  }
+}
+
+}  // namespace wick::detail

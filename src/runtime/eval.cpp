@@ -1,0 +1,117 @@
+#include <mutex>
+#include <unordered_set>
+
+#include "graph/primitive.h"
+#include "runtime/stream.h"
+#include "wick/runtime.h"
+
+namespace wick {
+namespace {
+
+// Serialises graph walks: a pending node is claimed (marked scheduled) by exactly one
+// submission, and later walks stop at claimed nodes instead of reading their inputs, which the
+// worker may be detaching.
+std::mutex& schedule_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+thread_local int eager_depth = 0;
+
+/// Claims every pending node the roots depend on and returns them in topological order. The
+/// walk uses an explicit stack so graph depth is bounded only by memory.
+std::vector<detail::Node*> schedule(const std::vector<Tensor>& roots) {
+  using detail::Node;
+  using detail::NodeState;
+  std::vector<Node*> order;
+  std::unordered_set<Node*> seen;
+  std::vector<std::pair<Node*, size_t>> stack;
+  std::lock_guard lock(schedule_mutex());
+  for (const Tensor& r : roots) {
+    if (!r.defined()) throw Error("eval: null tensor");
+    Node* root = r.node();
+    if (root->state.load(std::memory_order_acquire) != NodeState::pending) continue;
+    if (!seen.insert(root).second) continue;
+    stack.emplace_back(root, 0);
+    while (!stack.empty()) {
+      Node* n = stack.back().first;
+      size_t i = stack.back().second;
+      if (i < n->inputs.size()) {
+        stack.back().second++;
+        Node* c = n->inputs[i].node();
+        if (c->state.load(std::memory_order_acquire) == NodeState::pending && seen.insert(c).second) {
+          stack.emplace_back(c, 0);
+        }
+      } else {
+        order.push_back(n);
+        stack.pop_back();
+      }
+    }
+  }
+  for (Node* n : order) n->state.store(NodeState::scheduled, std::memory_order_release);
+  return order;
+}
+
+/// The first error among already-finished roots (failed in an earlier evaluation).
+std::exception_ptr earlier_error(const std::vector<Tensor>& roots) {
+  for (const Tensor& r : roots) {
+    if (r.node()->state.load(std::memory_order_acquire) == detail::NodeState::failed) {
+      return r.node()->error;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+Future eval_async(const std::vector<Tensor>& tensors, Stream stream) {
+  auto state = std::make_shared<detail::FutureState>();
+  detail::Submission s;
+  s.order = schedule(tensors);
+  s.roots = tensors;
+  s.future = state;
+  if (s.order.empty()) {
+    state->finish(nullptr);
+    return Future(state, tensors);
+  }
+  detail::worker_for(stream).submit(std::move(s));
+  return Future(state, tensors);
+}
+
+void eval(const std::vector<Tensor>& tensors) {
+  Future f = eval_async(tensors);
+  f.get();
+}
+
+void Future::wait() const {
+  if (state_) state_->wait();
+  // Roots claimed by an earlier submission (perhaps on another stream) finish there.
+  for (const Tensor& r : tensors_) {
+    auto st = r.node()->state.load(std::memory_order_acquire);
+    while (st == detail::NodeState::scheduled) {
+      r.node()->state.wait(st, std::memory_order_acquire);
+      st = r.node()->state.load(std::memory_order_acquire);
+    }
+  }
+}
+
+bool Future::ready() const {
+  if (state_ && !state_->done.load(std::memory_order_acquire)) return false;
+  for (const Tensor& r : tensors_)
+    if (r.node()->state.load(std::memory_order_acquire) == detail::NodeState::scheduled) return false;
+  return true;
+}
+
+const std::vector<Tensor>& Future::get() const {
+  wait();
+  if (state_ && state_->error) std::rethrow_exception(state_->error);
+  // A root claimed by another submission that failed there carries that error.
+  if (auto e = earlier_error(tensors_)) std::rethrow_exception(e);
+  return tensors_;
+}
+
+EagerScope::EagerScope() { ++eager_depth; }
+EagerScope::~EagerScope() { --eager_depth; }
+bool eager_mode() { return eager_depth > 0; }
+
+}  // namespace wick

@@ -1,0 +1,181 @@
+#include "runtime/stream.h"
+
+#include <chrono>
+#include <map>
+
+#include "graph/primitive.h"
+#include "wick/error.h"
+
+namespace wick::detail {
+namespace {
+
+// Short waits are common (a small graph finishes in microseconds), and a futex wake-up costs
+// more than that on a VM: both sides spin this long before sleeping.
+constexpr auto kSpin = std::chrono::microseconds(30);
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+template <class Pred>
+bool spin_until(Pred&& ready) {
+  auto until = std::chrono::steady_clock::now() + kSpin;
+  for (int i = 0;; ++i) {
+    if (ready()) return true;
+    cpu_relax();
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() > until) return false;
+  }
+}
+
+std::exception_ptr as_wick_error(const Node& n, std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const Error&) {
+    return e;
+  } catch (const std::exception& ex) {
+    return std::make_exception_ptr(Error(std::string(n.primitive->name()) + ": " + ex.what()));
+  } catch (...) {
+    return std::make_exception_ptr(Error(std::string(n.primitive->name()) + ": unknown failure"));
+  }
+}
+
+}  // namespace
+
+void FutureState::finish(std::exception_ptr e) {
+  {
+    std::lock_guard lock(mutex);
+    error = std::move(e);
+    done.store(true, std::memory_order_release);
+  }
+  cv.notify_all();
+}
+
+void FutureState::wait() {
+  if (spin_until([&] { return done.load(std::memory_order_acquire); })) return;
+  std::unique_lock lock(mutex);
+  cv.wait(lock, [&] { return done.load(std::memory_order_acquire); });
+}
+
+void run_submission(Submission& s) {
+  std::exception_ptr first_error;
+  std::vector<Node*> ins;
+  for (Node* n : s.order) {
+    ins.clear();
+    std::exception_ptr input_error;
+    for (const Tensor& t : n->inputs) {
+      Node* in = t.node();
+      // Nodes scheduled by an earlier submission (maybe on another stream) may still be running.
+      NodeState st = in->state.load(std::memory_order_acquire);
+      while (st == NodeState::scheduled) {
+        in->state.wait(st, std::memory_order_acquire);
+        st = in->state.load(std::memory_order_acquire);
+      }
+      if (st == NodeState::failed && !input_error) input_error = in->error;
+      ins.push_back(in);
+    }
+    if (!input_error) {
+      try {
+        n->primitive->eval_cpu(ins, *n);
+      } catch (...) {
+        input_error = as_wick_error(*n, std::current_exception());
+      }
+    }
+    if (input_error) {
+      n->error = input_error;
+      n->storage.reset();
+      n->state.store(NodeState::failed, std::memory_order_release);
+      if (!first_error) first_error = input_error;
+    } else {
+      n->state.store(NodeState::ready, std::memory_order_release);
+    }
+    n->state.notify_all();
+    // Detach: the value (or error) no longer needs the graph behind it. Dropping inputs here,
+    // not at the end, frees intermediates as soon as their last consumer has run.
+    n->inputs.clear();
+    n->primitive.reset();
+  }
+  s.future->finish(first_error);
+}
+
+StreamWorker::StreamWorker(Stream s) : stream_(s), thread_([this] { loop(); }) {}
+
+StreamWorker::~StreamWorker() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void StreamWorker::submit(Submission s) {
+  {
+    std::lock_guard lock(mutex_);
+    queue_.push_back(std::move(s));
+    queued_.fetch_add(1, std::memory_order_release);
+  }
+  cv_.notify_one();
+}
+
+void StreamWorker::loop() {
+  for (;;) {
+    spin_until([&] { return queued_.load(std::memory_order_acquire) > 0; });
+    Submission s;
+    {
+      std::unique_lock lock(mutex_);
+      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stop requested and nothing left
+      s = std::move(queue_.front());
+      queue_.pop_front();
+      queued_.fetch_sub(1, std::memory_order_release);
+    }
+    run_submission(s);
+  }
+}
+
+namespace {
+struct Registry {
+  std::mutex mutex;
+  int next_id = 1;
+  std::map<int, std::unique_ptr<StreamWorker>> workers;
+};
+Registry& registry() {
+  // Leaked on purpose: worker threads must outlive every static that might still evaluate.
+  static Registry* r = new Registry();
+  return *r;
+}
+}  // namespace
+
+StreamWorker& worker_for(Stream s) {
+  if (s.device.type != Device::Type::cpu) {
+    throw Error("eval_async: device " + s.device.str() + " is not available in this build");
+  }
+  Registry& r = registry();
+  std::lock_guard lock(r.mutex);
+  auto it = r.workers.find(s.id);
+  if (it == r.workers.end()) {
+    if (s.id != 0 && s.id >= r.next_id) throw Error("eval_async: unknown stream " + std::to_string(s.id));
+    it = r.workers.emplace(s.id, std::make_unique<StreamWorker>(s)).first;
+  }
+  return *it->second;
+}
+
+}  // namespace wick::detail
+
+namespace wick {
+
+std::string Device::str() const {
+  return (type == Type::cpu ? "cpu:" : "cuda:") + std::to_string(index);
+}
+
+Stream default_stream(Device d) { return Stream{0, d}; }
+
+Stream new_stream(Device d) {
+  auto& r = detail::registry();
+  std::lock_guard lock(r.mutex);
+  return Stream{r.next_id++, d};
+}
+
+}  // namespace wick

@@ -1,0 +1,57 @@
+#pragma once
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "graph/node.h"
+#include "wick/device.h"
+
+namespace wick::detail {
+
+/// Completion of one submission; shared by every Future copy.
+struct FutureState {
+  std::atomic<bool> done{false};
+  std::exception_ptr error;
+  std::mutex mutex;
+  std::condition_variable cv;
+
+  void finish(std::exception_ptr e);
+  void wait();
+};
+
+/// One evaluation: the pending nodes in topological order (raw pointers: each is kept alive by
+/// its consumer or by `roots` until it has run) and the roots the caller asked for.
+struct Submission {
+  std::vector<Node*> order;
+  std::vector<Tensor> roots;
+  std::shared_ptr<FutureState> future;
+};
+
+/// The worker of one stream: runs submissions in order on its own thread.
+class StreamWorker {
+ public:
+  explicit StreamWorker(Stream s);
+  ~StreamWorker();
+  void submit(Submission s);
+
+ private:
+  void loop();
+
+  Stream stream_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<Submission> queue_;
+  std::atomic<int> queued_{0};
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+StreamWorker& worker_for(Stream s);
+/// Executes a submission's nodes in order on the calling thread and completes its future.
+void run_submission(Submission& s);
+
+}  // namespace wick::detail
