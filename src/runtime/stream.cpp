@@ -11,7 +11,8 @@ namespace {
 
 // Short waits are common (a small graph finishes in microseconds), and a futex wake-up costs
 // more than that on a VM: both sides spin this long before sleeping.
-constexpr auto kSpin = std::chrono::microseconds(30);
+constexpr auto kWorkerSpin = std::chrono::microseconds(300);
+constexpr auto kWaiterSpin = std::chrono::microseconds(20);
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -20,8 +21,8 @@ inline void cpu_relax() {
 }
 
 template <class Pred>
-bool spin_until(Pred&& ready) {
-  auto until = std::chrono::steady_clock::now() + kSpin;
+bool spin_until(std::chrono::microseconds spin, Pred&& ready) {
+  auto until = std::chrono::steady_clock::now() + spin;
   for (int i = 0;; ++i) {
     if (ready()) return true;
     cpu_relax();
@@ -53,7 +54,7 @@ void FutureState::finish(std::exception_ptr e) {
 }
 
 void FutureState::wait() {
-  if (spin_until([&] { return done.load(std::memory_order_acquire); })) return;
+  if (spin_until(kWaiterSpin, [&] { return done.load(std::memory_order_acquire); })) return;
   std::unique_lock lock(mutex);
   cv.wait(lock, [&] { return done.load(std::memory_order_acquire); });
 }
@@ -121,7 +122,7 @@ void StreamWorker::submit(Submission s) {
 
 void StreamWorker::loop() {
   for (;;) {
-    spin_until([&] { return queued_.load(std::memory_order_acquire) > 0; });
+    spin_until(kWorkerSpin, [&] { return queued_.load(std::memory_order_acquire) > 0; });
     Submission s;
     {
       std::unique_lock lock(mutex_);
