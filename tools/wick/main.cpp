@@ -15,9 +15,7 @@
 #include "command.h"
 #include "wick/wick.h"
 
-#ifndef WICK_VERSION_STRING
-#define WICK_VERSION_STRING "0.1.0"
-#endif
+// WICK_VERSION_STRING comes from the CMake project version (tools/wick/CMakeLists.txt).
 
 namespace wick::cli {
 
