@@ -13,7 +13,7 @@ class Primitive;
 
 /// Evaluation state of a node. Pending nodes may be scheduled by exactly one submission; the
 /// runtime moves them to ready (data present) or failed (error present) and notifies waiters.
-enum class NodeState : uint8_t { pending, scheduled, ready, failed };
+enum class NodeState : uint32_t { pending, scheduled, ready, failed };  // 32-bit: futex-sized waits
 
 /// One value of the graph. Shape and dtype are fixed when the op is built; storage, strides and
 /// offset exist once it is evaluated, after which inputs and primitive are dropped (detached) so

@@ -260,6 +260,7 @@ Tensor embedding(const Tensor& weight, const Tensor& ids) {
   require_defined("embedding", {&weight, &ids});
   if (weight.ndim() != 2)
     throw Error("embedding: weight must be [vocab, dim], got " + shape_str(weight.shape()));
+  require_index_dtype(ids, "embedding");
   return take(weight, ids, 0);
 }
 

@@ -19,14 +19,15 @@ std::mutex& schedule_mutex() {
 thread_local int eager_depth = 0;
 
 /// Claims every pending node the roots depend on and returns them in topological order. The
-/// walk uses an explicit stack so graph depth is bounded only by memory.
+/// walk uses an explicit stack so graph depth is bounded only by memory. The caller holds
+/// schedule_mutex() until the submission is queued: a submission that depends on nodes claimed
+/// by another must never reach a stream's queue ahead of it.
 std::vector<detail::Node*> schedule(const std::vector<Tensor>& roots) {
   using detail::Node;
   using detail::NodeState;
   std::vector<Node*> order;
   std::unordered_set<Node*> seen;
   std::vector<std::pair<Node*, size_t>> stack;
-  std::lock_guard lock(schedule_mutex());
   for (const Tensor& r : roots) {
     if (!r.defined()) throw Error("eval: null tensor");
     Node* root = r.node();
@@ -66,15 +67,17 @@ std::exception_ptr earlier_error(const std::vector<Tensor>& roots) {
 
 Future eval_async(const std::vector<Tensor>& tensors, Stream stream) {
   auto state = std::make_shared<detail::FutureState>();
+  detail::StreamWorker& worker = detail::worker_for(stream);
   detail::Submission s;
-  s.order = schedule(tensors);
   s.roots = tensors;
   s.future = state;
+  std::lock_guard lock(schedule_mutex());
+  s.order = schedule(tensors);
   if (s.order.empty()) {
     state->finish(nullptr);
-    return Future(state, tensors);
+  } else {
+    worker.submit(std::move(s));
   }
-  detail::worker_for(stream).submit(std::move(s));
   return Future(state, tensors);
 }
 

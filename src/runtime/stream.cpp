@@ -9,24 +9,20 @@
 namespace wick::detail {
 namespace {
 
-// Short waits are common (a small graph finishes in microseconds), and a futex wake-up costs
-// more than that on a VM: both sides spin this long before sleeping.
+// Short waits are common (a small graph finishes in microseconds) and a futex wake-up costs tens
+// of microseconds on a VM, so both sides poll before sleeping. They poll with sched_yield, not a
+// pause loop: on a 2-core machine a pure spinner takes the core that the kernel's second
+// OpenMP thread (or the host thread building the next graph) needs.
 constexpr auto kWorkerSpin = std::chrono::microseconds(300);
-constexpr auto kWaiterSpin = std::chrono::microseconds(20);
-
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
+constexpr auto kWaiterSpin = std::chrono::microseconds(50);
 
 template <class Pred>
 bool spin_until(std::chrono::microseconds spin, Pred&& ready) {
   auto until = std::chrono::steady_clock::now() + spin;
-  for (int i = 0;; ++i) {
+  for (;;) {
     if (ready()) return true;
-    cpu_relax();
-    if ((i & 63) == 63 && std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::yield();
+    if (std::chrono::steady_clock::now() > until) return ready();
   }
 }
 
@@ -97,6 +93,10 @@ void run_submission(Submission& s) {
     n->inputs.clear();
     n->primitive.reset();
   }
+  // The caller's Future holds the roots; dropping ours before signalling completion means that
+  // once a waiter returns and drops its handles, the memory is really free.
+  s.roots.clear();
+  s.order.clear();
   s.future->finish(first_error);
 }
 
