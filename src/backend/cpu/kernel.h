@@ -25,12 +25,12 @@ template <class T>
 using compute_t = std::conditional_t<is_half_v<T>, float, T>;
 
 template <class T>
-inline compute_t<T> load(const T* p) {
+[[gnu::always_inline]] inline compute_t<T> load(const T* p) {
   if constexpr (is_half_v<T>) return static_cast<float>(*p);
   else return *p;
 }
 template <class T, class V>
-inline void store(T* p, V v) {
+[[gnu::always_inline]] inline void store(T* p, V v) {
   if constexpr (is_half_v<T>) *p = T(static_cast<float>(v));
   else *p = static_cast<T>(v);
 }

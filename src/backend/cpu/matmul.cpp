@@ -22,11 +22,12 @@
 namespace wick::cpu {
 namespace {
 
-/// Per-thread grow-only scratch for oneDNN's scratchpad (small, a few hundred KiB).
-float* thread_scratch(size_t n) {
-  thread_local std::vector<float> buf;
-  if (buf.size() < n) buf.resize(n);
-  return buf.data();
+/// Per-thread grow-only scratch for small temporaries (oneDNN's scratchpad, small transposes).
+float* thread_scratch(int slot, size_t n) {
+  thread_local std::vector<float> bufs[2];
+  std::vector<float>& b = bufs[slot];
+  if (b.size() < n) b.resize(n);
+  return b.data();
 }
 
 /// An uninitialised f32 buffer from the caching allocator (large temporaries are not kept).
@@ -95,7 +96,7 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, float alpha, GemmOperand a, GemmO
       dnnl::matmul::primitive_desc pd(md, attr, eng);  // served from oneDNN's primitive cache
       dnnl::matmul prim(pd);
       memory::desc sd = pd.scratchpad_desc();
-      float* sp = thread_scratch(sd.get_size() / sizeof(float) + 1);
+      float* sp = thread_scratch(0, sd.get_size() / sizeof(float) + 1);
       thread_local dnnl::stream stream(eng);
       std::unordered_map<int, memory> args = {
           {DNNL_ARG_SRC, memory(ad, eng, const_cast<float*>(a.p))},
@@ -109,6 +110,14 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, float alpha, GemmOperand a, GemmO
     } catch (const dnnl::error&) {
       // Not supported by the primitive on this machine: dnnl_sgemm below handles everything.
     }
+  }
+  if (b.trans == 'T' && M >= 8 && K * N <= (int64_t{1} << 16)) {
+    // dnnl_sgemm's transposed-B path has a large fixed cost; a small B (e.g. a LoRA factor)
+    // is cheaper to transpose first.
+    float* bt = thread_scratch(1, static_cast<size_t>(K * N));
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t j = 0; j < N; ++j) bt[k * N + j] = b.p[j * b.ld + k];
+    b = {bt, 'N', N};
   }
   if (bias) {
     for (int64_t i = 0; i < M; ++i) std::memcpy(c + i * ldc, bias, N * sizeof(float));
@@ -150,19 +159,19 @@ GemmOperand widen(const T* src, const Strided2& m, float* dst) {
   return {dst, 'N', std::max<int64_t>(m.cols, 1)};
 }
 
-/// A GEMM operand for the f32 matrix of `n` at element offset `off`: the data itself when its
-/// layout allows, else a widened/dense copy in scratch slot `slot`.
-GemmOperand operand(const Node& n, int64_t off, const Strided2& m, int slot) {
+/// A GEMM operand for the matrix of `n` at element offset `off`: the data itself when it is f32
+/// and its layout allows, else a widened/dense f32 copy held by `hold`.
+GemmOperand operand(const Node& n, int64_t off, const Strided2& m, F32Buf& hold) {
   if (n.dtype == DType::f32) {
     GemmOperand g;
     if (gemm_layout(m, g.trans, g.ld)) {
-      g.p = n.data<float>() + off;
+      g.p = n.data<float>() - n.offset + off;
       return g;
     }
   }
-  float* dst = scratch(slot, static_cast<size_t>(m.rows * m.cols));
+  float* dst = hold.reset(static_cast<size_t>(m.rows * m.cols));
   return dispatch_float(n.dtype, "matmul", [&]<class T>() {
-    return widen(n.data<T>() + off, m, dst);
+    return widen(n.data<T>() - n.offset + off, m, dst);
   });
 }
 
@@ -231,6 +240,24 @@ void for_each_maybe_parallel(int64_t n, bool parallel, F&& body) {
   if (err) std::rethrow_exception(err);
 }
 
+/// A batch of f32 matrices for GEMM: matrix bi starts at base + batch_offset(bi, batch, bst).
+struct BatchOperand {
+  const float* base;
+  char trans;
+  int64_t ld;
+  Strides bst;
+};
+
+/// The node's own data when it is f32 with a GEMM layout, else a dense f32 copy of all of it.
+BatchOperand batch_operand(const Node& n, const Strided2& m, const Strides& bst, F32Buf& hold) {
+  BatchOperand g{n.data<float>(), 'N', 1, bst};
+  if (n.dtype == DType::f32 && gemm_layout(m, g.trans, g.ld)) return g;
+  widen_all(n, hold.reset(static_cast<size_t>(n.size())));
+  Strides dense = contiguous_strides(n.shape);
+  dense.resize(bst.size());
+  return {hold.p, 'N', std::max<int64_t>(m.cols, 1), dense};
+}
+
 void matmul_f32(const Node& a, const Node& b, Node& out) {
   size_t nd = out.shape.size();
   int64_t M = out.shape[nd - 2], N = out.shape[nd - 1], K = a.shape.back();
@@ -241,12 +268,13 @@ void matmul_f32(const Node& a, const Node& b, Node& out) {
   sb.resize(nd - 2);
   int64_t nb = numel(batch);
   bool f32_out = out.dtype == DType::f32;
-  float* outp = f32_out ? out.data<float>() : scratch(2, static_cast<size_t>(nb * M * N));
+  F32Buf out_buf, a_buf, b_buf;
+  float* outp = f32_out ? out.data<float>() : out_buf.reset(static_cast<size_t>(nb * M * N));
 
   bool b_shared = std::all_of(sb.begin(), sb.end(), [](int64_t s) { return s == 0; });
   if (nb == 1 || b_shared) {
     // Every batch uses the same right operand: one GEMM over all nb·M rows.
-    GemmOperand gb = operand(b, b.offset, mb, 1);
+    GemmOperand gb = operand(b, b.offset, mb, b_buf);
     Strided2 rows{nb * M, K, 0, ma.cs};
     GemmOperand ga;
     int64_t rs = merged_row_stride(a, batch, sa, ma);
@@ -257,23 +285,24 @@ void matmul_f32(const Node& a, const Node& b, Node& out) {
     }
     if (rs < 0) {
       if (nb == 1) {
-        ga = operand(a, a.offset, ma, 0);
+        ga = operand(a, a.offset, ma, a_buf);
       } else {
-        float* dst = scratch(0, static_cast<size_t>(nb * M * K));
-        widen_all(a, dst);
-        ga = {dst, 'N', std::max<int64_t>(K, 1)};
+        widen_all(a, a_buf.reset(static_cast<size_t>(nb * M * K)));
+        ga = {a_buf.p, 'N', std::max<int64_t>(K, 1)};
       }
     }
     gemm_f32(nb * M, N, K, 1.0f, ga, gb, 0.0f, outp, N);
   } else {
     // A batch of independent products; small ones are spread over the threads (oneDNN then
     // runs each single-threaded), large ones use oneDNN's own threading.
+    BatchOperand ba = batch_operand(a, ma, sa, a_buf);
+    BatchOperand bb = batch_operand(b, mb, sb, b_buf);
     int threads = omp_get_max_threads();
     double flops = 2.0 * M * N * K;
     bool parallel = threads > 1 && nb >= 2 && flops * nb >= 2e5 && (nb >= threads || flops < 4e6);
     for_each_maybe_parallel(nb, parallel, [&](int64_t bi) {
-      GemmOperand ga = operand(a, a.offset + batch_offset(bi, batch, sa), ma, 0);
-      GemmOperand gb = operand(b, b.offset + batch_offset(bi, batch, sb), mb, 1);
+      GemmOperand ga{ba.base + batch_offset(bi, batch, ba.bst), ba.trans, ba.ld};
+      GemmOperand gb{bb.base + batch_offset(bi, batch, bb.bst), bb.trans, bb.ld};
       gemm_f32(M, N, K, 1.0f, ga, gb, 0.0f, outp + bi * M * N, N);
     });
   }
@@ -338,7 +367,9 @@ void Matmul::eval_cpu(std::span<Node* const> in, Node& out) {
     default:
       if (a.dtype != out.dtype || b.dtype != out.dtype)
         throw Error("matmul: operands must have the output dtype " + std::string(dtype_name(out.dtype)));
-      dispatch(out.dtype, [&]<class T>() { matmul_naive<T>(a, b, out); });
+      dispatch(out.dtype, [&]<class T>() {
+        if constexpr (!is_half_v<T>) matmul_naive<T>(a, b, out);
+      });
   }
 }
 
@@ -398,18 +429,18 @@ void LoraLinear::eval_cpu(std::span<Node* const> in, Node& out) {
     xs_outer.pop_back();
   }
   GemmOperand gx;
+  F32Buf x_buf, w_buf, a_buf, b_buf, out_buf;
   int64_t xrs = merged_row_stride(x, lead_outer, xs_outer, mx);
   Strided2 rows{M, n_in, xrs, x.strides.back()};
   if (xrs < 0 || !gemm_layout(rows, gx.trans, gx.ld)) {
-    float* dst = scratch(0, static_cast<size_t>(M * n_in));
-    widen_all(x, dst);
-    gx = {dst, 'N', std::max<int64_t>(n_in, 1)};
+    widen_all(x, x_buf.reset(static_cast<size_t>(M * n_in)));
+    gx = {x_buf.p, 'N', std::max<int64_t>(n_in, 1)};
   } else {
     gx.p = x.data<float>();
   }
   // Wᵀ [in, out], Aᵀ [in, r], Bᵀ [r, out] as strided views of the weights.
-  GemmOperand gw = operand(w, w.offset, {n_in, n_out, w.strides[1], w.strides[0]}, 1);
-  GemmOperand ga = operand(la, la.offset, {n_in, r, la.strides[1], la.strides[0]}, 2);
+  GemmOperand gw = operand(w, w.offset, {n_in, n_out, w.strides[1], w.strides[0]}, w_buf);
+  GemmOperand ga = operand(la, la.offset, {n_in, r, la.strides[1], la.strides[0]}, a_buf);
   float* bias_f32 = nullptr;
   std::vector<float> bias_buf;
   if (bias) {
@@ -420,16 +451,13 @@ void LoraLinear::eval_cpu(std::span<Node* const> in, Node& out) {
     bias_f32 = bias_buf.data();
   }
   bool f32_out = out.dtype == DType::f32;
-  std::vector<float> out_buf;
-  if (!f32_out) out_buf.resize(static_cast<size_t>(M * n_out));
-  float* o = f32_out ? out.data<float>() : out_buf.data();
+  float* o = f32_out ? out.data<float>() : out_buf.reset(static_cast<size_t>(M * n_out));
 
   gemm_f32(M, n_out, n_in, 1.0f, gx, gw, 0.0f, o, n_out, bias_f32);
   if (r > 0) {
     std::vector<float> xa(static_cast<size_t>(M * r));
     gemm_f32(M, r, n_in, 1.0f, gx, ga, 0.0f, xa.data(), r);
-    // Bᵀ is read only after x and Aᵀ are done with their scratch slots.
-    GemmOperand gb = operand(lb, lb.offset, {r, n_out, lb.strides[1], lb.strides[0]}, 2);
+    GemmOperand gb = operand(lb, lb.offset, {r, n_out, lb.strides[1], lb.strides[0]}, b_buf);
     gemm_f32(M, n_out, r, static_cast<float>(scale), {xa.data(), 'N', r}, gb, 1.0f, o, n_out);
   }
   if (!f32_out) {

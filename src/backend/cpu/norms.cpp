@@ -1,0 +1,247 @@
+// RMSNorm and LayerNorm over the last axis. f32/f16/bf16 compute in f32 (HF's order for RMSNorm:
+// x · rsqrt(mean(x²) + eps), then · w, rounded to the output dtype once); f64 in f64. Rows are
+// split across threads; weight and bias are widened once per call.
+#include <cmath>
+#include <vector>
+
+#include "backend/cpu/kernel.h"
+#include "backend/cpu/vmath.h"
+#include "graph/primitives.h"
+
+namespace wick::cpu {
+namespace {
+
+/// Element offset of row r (row-major over all axes but the last) of a strided node.
+struct RowOffsets {
+  Shape lead;
+  Strides st;
+  int64_t uniform = 0;  // stride between consecutive rows when it is one number, else -1
+
+  explicit RowOffsets(const Node& n) : lead(n.shape.begin(), n.shape.end() - 1), st(n.strides.begin(), n.strides.end() - 1) {
+    int64_t expect = -1;
+    for (size_t d = lead.size(); d-- > 0;) {
+      if (lead[d] == 1) continue;
+      if (expect < 0) {
+        uniform = st[d];
+      } else if (st[d] != expect) {
+        uniform = -1;
+        break;
+      }
+      expect = st[d] * lead[d];
+    }
+  }
+  int64_t operator()(int64_t r) const {
+    if (uniform >= 0) return r * uniform;
+    int64_t off = 0;
+    for (size_t d = lead.size(); d-- > 0;) {
+      off += (r % lead[d]) * st[d];
+      r /= lead[d];
+    }
+    return off;
+  }
+};
+
+float* row_buffer(size_t n) {
+  thread_local std::vector<float> buf;
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
+}
+
+/// A 1-d parameter [D] as dense compute-type values (points at the data when already so).
+template <class C>
+struct Param {
+  std::vector<C> buf;
+  const C* p = nullptr;
+  Param(const Node* n, int64_t d) {
+    if (!n) return;
+    int64_t s = d == 1 ? 1 : n->strides[0];
+    if (n->dtype == dtype_of_v<C> && s == 1) {
+      p = n->data<C>();
+      return;
+    }
+    buf.resize(static_cast<size_t>(d));
+    dispatch_float(n->dtype, "norm", [&]<class T>() {
+      const T* src = n->data<T>();
+      for (int64_t i = 0; i < d; ++i) buf[i] = static_cast<C>(load(src + i * s));
+    });
+    p = buf.data();
+  }
+};
+
+/// Sum of squares with several independent accumulators (a single SIMD accumulator would be
+/// bound by the add latency on rows of a few hundred elements).
+inline float sum_sq(const float* x, int64_t n) {
+  constexpr int kLanes = 64;
+  float acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) acc[j] = fmadd(x[i + j], x[i + j], acc[j]);
+  float s = 0.0f;
+  for (; i < n; ++i) s = fmadd(x[i], x[i], s);
+  for (int j = 0; j < kLanes; ++j) s += acc[j];
+  return s;
+}
+
+inline float sum_of(const float* x, int64_t n) {
+  constexpr int kLanes = 64;
+  float acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) acc[j] += x[i + j];
+  float s = 0.0f;
+  for (; i < n; ++i) s += x[i];
+  for (int j = 0; j < kLanes; ++j) s += acc[j];
+  return s;
+}
+
+inline float sum_sq_dev(const float* x, float mean, int64_t n) {
+  constexpr int kLanes = 64;
+  float acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) {
+      float d = x[i + j] - mean;
+      acc[j] = fmadd(d, d, acc[j]);
+    }
+  float s = 0.0f;
+  for (; i < n; ++i) {
+    float d = x[i] - mean;
+    s = fmadd(d, d, s);
+  }
+  for (int j = 0; j < kLanes; ++j) s += acc[j];
+  return s;
+}
+
+/// y = x · rsqrt(mean(x²) + eps) (· w) for one dense f32 row; y may alias x.
+void rms_row(const float* x, const float* w, float* y, int64_t n, float eps) {
+  float r = 1.0f / std::sqrt(sum_sq(x, n) / static_cast<float>(n) + eps);
+  if (w) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] = (x[i] * r) * w[i];
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] * r;
+  }
+}
+
+/// y = (x - mean) · rsqrt(var + eps) (· w) (+ b) for one dense f32 row; y may alias x.
+void layer_row(const float* x, const float* w, const float* b, float* y, int64_t n, float eps) {
+  float mean = sum_of(x, n) / static_cast<float>(n);
+  float r = 1.0f / std::sqrt(sum_sq_dev(x, mean, n) / static_cast<float>(n) + eps);
+  if (w && b) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] = fmadd((x[i] - mean) * r, w[i], b[i]);
+  } else if (w) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] = ((x[i] - mean) * r) * w[i];
+  } else if (b) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - mean) * r + b[i];
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - mean) * r;
+  }
+}
+
+/// Shared driver: row(xr, yr) computes one dense row in the compute type.
+template <class T, class RowF32, class RowF64>
+void norm_rows(const Node& x, Node& out, int64_t cost, RowF32&& row32, RowF64&& row64) {
+  int64_t n = x.shape.back();
+  int64_t rows = out.size() / n;
+  int64_t xs = n == 1 ? 1 : x.strides.back();
+  RowOffsets offs(x);
+  const T* xp = x.data<T>();
+  T* yp = out.data<T>();
+  parallel_for(rows, cost * n, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const T* xr = xp + offs(r);
+      T* yr = yp + r * n;
+      if constexpr (std::is_same_v<T, double>) {
+        row64(xr, xs, yr);
+      } else if constexpr (std::is_same_v<T, float>) {
+        if (xs == 1) {
+          row32(xr, yr);
+        } else {
+          to_f32(xr, xs, yr, n);
+          row32(yr, yr);
+        }
+      } else {
+        float* buf = row_buffer(static_cast<size_t>(n));
+        to_f32(xr, xs, buf, n);
+        row32(buf, buf);
+        from_f32(buf, yr, n);
+      }
+    }
+  });
+}
+
+}  // namespace
+}  // namespace wick::cpu
+
+namespace wick::detail {
+using namespace cpu;
+
+void RmsNorm::eval_cpu(std::span<Node* const> in, Node& out) {
+  const Node& x = *in[0];
+  if (x.dtype != out.dtype)
+    throw Error(std::string("rms_norm: input dtype ") + dtype_name(x.dtype) + " != output " + dtype_name(out.dtype));
+  const Node* wn = has_weight ? in[1] : nullptr;
+  // Each row is read completely before it is written: x's buffer may become the output.
+  alloc_output_donating(out, in.subspan(0, 1));
+  if (out.size() == 0) return;
+  int64_t n = x.shape.back();
+  dispatch_float(out.dtype, "rms_norm", [&]<class T>() {
+    if constexpr (std::is_same_v<T, double>) {
+      Param<double> w(wn, n);
+      norm_rows<T>(x, out, 3, [](const float*, float*) {}, [&](const double* xr, int64_t xs, double* yr) {
+        double s = 0;
+        for (int64_t i = 0; i < n; ++i) s += xr[i * xs] * xr[i * xs];
+        double r = 1.0 / std::sqrt(s / static_cast<double>(n) + eps);
+        for (int64_t i = 0; i < n; ++i) yr[i] = w.p ? (xr[i * xs] * r) * w.p[i] : xr[i * xs] * r;
+      });
+    } else {
+      Param<float> w(wn, n);
+      float e = static_cast<float>(eps);
+      norm_rows<T>(x, out, 3, [&](const float* xr, float* yr) { rms_row(xr, w.p, yr, n, e); },
+                   [](const double*, int64_t, double*) {});
+    }
+  });
+}
+
+void LayerNorm::eval_cpu(std::span<Node* const> in, Node& out) {
+  const Node& x = *in[0];
+  if (x.dtype != out.dtype)
+    throw Error(std::string("layer_norm: input dtype ") + dtype_name(x.dtype) + " != output " + dtype_name(out.dtype));
+  size_t k = 1;
+  const Node* wn = has_weight ? in[k++] : nullptr;
+  const Node* bn = has_bias ? in[k++] : nullptr;
+  alloc_output_donating(out, in.subspan(0, 1));
+  if (out.size() == 0) return;
+  int64_t n = x.shape.back();
+  dispatch_float(out.dtype, "layer_norm", [&]<class T>() {
+    if constexpr (std::is_same_v<T, double>) {
+      Param<double> w(wn, n), b(bn, n);
+      norm_rows<T>(x, out, 4, [](const float*, float*) {}, [&](const double* xr, int64_t xs, double* yr) {
+        double s = 0;
+        for (int64_t i = 0; i < n; ++i) s += xr[i * xs];
+        double mean = s / static_cast<double>(n);
+        double v = 0;
+        for (int64_t i = 0; i < n; ++i) v += (xr[i * xs] - mean) * (xr[i * xs] - mean);
+        double r = 1.0 / std::sqrt(v / static_cast<double>(n) + eps);
+        for (int64_t i = 0; i < n; ++i) {
+          double y = (xr[i * xs] - mean) * r;
+          if (w.p) y *= w.p[i];
+          if (b.p) y += b.p[i];
+          yr[i] = y;
+        }
+      });
+    } else {
+      Param<float> w(wn, n), b(bn, n);
+      float e = static_cast<float>(eps);
+      norm_rows<T>(x, out, 4, [&](const float* xr, float* yr) { layer_row(xr, w.p, b.p, yr, n, e); },
+                   [](const double*, int64_t, double*) {});
+    }
+  });
+}
+
+}  // namespace wick::detail
