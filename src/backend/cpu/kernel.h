@@ -102,6 +102,24 @@ void parallel_for(int64_t n, int64_t cost_per_item, F&& f) {
   }
 }
 
+/// While alive, OpenMP regions started from this thread (ours and oneDNN's) use one thread.
+/// For small work the fork costs more than it saves, and the woken pool thread keeps spinning
+/// afterwards on the core the host thread needs to build the next graph.
+class SerialScope {
+ public:
+  explicit SerialScope(bool serial) : prev_(serial ? omp_get_max_threads() : 0) {
+    if (serial) omp_set_num_threads(1);
+  }
+  ~SerialScope() {
+    if (prev_) omp_set_num_threads(prev_);
+  }
+  SerialScope(const SerialScope&) = delete;
+  SerialScope& operator=(const SerialScope&) = delete;
+
+ private:
+  int prev_;
+};
+
 /// Iterates an n-d index space given by `shape` for K operands with their strides (in elements),
 /// after merging axes that are contiguous for every operand. Calls
 /// inner(offsets[K], inner_strides[K], inner_len) for each run of the innermost merged axis,

@@ -72,6 +72,8 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, float alpha, GemmOperand a, GemmO
     }
     return;
   }
+  // Below ~4 MFLOP (tens of microseconds on one core) a GEMM runs on the calling thread alone.
+  SerialScope serial(2 * M * N * K < (int64_t{1} << 22));
   bool use_primitive = b.trans == 'T' && M >= 16 && N >= 32 && K >= 32 && M * N * K >= (1 << 18) &&
                        (bias == nullptr || alpha == 1.0f);
   if (use_primitive) {
