@@ -224,4 +224,8 @@ class TakeAlongAxis : public Primitive {
 
 #undef WICK_PRIMITIVE
 
+/// Initialises the CPU backend's libraries (called once by the runtime before its first
+/// evaluation, so their global state outlives the runtime's exit handler).
+void prepare_cpu_backend();
+
 }  // namespace wick::detail

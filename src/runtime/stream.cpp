@@ -3,7 +3,7 @@
 #include <chrono>
 #include <map>
 
-#include "graph/primitive.h"
+#include "graph/primitives.h"
 #include "wick/error.h"
 
 namespace wick::detail {
@@ -116,6 +116,7 @@ void StreamWorker::submit(Submission s) {
   {
     std::lock_guard lock(mutex_);
     queue_.push_back(std::move(s));
+    ++submitted_;
     queued_.fetch_add(1, std::memory_order_release);
   }
   cv_.notify_one();
@@ -134,7 +135,18 @@ void StreamWorker::loop() {
       queued_.fetch_sub(1, std::memory_order_release);
     }
     run_submission(s);
+    {
+      std::lock_guard lock(mutex_);
+      ++completed_;
+    }
+    done_cv_.notify_all();
   }
+}
+
+void StreamWorker::drain() {
+  std::unique_lock lock(mutex_);
+  uint64_t target = submitted_;
+  done_cv_.wait(lock, [&] { return completed_ >= target; });
 }
 
 namespace {
@@ -148,6 +160,18 @@ Registry& registry() {
   static Registry* r = new Registry();
   return *r;
 }
+
+/// At exit, lets in-flight evaluations finish before static destructors (ours, oneDNN's, the
+/// OpenMP runtime's) pull their state from under a running kernel.
+void drain_at_exit() {
+  Registry& r = registry();
+  std::vector<StreamWorker*> workers;
+  {
+    std::lock_guard lock(r.mutex);
+    for (auto& [id, w] : r.workers) workers.push_back(w.get());
+  }
+  for (StreamWorker* w : workers) w->drain();
+}
 }  // namespace
 
 StreamWorker& worker_for(Stream s) {
@@ -156,6 +180,12 @@ StreamWorker& worker_for(Stream s) {
   }
   Registry& r = registry();
   std::lock_guard lock(r.mutex);
+  static bool prepared = [] {
+    prepare_cpu_backend();
+    std::atexit(drain_at_exit);  // registered after the backend's statics: runs before them
+    return true;
+  }();
+  (void)prepared;
   auto it = r.workers.find(s.id);
   if (it == r.workers.end()) {
     if (s.id != 0 && s.id >= r.next_id) throw Error("eval_async: unknown stream " + std::to_string(s.id));

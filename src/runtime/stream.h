@@ -37,6 +37,8 @@ class StreamWorker {
   explicit StreamWorker(Stream s);
   ~StreamWorker();
   void submit(Submission s);
+  /// Blocks until every submission queued before this call has finished.
+  void drain();
 
  private:
   void loop();
@@ -46,6 +48,9 @@ class StreamWorker {
   std::condition_variable cv_;
   std::deque<Submission> queue_;
   std::atomic<int> queued_{0};
+  uint64_t submitted_ = 0;  // guarded by mutex_
+  uint64_t completed_ = 0;  // guarded by mutex_
+  std::condition_variable done_cv_;
   bool stop_ = false;
   std::thread thread_;
 };

@@ -44,7 +44,8 @@ struct F32Buf {
 };
 
 dnnl::engine& dnnl_engine() {
-  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  // Leaked on purpose: a worker may still be inside a GEMM while statics are destroyed at exit.
+  static dnnl::engine& e = *new dnnl::engine(dnnl::engine::kind::cpu, 0);
   return e;
 }
 
@@ -470,6 +471,19 @@ void LoraLinear::eval_cpu(std::span<Node* const> in, Node& out) {
       });
     });
   }
+}
+
+}  // namespace wick::detail
+
+namespace wick::detail {
+
+void prepare_cpu_backend() {
+  // One tiny GEMM through each oneDNN path creates oneDNN's internal singletons (primitive
+  // cache, CPU detection, thread pool) now, so that they are constructed before - and destroyed
+  // after - the runtime's exit handler that waits for in-flight work.
+  float a[16 * 32] = {}, b[32 * 32] = {}, c[16 * 32] = {};
+  gemm_f32(16, 32, 32, 1.0f, {a, 'N', 32}, {b, 'T', 32}, 0.0f, c, 32);
+  gemm_f32(2, 2, 2, 1.0f, {a, 'N', 2}, {b, 'N', 2}, 0.0f, c, 2);
 }
 
 }  // namespace wick::detail
