@@ -10,9 +10,12 @@
 //
 // Broadcasting follows NumPy. Dtype promotion (binary ops, where):
 //   tensor (x) tensor: promote_types (bool < i32 < i64 < floats; f16+bf16 -> f32; wider float wins).
-//   tensor (x) scalar: the scalar is "weak": it takes the tensor's dtype, except that a floating
-//   scalar with an integer or bool tensor gives f32.
-// Comparisons return bool. Float-only unary ops (exp, log, sin, ...) turn integer/bool inputs
+//   tensor (x) scalar: the scalar is "weak": it takes the tensor's dtype, except that a
+//   non-integral scalar (0.5, not 2.0) with an integer or bool tensor gives f32, and an
+//   integral scalar with a bool tensor gives i64.
+//   Arithmetic on two bool tensors counts in i64 (as PyTorch); maximum/minimum stay bool.
+// Comparisons return bool. maximum, minimum, max and min propagate NaN; argmax/argmin return
+// the first NaN, else the first extreme. sum of bool/integer tensors is i64; mean is float. Float-only unary ops (exp, log, sin, ...) turn integer/bool inputs
 // into f32. f16 and bf16 are computed in f32 on the CPU and rounded once per op.
 
 namespace wick {
@@ -154,7 +157,7 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
 /// New shape with the same number of elements (one -1 is inferred). A view when strides allow.
 Tensor reshape(const Tensor& x, const Shape& shape);
 Tensor flatten(const Tensor& x);
-/// Reorders axes (a view). Without `perm`, reverses them.
+/// Reorders axes (a view; negative axes count from the end). Without `perm`, reverses them.
 Tensor transpose(const Tensor& x, const std::vector<int>& perm);
 Tensor transpose(const Tensor& x);
 Tensor swapaxes(const Tensor& x, int a, int b);
