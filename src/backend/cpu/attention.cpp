@@ -23,12 +23,6 @@ namespace {
 constexpr int64_t kCausalBlock = 64;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-float* thread_buffer(int slot, size_t n) {
-  thread_local std::vector<float> bufs[3];
-  std::vector<float>& b = bufs[slot];
-  if (b.size() < n) b.resize(n);
-  return b.data();
-}
 
 /// An f32 [B, H, rows, cols] tensor as per-(b, h) GEMM operands.
 struct Operand4 {
@@ -120,7 +114,7 @@ struct AttnF32 {
       }
       return;
     }
-    float* buf = thread_buffer(2, static_cast<size_t>(n));
+    float* buf = thread_scratch(kAttnStage, static_cast<size_t>(n));
     dispatch_float(mask->dtype, "scaled_dot_product_attention", [&]<class U>() {
       to_f32(mask->data<U>() + off, step, buf, n);
     });
@@ -137,11 +131,11 @@ struct AttnF32 {
     int64_t s_eff = causal ? std::clamp<int64_t>(t1 + (S - T), 0, S) : S;
     bool f32_out = out->dtype == DType::f32;
     int64_t out_off = ((b * Hq + h0) * T + t0) * D;  // stacked rows are contiguous in out
-    float* o = f32_out ? out->data<float>() + out_off : thread_buffer(1, static_cast<size_t>(rows * D));
+    float* o = f32_out ? out->data<float>() + out_off : thread_scratch(kAttnOut, static_cast<size_t>(rows * D));
     if (s_eff == 0) {
       std::fill(o, o + rows * D, 0.0f);
     } else {
-      float* p = thread_buffer(0, static_cast<size_t>(rows * s_eff));
+      float* p = thread_scratch(kAttnScores, static_cast<size_t>(rows * s_eff));
       const float* qa = q.at(b, h0) + t0 * (q.trans == 'N' ? q.ld : 1);
       int64_t lda = nh > 1 && T == 1 ? q.sh : q.ld;
       // kᵀ: k is [S, D]; as the right operand [D, S] its transpose flag flips.

@@ -73,6 +73,42 @@ void make_view(Node& out, const Node& in, Strides strides, int64_t offset);
 /// Strides of `n` aligned to `ndim` output axes (missing leading axes get stride 0).
 Strides aligned_strides(const Node& n, size_t ndim);
 
+/// Per-thread grow-only f32 scratch, one buffer per slot so a kernel can hold several at once.
+enum ScratchSlot { kGemmScratchpad, kGemmTranspose, kAttnScores, kAttnOut, kAttnStage, kRowBuffer, kScratchSlots };
+float* thread_scratch(ScratchSlot slot, size_t n);
+
+/// Element offset of row r (row-major over all axes but the last) of a strided node; one
+/// multiplication when the rows are evenly spaced.
+struct RowOffsets {
+  Shape lead;
+  Strides st;
+  int64_t uniform = 0;  // stride between consecutive rows when it is one number, else -1
+
+  explicit RowOffsets(const Node& n)
+      : lead(n.shape.begin(), n.shape.end() - 1), st(n.strides.begin(), n.strides.end() - 1) {
+    int64_t expect = -1;
+    for (size_t d = lead.size(); d-- > 0;) {
+      if (lead[d] == 1) continue;
+      if (expect < 0) {
+        uniform = st[d];
+      } else if (st[d] != expect) {
+        uniform = -1;
+        break;
+      }
+      expect = st[d] * lead[d];
+    }
+  }
+  int64_t operator()(int64_t r) const {
+    if (uniform >= 0) return r * uniform;
+    int64_t off = 0;
+    for (size_t d = lead.size(); d-- > 0;) {
+      off += (r % lead[d]) * st[d];
+      r /= lead[d];
+    }
+    return off;
+  }
+};
+
 /// Element offset of the `linear`-th element (row-major) of a view with this shape and strides.
 inline int64_t linear_offset(int64_t linear, const Shape& shape, const Strides& strides) {
   int64_t off = 0;

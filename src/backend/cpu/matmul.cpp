@@ -22,13 +22,6 @@
 namespace wick::cpu {
 namespace {
 
-/// Per-thread grow-only scratch for small temporaries (oneDNN's scratchpad, small transposes).
-float* thread_scratch(int slot, size_t n) {
-  thread_local std::vector<float> bufs[2];
-  std::vector<float>& b = bufs[slot];
-  if (b.size() < n) b.resize(n);
-  return b.data();
-}
 
 /// An uninitialised f32 buffer from the caching allocator (large temporaries are not kept).
 struct F32Buf {
@@ -148,7 +141,7 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, float alpha, GemmOperand a, GemmO
       dnnl::matmul::primitive_desc pd(md, attr, eng);  // served from oneDNN's primitive cache
       dnnl::matmul prim(pd);
       memory::desc sd = pd.scratchpad_desc();
-      float* sp = thread_scratch(0, sd.get_size() / sizeof(float) + 1);
+      float* sp = thread_scratch(kGemmScratchpad, sd.get_size() / sizeof(float) + 1);
       thread_local dnnl::stream stream(eng);
       std::unordered_map<int, memory> args = {
           {DNNL_ARG_SRC, memory(ad, eng, const_cast<float*>(a.p))},
@@ -166,7 +159,7 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, float alpha, GemmOperand a, GemmO
   if (b.trans == 'T' && M >= 8 && K * N <= (int64_t{1} << 16)) {
     // dnnl_sgemm's transposed-B path has a large fixed cost; a small B (e.g. a LoRA factor)
     // is cheaper to transpose first.
-    float* bt = thread_scratch(1, static_cast<size_t>(K * N));
+    float* bt = thread_scratch(kGemmTranspose, static_cast<size_t>(K * N));
     for (int64_t k = 0; k < K; ++k)
       for (int64_t j = 0; j < N; ++j) bt[k * N + j] = b.p[j * b.ld + k];
     b = {bt, 'N', N};

@@ -11,42 +11,6 @@
 namespace wick::cpu {
 namespace {
 
-/// Element offset of row r (row-major over all axes but the last) of a strided node.
-struct RowOffsets {
-  Shape lead;
-  Strides st;
-  int64_t uniform = 0;  // stride between consecutive rows when it is one number, else -1
-
-  explicit RowOffsets(const Node& n) : lead(n.shape.begin(), n.shape.end() - 1), st(n.strides.begin(), n.strides.end() - 1) {
-    int64_t expect = -1;
-    for (size_t d = lead.size(); d-- > 0;) {
-      if (lead[d] == 1) continue;
-      if (expect < 0) {
-        uniform = st[d];
-      } else if (st[d] != expect) {
-        uniform = -1;
-        break;
-      }
-      expect = st[d] * lead[d];
-    }
-  }
-  int64_t operator()(int64_t r) const {
-    if (uniform >= 0) return r * uniform;
-    int64_t off = 0;
-    for (size_t d = lead.size(); d-- > 0;) {
-      off += (r % lead[d]) * st[d];
-      r /= lead[d];
-    }
-    return off;
-  }
-};
-
-float* row_buffer(size_t n) {
-  thread_local std::vector<float> buf;
-  if (buf.size() < n) buf.resize(n);
-  return buf.data();
-}
-
 /// A 1-d parameter [D] as dense compute-type values (points at the data when already so).
 template <class C>
 struct Param {
@@ -166,7 +130,7 @@ void norm_rows(const Node& x, Node& out, int64_t cost, RowF32&& row32, RowF64&& 
           row32(yr, yr);
         }
       } else {
-        float* buf = row_buffer(static_cast<size_t>(n));
+        float* buf = thread_scratch(kRowBuffer, static_cast<size_t>(n));
         to_f32(xr, xs, buf, n);
         row32(buf, buf);
         from_f32(buf, yr, n);

@@ -16,42 +16,6 @@
 namespace wick::cpu {
 namespace {
 
-/// Element offset of row r (row-major over all axes but the last) of a strided node.
-struct RowOffsets {
-  Shape lead;
-  Strides st;
-  int64_t uniform = 0;  // stride between consecutive rows when it is one number, else -1
-
-  explicit RowOffsets(const Node& n) : lead(n.shape.begin(), n.shape.end() - 1), st(n.strides.begin(), n.strides.end() - 1) {
-    int64_t expect = -1;
-    for (size_t d = lead.size(); d-- > 0;) {
-      if (lead[d] == 1) continue;
-      if (expect < 0) {
-        uniform = st[d];
-      } else if (st[d] != expect) {
-        uniform = -1;
-        break;
-      }
-      expect = st[d] * lead[d];
-    }
-  }
-  int64_t operator()(int64_t r) const {
-    if (uniform >= 0) return r * uniform;
-    int64_t off = 0;
-    for (size_t d = lead.size(); d-- > 0;) {
-      off += (r % lead[d]) * st[d];
-      r /= lead[d];
-    }
-    return off;
-  }
-};
-
-float* row_buffer(size_t n) {
-  thread_local std::vector<float> buf;
-  if (buf.size() < n) buf.resize(n);
-  return buf.data();
-}
-
 /// One dense row: o = rotate(x) with the row's cos/sin (h = D/2). o must not alias x.
 template <class C>
 inline void rope_row(const C* __restrict x, const C* __restrict c, const C* __restrict s,
@@ -159,7 +123,7 @@ void rope_typed(const Node& x, Node& out, const std::vector<float>& inv_freq, in
           C* buf;
           std::vector<C> dbuf;
           if constexpr (std::is_same_v<C, float>) {
-            buf = row_buffer(static_cast<size_t>(D));
+            buf = thread_scratch(kRowBuffer, static_cast<size_t>(D));
           } else {
             dbuf.resize(static_cast<size_t>(D));
             buf = dbuf.data();
@@ -168,7 +132,7 @@ void rope_typed(const Node& x, Node& out, const std::vector<float>& inv_freq, in
           rope_row<C>(buf, c, s, yr, h);
         }
       } else {
-        float* buf = row_buffer(static_cast<size_t>(2 * D));
+        float* buf = thread_scratch(kRowBuffer, static_cast<size_t>(2 * D));
         to_f32(xr, xs, buf, D);
         rope_row<float>(buf, c, s, buf + D, h);
         from_f32(buf + D, yr, D);

@@ -11,43 +11,6 @@
 namespace wick::cpu {
 namespace {
 
-/// Element offset of row r (row-major over all axes but the last) of a strided node.
-struct RowOffsets {
-  Shape lead;
-  Strides st;
-  int64_t uniform = -1;  // stride between consecutive rows when it is one number
-
-  explicit RowOffsets(const Node& n) : lead(n.shape.begin(), n.shape.end() - 1), st(n.strides.begin(), n.strides.end() - 1) {
-    int64_t expect = -1;
-    uniform = 0;
-    for (size_t d = lead.size(); d-- > 0;) {
-      if (lead[d] == 1) continue;
-      if (expect < 0) {
-        uniform = st[d];
-      } else if (st[d] != expect) {
-        uniform = -1;
-        break;
-      }
-      expect = st[d] * lead[d];
-    }
-  }
-  int64_t operator()(int64_t r) const {
-    if (uniform >= 0) return r * uniform;
-    int64_t off = 0;
-    for (size_t d = lead.size(); d-- > 0;) {
-      off += (r % lead[d]) * st[d];
-      r /= lead[d];
-    }
-    return off;
-  }
-};
-
-float* row_buffer(size_t n) {
-  thread_local std::vector<float> buf;
-  if (buf.size() < n) buf.resize(n);
-  return buf.data();
-}
-
 /// y = softmax(x) or log_softmax(x) of one dense f32 row; y may alias x.
 void softmax_row(const float* x, float* y, int64_t n, bool log) {
   float m = reduce_max(x, n);
@@ -94,7 +57,7 @@ void softmax_typed(const Node& x, Node& out, bool log) {
           softmax_row(yr, yr, n, log);
         }
       } else {
-        float* buf = row_buffer(static_cast<size_t>(n));
+        float* buf = thread_scratch(kRowBuffer, static_cast<size_t>(n));
         to_f32(xr, xs, buf, n);
         softmax_row(buf, buf, n, log);
         from_f32(buf, yr, n);

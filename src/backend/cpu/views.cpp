@@ -1,6 +1,7 @@
 // View primitives (no copy: the output shares the input's storage with new strides), the dense
 // copy, and the output-allocation helpers every kernel uses.
 #include <cstring>
+#include <vector>
 
 #include "backend/cpu/kernel.h"
 #include "graph/primitives.h"
@@ -29,6 +30,13 @@ bool alloc_output_donating(Node& out, std::span<Node* const> candidates) {
   }
   alloc_output(out);
   return false;
+}
+
+float* thread_scratch(ScratchSlot slot, size_t n) {
+  thread_local std::vector<float> bufs[kScratchSlots];
+  std::vector<float>& b = bufs[slot];
+  if (b.size() < n) b.resize(n);
+  return b.data();
 }
 
 void make_view(Node& out, const Node& in, Strides strides, int64_t offset) {
