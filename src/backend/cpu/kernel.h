@@ -62,6 +62,13 @@ decltype(auto) dispatch_float(DType t, const char* op, F&& f) {
   }
 }
 
+/// Kernels whose builders cast the input to the output dtype check that contract here.
+inline void require_same_dtype(const char* op, const Node& x, const Node& out) {
+  if (x.dtype != out.dtype)
+    throw Error(std::string(op) + ": input dtype " + dtype_name(x.dtype) + " != output " +
+                dtype_name(out.dtype));
+}
+
 /// Gives `out` a fresh dense buffer.
 void alloc_output(Node& out);
 /// Gives `out` a dense buffer, reusing input `i`'s storage when nothing else can see it (its

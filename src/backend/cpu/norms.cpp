@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "backend/cpu/kernel.h"
+#include "backend/cpu/rows.h"
 #include "backend/cpu/vmath.h"
 #include "graph/primitives.h"
 
@@ -107,37 +108,6 @@ void layer_row(const float* x, const float* w, const float* b, float* y, int64_t
   }
 }
 
-/// Shared driver: row(xr, yr) computes one dense row in the compute type.
-template <class T, class RowF32, class RowF64>
-void norm_rows(const Node& x, Node& out, int64_t cost, RowF32&& row32, RowF64&& row64) {
-  int64_t n = x.shape.back();
-  int64_t rows = out.size() / n;
-  int64_t xs = n == 1 ? 1 : x.strides.back();
-  RowOffsets offs(x);
-  const T* xp = x.data<T>();
-  T* yp = out.data<T>();
-  parallel_for(rows, cost * n, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const T* xr = xp + offs(r);
-      T* yr = yp + r * n;
-      if constexpr (std::is_same_v<T, double>) {
-        row64(xr, xs, yr);
-      } else if constexpr (std::is_same_v<T, float>) {
-        if (xs == 1) {
-          row32(xr, yr);
-        } else {
-          to_f32(xr, xs, yr, n);
-          row32(yr, yr);
-        }
-      } else {
-        float* buf = thread_scratch(kRowBuffer, static_cast<size_t>(n));
-        to_f32(xr, xs, buf, n);
-        row32(buf, buf);
-        from_f32(buf, yr, n);
-      }
-    }
-  });
-}
 
 }  // namespace
 }  // namespace wick::cpu
@@ -147,8 +117,7 @@ using namespace cpu;
 
 void RmsNorm::eval_cpu(std::span<Node* const> in, Node& out) {
   const Node& x = *in[0];
-  if (x.dtype != out.dtype)
-    throw Error(std::string("rms_norm: input dtype ") + dtype_name(x.dtype) + " != output " + dtype_name(out.dtype));
+  require_same_dtype("rms_norm", x, out);
   const Node* wn = has_weight ? in[1] : nullptr;
   // Each row is read completely before it is written: x's buffer may become the output.
   alloc_output_donating(out, in.subspan(0, 1));
@@ -157,7 +126,7 @@ void RmsNorm::eval_cpu(std::span<Node* const> in, Node& out) {
   dispatch_float(out.dtype, "rms_norm", [&]<class T>() {
     if constexpr (std::is_same_v<T, double>) {
       Param<double> w(wn, n);
-      norm_rows<T>(x, out, 3, [](const float*, float*) {}, [&](const double* xr, int64_t xs, double* yr) {
+      for_each_row<T>(x, out, 3, [](const float*, float*) {}, [&](const double* xr, int64_t xs, double* yr) {
         double s = 0;
         for (int64_t i = 0; i < n; ++i) s += xr[i * xs] * xr[i * xs];
         double r = 1.0 / std::sqrt(s / static_cast<double>(n) + eps);
@@ -166,7 +135,7 @@ void RmsNorm::eval_cpu(std::span<Node* const> in, Node& out) {
     } else {
       Param<float> w(wn, n);
       float e = static_cast<float>(eps);
-      norm_rows<T>(x, out, 3, [&](const float* xr, float* yr) { rms_row(xr, w.p, yr, n, e); },
+      for_each_row<T>(x, out, 3, [&](const float* xr, float* yr) { rms_row(xr, w.p, yr, n, e); },
                    [](const double*, int64_t, double*) {});
     }
   });
@@ -174,8 +143,7 @@ void RmsNorm::eval_cpu(std::span<Node* const> in, Node& out) {
 
 void LayerNorm::eval_cpu(std::span<Node* const> in, Node& out) {
   const Node& x = *in[0];
-  if (x.dtype != out.dtype)
-    throw Error(std::string("layer_norm: input dtype ") + dtype_name(x.dtype) + " != output " + dtype_name(out.dtype));
+  require_same_dtype("layer_norm", x, out);
   size_t k = 1;
   const Node* wn = has_weight ? in[k++] : nullptr;
   const Node* bn = has_bias ? in[k++] : nullptr;
@@ -185,7 +153,7 @@ void LayerNorm::eval_cpu(std::span<Node* const> in, Node& out) {
   dispatch_float(out.dtype, "layer_norm", [&]<class T>() {
     if constexpr (std::is_same_v<T, double>) {
       Param<double> w(wn, n), b(bn, n);
-      norm_rows<T>(x, out, 4, [](const float*, float*) {}, [&](const double* xr, int64_t xs, double* yr) {
+      for_each_row<T>(x, out, 4, [](const float*, float*) {}, [&](const double* xr, int64_t xs, double* yr) {
         double s = 0;
         for (int64_t i = 0; i < n; ++i) s += xr[i * xs];
         double mean = s / static_cast<double>(n);
@@ -202,7 +170,7 @@ void LayerNorm::eval_cpu(std::span<Node* const> in, Node& out) {
     } else {
       Param<float> w(wn, n), b(bn, n);
       float e = static_cast<float>(eps);
-      norm_rows<T>(x, out, 4, [&](const float* xr, float* yr) { layer_row(xr, w.p, b.p, yr, n, e); },
+      for_each_row<T>(x, out, 4, [&](const float* xr, float* yr) { layer_row(xr, w.p, b.p, yr, n, e); },
                    [](const double*, int64_t, double*) {});
     }
   });

@@ -149,8 +149,7 @@ using namespace cpu;
 
 void Rope::eval_cpu(std::span<Node* const> in, Node& out) {
   const Node& x = *in[0];
-  if (x.dtype != out.dtype)
-    throw Error(std::string("rope: input dtype ") + dtype_name(x.dtype) + " != output " + dtype_name(out.dtype));
+  require_same_dtype("rope", x, out);
   if (x.shape.size() < 2 || x.shape.back() % 2 != 0 ||
       static_cast<int64_t>(inv_freq.size()) * 2 != x.shape.back())
     throw Error("rope: x " + shape_str(x.shape) + " needs [..., T, D] with D even and D/2 frequencies");

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "backend/cpu/kernel.h"
+#include "backend/cpu/rows.h"
 #include "backend/cpu/vmath.h"
 #include "graph/primitives.h"
 
@@ -28,17 +29,9 @@ void softmax_row(const float* x, float* y, int64_t n, bool log) {
 template <class T>
 void softmax_typed(const Node& x, Node& out, bool log) {
   int64_t n = x.shape.back();
-  int64_t rows = out.size() / n;
-  int64_t xs = x.strides.back();
-  if (n == 1) xs = 1;
-  RowOffsets offs(x);
-  const T* xp = x.data<T>();
-  T* yp = out.data<T>();
-  parallel_for(rows, 6 * n, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const T* xr = xp + offs(r);
-      T* yr = yp + r * n;
-      if constexpr (std::is_same_v<T, double>) {
+  for_each_row<T>(
+      x, out, 6, [&](const float* xr, float* yr) { softmax_row(xr, yr, n, log); },
+      [&](const double* xr, int64_t xs, double* yr) {
         double m = -INFINITY;
         for (int64_t i = 0; i < n; ++i) m = xr[i * xs] > m ? xr[i * xs] : m;
         double s = 0;
@@ -49,21 +42,7 @@ void softmax_typed(const Node& x, Node& out, bool log) {
         } else {
           for (int64_t i = 0; i < n; ++i) yr[i] = std::exp(xr[i * xs] - m) / s;
         }
-      } else if constexpr (std::is_same_v<T, float>) {
-        if (xs == 1) {
-          softmax_row(xr, yr, n, log);
-        } else {
-          to_f32(xr, xs, yr, n);
-          softmax_row(yr, yr, n, log);
-        }
-      } else {
-        float* buf = thread_scratch(kRowBuffer, static_cast<size_t>(n));
-        to_f32(xr, xs, buf, n);
-        softmax_row(buf, buf, n, log);
-        from_f32(buf, yr, n);
-      }
-    }
-  });
+      });
 }
 
 }  // namespace
@@ -74,8 +53,7 @@ using namespace cpu;
 
 void Softmax::eval_cpu(std::span<Node* const> in, Node& out) {
   const Node& x = *in[0];
-  if (x.dtype != out.dtype)
-    throw Error(std::string(name()) + ": input dtype " + dtype_name(x.dtype) + " != output " + dtype_name(out.dtype));
+  require_same_dtype(name(), x, out);
   // Rows are finished one at a time and each element is read before it is written, so the
   // input's buffer can be the output's.
   alloc_output_donating(out, in.subspan(0, 1));
