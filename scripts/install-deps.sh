@@ -9,7 +9,7 @@ PACKAGES=(
   nlohmann-json3-dev                      # JSON (configs, safetensors headers)
   libcli11-dev                            # the wick command line
   libfmt-dev                              # formatting
-  libpcre2-dev                            # Unicode regex for tokenizers
+  libpcre2-dev pkg-config                 # Unicode regex for tokenizers (found via pkg-config)
   libgtest-dev libgmock-dev               # unit tests
   libbenchmark-dev                        # micro-benchmarks
   python3                                 # helper scripts (benchmark tables, fixtures)

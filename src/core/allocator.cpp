@@ -119,7 +119,7 @@ void require_cpu(Device d) {
 }  // namespace
 
 Storage::~Storage() {
-  if (ptr) cpu_allocator().release(ptr, capacity);
+  if (ptr && !external_owner) cpu_allocator().release(ptr, capacity);
 }
 
 std::shared_ptr<Storage> allocate(size_t bytes, Device device) {
@@ -128,6 +128,17 @@ std::shared_ptr<Storage> allocate(size_t bytes, Device device) {
   s->ptr = cpu_allocator().acquire(bytes, &s->capacity);
   s->bytes = bytes;
   s->device = device;
+  return s;
+}
+
+std::shared_ptr<Storage> wrap_external(void* ptr, size_t bytes, std::shared_ptr<const void> owner,
+                                       Device device) {
+  require_cpu(device);
+  auto s = std::make_shared<Storage>();
+  s->ptr = ptr;
+  s->bytes = s->capacity = bytes;
+  s->device = device;
+  s->external_owner = owner ? std::move(owner) : std::make_shared<int>(0);
   return s;
 }
 
