@@ -1,0 +1,106 @@
+#include "io/json.h"
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "io/files.h"
+
+namespace wick::io {
+
+Json parse_json(std::string_view text, const std::string& source) {
+  try {
+    return Json::parse(text.begin(), text.end());
+  } catch (const Json::parse_error& e) {
+    throw Error(source + ": invalid JSON at byte " + std::to_string(e.byte) + ": " +
+                std::string(e.what()).substr(std::string(e.what()).find(':') + 1));
+  }
+}
+
+Json read_json_file(const std::string& path, size_t max_bytes) {
+  return parse_json(read_file(path, max_bytes), path);
+}
+
+const char* json_type_name(const Json& j) {
+  switch (j.type()) {
+    case Json::value_t::null: return "null";
+    case Json::value_t::object: return "an object";
+    case Json::value_t::array: return "an array";
+    case Json::value_t::string: return "a string";
+    case Json::value_t::boolean: return "a boolean";
+    case Json::value_t::number_integer:
+    case Json::value_t::number_unsigned: return "an integer";
+    case Json::value_t::number_float: return "a number";
+    default: return "an unsupported value";
+  }
+}
+
+namespace {
+
+[[noreturn]] void type_error(const Json& j, const std::string& source, std::string_view key,
+                             const char* expected) {
+  throw Error(source + ": " + std::string(key) + ": expected " + expected + ", got " +
+              json_type_name(j));
+}
+
+template <class T>
+T integer_as(const Json& j, const std::string& source, std::string_view key) {
+  if (j.is_number_unsigned()) {
+    uint64_t v = j.get<uint64_t>();
+    if (v > static_cast<uint64_t>(std::numeric_limits<T>::max()))
+      throw Error(source + ": " + std::string(key) + ": " + std::to_string(v) + " is out of range");
+    return static_cast<T>(v);
+  }
+  if (j.is_number_integer()) {
+    int64_t v = j.get<int64_t>();
+    if (v < static_cast<int64_t>(std::numeric_limits<T>::min()) ||
+        (v > 0 && static_cast<uint64_t>(v) > static_cast<uint64_t>(std::numeric_limits<T>::max())))
+      throw Error(source + ": " + std::string(key) + ": " + std::to_string(v) + " is out of range");
+    return static_cast<T>(v);
+  }
+  // 4096.0 is accepted as an integer (some configs are written by tools that emit floats).
+  if (j.is_number_float()) {
+    double d = j.get<double>();
+    if (std::isfinite(d) && d == std::floor(d) &&
+        d >= static_cast<double>(std::numeric_limits<T>::min()) &&
+        d <= static_cast<double>(std::numeric_limits<T>::max()))
+      return static_cast<T>(d);
+  }
+  type_error(j, source, key, "an integer");
+}
+
+}  // namespace
+
+template <>
+bool json_as<bool>(const Json& j, const std::string& source, std::string_view key) {
+  if (!j.is_boolean()) type_error(j, source, key, "a boolean");
+  return j.get<bool>();
+}
+template <>
+int json_as<int>(const Json& j, const std::string& source, std::string_view key) {
+  return integer_as<int>(j, source, key);
+}
+template <>
+int64_t json_as<int64_t>(const Json& j, const std::string& source, std::string_view key) {
+  return integer_as<int64_t>(j, source, key);
+}
+template <>
+uint64_t json_as<uint64_t>(const Json& j, const std::string& source, std::string_view key) {
+  return integer_as<uint64_t>(j, source, key);
+}
+template <>
+double json_as<double>(const Json& j, const std::string& source, std::string_view key) {
+  if (!j.is_number()) type_error(j, source, key, "a number");
+  return j.get<double>();
+}
+template <>
+float json_as<float>(const Json& j, const std::string& source, std::string_view key) {
+  return static_cast<float>(json_as<double>(j, source, key));
+}
+template <>
+std::string json_as<std::string>(const Json& j, const std::string& source, std::string_view key) {
+  if (!j.is_string()) type_error(j, source, key, "a string");
+  return j.get<std::string>();
+}
+
+}  // namespace wick::io
