@@ -10,3 +10,5 @@
 #include "wick/shape.h"
 #include "wick/tensor.h"
 #include "wick/transforms.h"
+#include "wick/losses.h"
+#include "wick/optim.h"

@@ -288,6 +288,27 @@ class TakeAlongAxisGrad : public Primitive {
   int axis;
 };
 
+/// Per-row cross-entropy: inputs logits [N, V] (float), labels [N] (i32/i64); output [N] f32,
+/// 0 where the label is ignore_index. With label smoothing ε the target is (1-ε)·onehot + ε/V.
+class CrossEntropy : public Primitive {
+ public:
+  CrossEntropy(int64_t ig, double ls) : ignore_index(ig), smoothing(ls) {}
+  WICK_PRIMITIVE(CrossEntropy, "cross_entropy")
+  WICK_VJP
+  int64_t ignore_index;
+  double smoothing;
+};
+
+/// Its gradient: inputs logits, labels, g [N] f32; output d logits (logits' shape and dtype),
+/// g_n · (softmax - target) row by row, without an f32 copy of the logits.
+class CrossEntropyGrad : public Primitive {
+ public:
+  CrossEntropyGrad(int64_t ig, double ls) : ignore_index(ig), smoothing(ls) {}
+  WICK_PRIMITIVE(CrossEntropyGrad, "cross_entropy_grad")
+  int64_t ignore_index;
+  double smoothing;
+};
+
 #undef WICK_PRIMITIVE
 #undef WICK_VJP
 
