@@ -12,3 +12,4 @@
 #include "wick/transforms.h"
 #include "wick/losses.h"
 #include "wick/optim.h"
+#include "wick/compile.h"

@@ -2,6 +2,7 @@
 // Declarations of every primitive. Builders (src/graph/ops_*.cpp) validate and create them;
 // their CPU kernels are defined in src/backend/cpu/ (one family per file).
 #include <cstdint>
+#include <typeinfo>
 #include <vector>
 
 #include "graph/primitive.h"
@@ -11,6 +12,10 @@ namespace wick::detail {
 #define WICK_VJP                                                                          \
   std::vector<Tensor> vjp(const std::vector<Tensor>& primals, const Tensor& out, const Tensor& cot, \
                           const std::vector<bool>& need) override;
+
+// For is_equivalent: o has this primitive's exact type (and, with `fields`, equal parameters).
+#define WICK_SAME(cls, fields) \
+  (typeid(o) == typeid(cls) && [&](const cls& p) { return fields; }(static_cast<const cls&>(o)))
 
 #define WICK_PRIMITIVE(cls, str)                                        \
   const char* name() const override { return str; }                    \
@@ -82,12 +87,14 @@ class Where : public Primitive {
  public:
   WICK_VJP
   WICK_PRIMITIVE(Where, "where")
+  bool is_equivalent(const Primitive& o) const override { return WICK_SAME(Where, true); }
 };
 
 class AsType : public Primitive {
  public:
   WICK_VJP
   WICK_PRIMITIVE(AsType, "astype")
+  bool is_equivalent(const Primitive& o) const override { return WICK_SAME(AsType, true); }
 };
 
 /// A dense row-major copy of any view.
@@ -95,6 +102,7 @@ class Copy : public Primitive {
  public:
   WICK_VJP
   WICK_PRIMITIVE(Copy, "contiguous")
+  bool is_equivalent(const Primitive& o) const override { return WICK_SAME(Copy, true); }
 };
 
 // ---- reductions (output keeps reduced axes as size 1) ----
@@ -126,6 +134,7 @@ class Matmul : public Primitive {
  public:
   WICK_VJP
   WICK_PRIMITIVE(Matmul, "matmul")
+  bool is_equivalent(const Primitive& o) const override { return WICK_SAME(Matmul, true); }
 };
 
 /// Inputs: x [..., in], W [out, in], A [r, in], B [out, r], then bias [out] when has_bias.
@@ -134,6 +143,7 @@ class LoraLinear : public Primitive {
   WICK_VJP
   LoraLinear(double s, bool hb) : scale(s), has_bias(hb) {}
   WICK_PRIMITIVE(LoraLinear, "lora_linear")
+  bool is_equivalent(const Primitive& o) const override { return WICK_SAME(LoraLinear, p.scale == scale && p.has_bias == has_bias); }
   double scale;
   bool has_bias;
 };
@@ -145,6 +155,7 @@ class Softmax : public Primitive {
   explicit Softmax(bool lg) : log(lg) {}
   const char* name() const override { return log ? "log_softmax" : "softmax"; }
   void eval_cpu(std::span<Node* const> inputs, Node& out) override;
+  bool is_equivalent(const Primitive& o) const override { return WICK_SAME(Softmax, p.log == log); }
   bool log;
 };
 
@@ -154,6 +165,7 @@ class RmsNorm : public Primitive {
   WICK_VJP
   RmsNorm(double e, bool hw) : eps(e), has_weight(hw) {}
   WICK_PRIMITIVE(RmsNorm, "rms_norm")
+  bool is_equivalent(const Primitive& o) const override { return WICK_SAME(RmsNorm, p.eps == eps && p.has_weight == has_weight); }
   double eps;
   bool has_weight;
 };
@@ -174,6 +186,7 @@ class Rope : public Primitive {
   WICK_VJP
   Rope(std::vector<float> f, int64_t off) : inv_freq(std::move(f)), offset(off) {}
   WICK_PRIMITIVE(Rope, "rope")
+  bool is_equivalent(const Primitive& o) const override { return WICK_SAME(Rope, p.inv_freq == inv_freq && p.offset == offset); }
   std::vector<float> inv_freq;  // D/2
   int64_t offset;
 };
@@ -195,6 +208,7 @@ class Reshape : public Primitive {
  public:
   WICK_VJP
   WICK_PRIMITIVE(Reshape, "reshape")
+  bool is_equivalent(const Primitive& o) const override { return WICK_SAME(Reshape, true); }
   bool is_view() const override { return true; }
 };
 
@@ -203,6 +217,7 @@ class Transpose : public Primitive {
   WICK_VJP
   explicit Transpose(std::vector<int> p) : perm(std::move(p)) {}
   WICK_PRIMITIVE(Transpose, "transpose")
+  bool is_equivalent(const Primitive& o) const override { return WICK_SAME(Transpose, p.perm == perm); }
   bool is_view() const override { return true; }
   std::vector<int> perm;
 };
@@ -213,6 +228,7 @@ class Slice : public Primitive {
   WICK_VJP
   Slice(std::vector<int64_t> s, std::vector<int64_t> st) : start(std::move(s)), step(std::move(st)) {}
   WICK_PRIMITIVE(Slice, "slice")
+  bool is_equivalent(const Primitive& o) const override { return WICK_SAME(Slice, p.start == start && p.step == step); }
   bool is_view() const override { return true; }
   std::vector<int64_t> start, step;
 };
@@ -221,6 +237,7 @@ class BroadcastTo : public Primitive {
  public:
   WICK_VJP
   WICK_PRIMITIVE(BroadcastTo, "broadcast_to")
+  bool is_equivalent(const Primitive& o) const override { return WICK_SAME(BroadcastTo, true); }
   bool is_view() const override { return true; }
 };
 
@@ -239,6 +256,7 @@ class SliceUpdate : public Primitive {
 class StopGradient : public Primitive {
  public:
   WICK_PRIMITIVE(StopGradient, "stop_gradient")
+  bool is_equivalent(const Primitive& o) const override { return WICK_SAME(StopGradient, true); }
   WICK_VJP
   bool is_view() const override { return true; }
 };
@@ -249,6 +267,7 @@ class Concatenate : public Primitive {
   WICK_VJP
   explicit Concatenate(int ax) : axis(ax) {}
   WICK_PRIMITIVE(Concatenate, "concatenate")
+  bool is_equivalent(const Primitive& o) const override { return WICK_SAME(Concatenate, p.axis == axis); }
   int axis;
 };
 
@@ -258,6 +277,7 @@ class Take : public Primitive {
   WICK_VJP
   explicit Take(int ax) : axis(ax) {}
   WICK_PRIMITIVE(Take, "take")
+  bool is_equivalent(const Primitive& o) const override { return WICK_SAME(Take, p.axis == axis); }
   int axis;
 };
 
@@ -309,8 +329,39 @@ class CrossEntropyGrad : public Primitive {
   double smoothing;
 };
 
+/// A chain of elementwise ops fused by compile: one pass over memory. Registers 0..n-1 hold the
+/// inputs (broadcast to the output shape); instruction i writes register n+i; the last register
+/// is the output. Each instruction computes exactly as its unfused kernel (in f32 for
+/// f32/f16/bf16, f64 for f64) and rounds to its own dtype, so fusion does not change results.
+class FusedElementwise : public Primitive {
+ public:
+  enum class Kind : uint8_t { unary, binary, where, cast };
+  struct Instr {
+    Kind kind;
+    uint8_t op;  // UnaryOp or BinaryOp
+    DType dtype; // the instruction's result dtype
+    int a = -1, b = -1, c = -1;
+  };
+  FusedElementwise(std::vector<Instr> p, bool wide) : program(std::move(p)), f64(wide) {}
+  WICK_PRIMITIVE(FusedElementwise, "fused_elementwise")
+  void print(std::ostream& os) const override;
+  std::vector<Instr> program;
+  bool f64;  // registers are double (the chain is f64), else float
+};
+
+/// softmax(scale · x + mask) over the last axis in one pass (compile's pattern fusion): inputs
+/// x [..., S] and, when has_mask, an additive mask of x's dtype broadcast to x's shape.
+class ScaledMaskedSoftmax : public Primitive {
+ public:
+  ScaledMaskedSoftmax(double s, bool hm) : scale(s), has_mask(hm) {}
+  WICK_PRIMITIVE(ScaledMaskedSoftmax, "scaled_masked_softmax")
+  double scale;
+  bool has_mask;
+};
+
 #undef WICK_PRIMITIVE
 #undef WICK_VJP
+#undef WICK_SAME
 
 /// Initialises the CPU backend's libraries (called once by the runtime before its first
 /// evaluation, so their global state outlives the runtime's exit handler).

@@ -18,6 +18,12 @@ std::mutex& schedule_mutex() {
 
 thread_local int eager_depth = 0;
 
+[[noreturn]] void throw_placeholder() {
+  // Only compile's placeholders are pending without a primitive.
+  throw Error("eval: the value depends on an input of a function being compiled; a compiled "
+              "function must not evaluate or read tensors while it is traced");
+}
+
 /// Reorders a topological order so that a value's consumers run as soon as they can (Kahn's
 /// algorithm with a LIFO ready stack, ties broken by the DFS order). A plain DFS from several
 /// roots finishes one root before starting the next, so values shared with a later root (the
@@ -72,6 +78,7 @@ std::vector<detail::Node*> schedule(const std::vector<Tensor>& roots) {
     Node* root = r.node();
     if (root->state.load(std::memory_order_acquire) != NodeState::pending) continue;
     if (!seen.insert(root).second) continue;
+    if (!root->primitive) throw_placeholder();
     stack.emplace_back(root, 0);
     while (!stack.empty()) {
       Node* n = stack.back().first;
@@ -80,6 +87,7 @@ std::vector<detail::Node*> schedule(const std::vector<Tensor>& roots) {
         stack.back().second++;
         Node* c = n->inputs[i].node();
         if (c->state.load(std::memory_order_acquire) == NodeState::pending && seen.insert(c).second) {
+          if (!c->primitive) throw_placeholder();
           stack.emplace_back(c, 0);
         }
       } else {
