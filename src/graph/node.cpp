@@ -17,11 +17,17 @@ bool Node::contiguous() const {
 
 namespace {
 thread_local int retain_depth = 0;
-}
+thread_local int trace_depth = 0;
+}  // namespace
 
-RetainScope::RetainScope(bool retain) : prev_(retain_depth) { retain_depth = retain ? retain_depth + 1 : 0; }
+RetainScope::RetainScope(bool retain) : prev_(retain_depth) {
+  retain_depth = retain || trace_depth > 0 ? retain_depth + 1 : 0;
+}
 RetainScope::~RetainScope() { retain_depth = prev_; }
 bool RetainScope::active() { return retain_depth > 0; }
+
+TraceScope::TraceScope() { ++trace_depth; }
+TraceScope::~TraceScope() { --trace_depth; }
 
 std::vector<Tensor> Primitive::vjp(const std::vector<Tensor>&, const Tensor&, const Tensor&,
                                    const std::vector<bool>&) {

@@ -56,7 +56,8 @@ struct Node {
 };
 
 /// While alive, nodes built on this thread are retained (see Node::retained). Nests; a
-/// `RetainScope(false)` suspends retention (a checkpointed block's inner nodes).
+/// `RetainScope(false)` suspends retention (a checkpointed block's inner nodes), except while a
+/// compile trace records (it needs every node).
 class RetainScope {
  public:
   explicit RetainScope(bool retain = true);
@@ -67,6 +68,15 @@ class RetainScope {
 
  private:
   int prev_;
+};
+
+/// Marks a compile trace on this thread (RetainScope(false) then keeps retaining).
+class TraceScope {
+ public:
+  TraceScope();
+  ~TraceScope();
+  TraceScope(const TraceScope&) = delete;
+  TraceScope& operator=(const TraceScope&) = delete;
 };
 
 /// A new pending node computed by `p` from `inputs`.

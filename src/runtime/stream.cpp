@@ -1,7 +1,10 @@
 #include "runtime/stream.h"
 #include "wick/runtime.h"
 
+#include <algorithm>
 #include <chrono>
+#include <mutex>
+#include <sstream>
 #include <map>
 
 #include "graph/primitives.h"
@@ -58,6 +61,34 @@ void FutureState::wait() {
 }
 
 std::atomic<uint64_t> kernels_run{0};
+std::atomic<bool> profiling{false};
+
+struct Profile {
+  std::mutex mutex;
+  std::map<std::string, ProfileEntry> entries;
+};
+Profile& profile() {
+  static Profile* p = new Profile();  // leaked: workers may record during exit
+  return *p;
+}
+
+void record_profile(const Node& n, std::span<Node* const> ins, double us) {
+  std::string key = n.primitive->name();
+  if (dynamic_cast<const FusedElementwise*>(n.primitive.get())) {
+    std::ostringstream os;
+    n.primitive->print(os);
+    key = os.str();
+  }
+  if (dynamic_cast<const Matmul*>(n.primitive.get()) || dynamic_cast<const LoraLinear*>(n.primitive.get())) {
+    for (size_t i = 0; i < ins.size(); ++i) key += (i ? " x " : " ") + shape_str(ins[i]->shape);
+  }
+  Profile& p = profile();
+  std::lock_guard lock(p.mutex);
+  ProfileEntry& e = p.entries[key];
+  e.name = key;
+  e.calls++;
+  e.total_us += us;
+}
 
 void run_submission(Submission& s) {
   std::exception_ptr first_error;
@@ -78,7 +109,14 @@ void run_submission(Submission& s) {
     }
     if (!input_error) {
       try {
-        n->primitive->eval_cpu(ins, *n);
+        if (profiling.load(std::memory_order_relaxed)) {
+          auto t0 = std::chrono::steady_clock::now();
+          n->primitive->eval_cpu(ins, *n);
+          auto dt = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+          record_profile(*n, ins, dt);
+        } else {
+          n->primitive->eval_cpu(ins, *n);
+        }
         if (!n->primitive->is_view()) kernels_run.fetch_add(1, std::memory_order_relaxed);
       } catch (...) {
         input_error = as_wick_error(*n, std::current_exception());
@@ -112,6 +150,18 @@ void run_submission(Submission& s) {
 
 namespace wick {
 uint64_t kernel_count() { return detail::kernels_run.load(std::memory_order_relaxed); }
+
+void set_profiling(bool on) { detail::profiling.store(on, std::memory_order_relaxed); }
+
+std::vector<ProfileEntry> profile_report(bool reset) {
+  detail::Profile& p = detail::profile();
+  std::lock_guard lock(p.mutex);
+  std::vector<ProfileEntry> out;
+  for (auto& [k, e] : p.entries) out.push_back(e);
+  std::sort(out.begin(), out.end(), [](const ProfileEntry& a, const ProfileEntry& b) { return a.total_us > b.total_us; });
+  if (reset) p.entries.clear();
+  return out;
+}
 }  // namespace wick
 
 namespace wick::detail {

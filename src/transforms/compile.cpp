@@ -63,6 +63,7 @@ Tape trace(const Function& fn, const std::vector<Tensor>& inputs) {
   }
   std::vector<Tensor> outs;
   {
+    TraceScope tracing;
     RetainScope retain;
     outs = fn(ph);
   }

@@ -166,10 +166,17 @@ void run_fused(const FusedElementwise& f, std::span<Node* const> in, Node& out) 
     // Registers for this thread: the scratch is grown once per thread, outside any hot loop.
     R* regs = reinterpret_cast<R*>(thread_scratch(kRowBuffer, n_regs * kChunk * sizeof(R) / sizeof(float)));
     std::vector<const R*> src(n_regs);
+    // One-element inputs (scalars) are splatted once, not per chunk.
+    for (size_t i = 0; i < n_in; ++i)
+      if (in[i]->size() == 1) {
+        load_chunk<R>(*in[i], 0, 0, regs + i * kChunk, kChunk);
+        src[i] = regs + i * kChunk;
+      }
     for (int64_t t = b; t < e; ++t) {
       int64_t r = t / chunks_per_row, c0 = (t % chunks_per_row) * kChunk;
       int64_t n = std::min(kChunk, inner - c0);
       for (size_t i = 0; i < n_in; ++i) {
+        if (in[i]->size() == 1) continue;
         int64_t s = inner_st[i];
         int64_t off = linear_offset(r, lead, row_st[i]) + c0 * s;  // relative to the node's offset
         if (in[i]->dtype == dtype_of_v<R> && s == 1) {
@@ -215,7 +222,9 @@ namespace wick::detail {
 using namespace cpu;
 
 void FusedElementwise::eval_cpu(std::span<Node* const> in, Node& out) {
-  alloc_output(out);
+  // A chunk's inputs are all read before its outputs are stored, so a dense input of the
+  // output's size may lend its buffer.
+  alloc_output_donating(out, in);
   if (out.size() == 0) return;
   if (f64) run_fused<double>(*this, in, out);
   else run_fused<float>(*this, in, out);
