@@ -62,11 +62,12 @@ cmake -S tests/consumer -B "$PREFIX/consumer-build" -G Ninja -DCMAKE_BUILD_TYPE=
 cmake --build "$PREFIX/consumer-build" -j "$JOBS"
 "$PREFIX/consumer-build/app"
 
-banner "wick bench engine --quick --json (smoke)"
+banner "wick bench engine / train --quick --json (smoke)"
 "$BUILD"/tools/wick/wick --version
-"$BUILD"/tools/wick/wick bench engine --quick --json | tee "$PREFIX/bench.jsonl"
-# The output must be one well-formed JSON object per line with the documented keys.
-python3 - "$PREFIX/bench.jsonl" <<'PY'
+for suite in engine train; do
+  "$BUILD"/tools/wick/wick bench "$suite" --quick --json | tee "$PREFIX/bench-$suite.jsonl"
+  # The output must be one well-formed JSON object per line with the documented keys.
+  python3 - "$PREFIX/bench-$suite.jsonl" <<'PY'
 import json, sys
 lines = [l for l in open(sys.argv[1]) if l.strip()]
 assert lines, "no benchmark output"
@@ -75,9 +76,9 @@ for l in lines:
     for k in ("name", "median_us", "p10_us", "p90_us", "iters"):
         assert k in r, f"missing {k} in {l}"
     assert r["median_us"] is not None and r["median_us"] > 0, l
-print(f"bench smoke: {len(lines)} results OK")
+print(f"bench smoke {sys.argv[1]}: {len(lines)} results OK")
 PY
-
+done
 printf '    (%s: %ds)\n' "$LAST_SECTION" $((SECONDS - section_start))
 printf '\n==================== all passed in %dm%02ds ====================\n' \
   $(((SECONDS - START) / 60)) $(((SECONDS - START) % 60))
