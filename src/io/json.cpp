@@ -13,9 +13,11 @@ namespace wick::io {
 namespace {
 
 [[noreturn]] void syntax_error(const Json::parse_error& e, const std::string& source) {
+  // nlohmann's text is "[json.exception.parse_error.101] parse error at line 1, column 2: ...".
   std::string what = e.what();
+  size_t start = what.find_first_not_of(' ', what.find(':') + 1);
   throw Error(source + ": invalid JSON at byte " + std::to_string(e.byte) + ": " +
-              what.substr(what.find(':') + 1));
+              (start == std::string::npos ? what : what.substr(start)));
 }
 
 }  // namespace
