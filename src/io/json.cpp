@@ -12,12 +12,18 @@ namespace wick::io {
 
 namespace {
 
-[[noreturn]] void syntax_error(const Json::parse_error& e, const std::string& source) {
-  // nlohmann's text is "[json.exception.parse_error.101] parse error at line 1, column 2: ...".
+[[noreturn]] void syntax_error(const Json::exception& e, const std::string& source) {
+  // nlohmann's texts look like "[json.exception.parse_error.101] parse error at line 1, column 2:
+  // syntax error ..."; keep what follows the tag (and, for syntax errors, the location).
   std::string what = e.what();
+  size_t tag = what.find("] ");
+  std::string text = tag == std::string::npos ? what : what.substr(tag + 2);
+  // Besides syntax errors the parser throws out_of_range for numbers beyond double ("1e400").
+  const auto* pe = dynamic_cast<const Json::parse_error*>(&e);
+  if (!pe) throw Error(source + ": invalid JSON: " + text);
   size_t start = what.find_first_not_of(' ', what.find(':') + 1);
-  throw Error(source + ": invalid JSON at byte " + std::to_string(e.byte) + ": " +
-              (start == std::string::npos ? what : what.substr(start)));
+  throw Error(source + ": invalid JSON at byte " + std::to_string(pe->byte) + ": " +
+              (start == std::string::npos ? text : what.substr(start)));
 }
 
 }  // namespace
@@ -25,7 +31,7 @@ namespace {
 Json parse_json(std::string_view text, const std::string& source) {
   try {
     return Json::parse(text.begin(), text.end());
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {
     syntax_error(e, source);
   }
 }
@@ -71,7 +77,7 @@ Json parse_json_strict(std::string_view text, const std::string& source, int max
   };
   try {
     return Json::parse(text.begin(), text.end(), callback);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {
     syntax_error(e, source);
   }
 }

@@ -89,10 +89,12 @@ SafetensorsTensorInfo parse_entry(const std::string& name, const Json& entry, ui
   if (shape.size() > kMaxRank)
     fail(source, where + ": shape has " + std::to_string(shape.size()) + " dimensions; at most " +
                      std::to_string(kMaxRank) + " are supported");
-  // numel * itemsize must fit in int64 (the engine counts elements and bytes in signed 64 bits).
+  // The product of the non-zero dimensions, times itemsize, must fit in int64: the engine counts
+  // elements, bytes and strides in signed 64 bits, and an empty tensor's strides still multiply
+  // its other dimensions.
   const uint64_t limit = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
-  uint64_t numel = 1;
-  bool overflow = false;
+  uint64_t product = 1;
+  bool empty = false, overflow = false;
   for (const Json& d : shape) {
     uint64_t v = 0;
     if (!as_unsigned(d, &v))
@@ -100,12 +102,15 @@ SafetensorsTensorInfo parse_entry(const std::string& name, const Json& entry, ui
                        (d.is_number() ? d.dump() : std::string(json_type_name(d))));
     if (v > limit) fail(source, where + ": shape: dimension " + std::to_string(v) + " is too large");
     info.shape.push_back(static_cast<int64_t>(v));
-    if (!overflow && (__builtin_mul_overflow(numel, v, &numel) || numel > limit)) overflow = true;
+    if (v == 0) empty = true;
+    else if (!overflow && (__builtin_mul_overflow(product, v, &product) || product > limit))
+      overflow = true;
   }
-  uint64_t nbytes = 0;
-  if (overflow || __builtin_mul_overflow(numel, dt->itemsize, &nbytes) || nbytes > limit)
+  uint64_t span = 0;
+  if (overflow || __builtin_mul_overflow(product, dt->itemsize, &span) || span > limit)
     fail(source, where + ": shape " + shape_str(info.shape) + " " + info.dtype +
                      " is too large (its byte size overflows 64 bits)");
+  const uint64_t nbytes = empty ? 0 : span;
 
   const Json& offsets = field("data_offsets");
   if (!offsets.is_array() || offsets.size() != 2 || !as_unsigned(offsets[0], &info.begin) ||

@@ -112,6 +112,8 @@ TEST(ModelWeights, IndexErrorsNameTheFileAndTheProblem) {
   EXPECT_EQ(index_error(R"({"weight_map": {}})"), "model.safetensors.index.json: weight_map is empty");
   EXPECT_EQ(index_error(R"({"metadata": {}})"),
             "model.safetensors.index.json: missing field \"weight_map\"");
+  EXPECT_EQ(index_error(R"({"metadata": {"total_size": 1e999}, "weight_map": {}})"),
+            "model.safetensors.index.json: invalid JSON: number overflow parsing '1e999'");
   EXPECT_EQ(index_error("[]"), "model.safetensors.index.json: expected a JSON object, got an array");
   EXPECT_EQ(index_error("{\"weight_map\": ").rfind("model.safetensors.index.json: invalid JSON", 0), 0u);
 }

@@ -67,6 +67,11 @@ TEST(SafetensorsCorrupt, InvalidJson) {
   expect_rejected(st_file("{} trailing", ""), "invalid JSON at byte");
   expect_rejected(st_file("{'t': 1}", ""), "invalid JSON at byte");
   expect_rejected(st_file(std::string("{\"t\0\": 1}", 9), ""), "invalid JSON");
+  // Numbers beyond double make nlohmann throw something other than a parse error.
+  expect_rejected(st_file(R"({"__metadata__": {"format": 1e400}})", ""),
+                  "invalid JSON: number overflow parsing '1e400'");
+  expect_rejected(one(R"({"dtype": "F32", "shape": [6], "data_offsets": [0, -1e999]})"),
+                  "number overflow");
   std::string deep = "{\"t\": " + std::string(100, '[') + std::string(100, ']') + "}";
   expect_rejected(st_file(deep, ""), "nested deeper than");
 }
@@ -106,6 +111,9 @@ TEST(SafetensorsCorrupt, BadShape) {
   expect_rejected(one(R"({"dtype": "F32", "shape": [18446744073709551615], "data_offsets": [0, 0]})"),
                   "shape: dimension 18446744073709551615 is too large");
   expect_rejected(one(R"({"dtype": "F32", "shape": [65536, 65536, 65536, 65536], "data_offsets": [0, 0]})"),
+                  "is too large");
+  // Zero elements, but strides over the other dimensions would still overflow.
+  expect_rejected(one(R"({"dtype": "F32", "shape": [0, 4611686018427387904, 4], "data_offsets": [0, 0]})"),
                   "is too large");
   std::string rank = "[";
   for (int i = 0; i < 65; ++i) rank += i ? ",1" : "1";
