@@ -1,4 +1,5 @@
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -44,5 +45,10 @@ class EagerScope {
   EagerScope& operator=(const EagerScope&) = delete;
 };
 bool eager_mode();
+
+/// Debug counter: kernels run so far by this process (every evaluated primitive except pure
+/// views such as reshape, transpose, slice and broadcast). Tests use differences of it to prove
+/// that fusion happened.
+uint64_t kernel_count();
 
 }  // namespace wick

@@ -8,6 +8,10 @@
 
 namespace wick::detail {
 
+#define WICK_VJP                                                                          \
+  std::vector<Tensor> vjp(const std::vector<Tensor>& primals, const Tensor& out, const Tensor& cot, \
+                          const std::vector<bool>& need) override;
+
 #define WICK_PRIMITIVE(cls, str)                                        \
   const char* name() const override { return str; }                    \
   void eval_cpu(std::span<Node* const> inputs, Node& out) override;
@@ -42,12 +46,13 @@ class Random : public Primitive {
 // ---- elementwise ----
 enum class UnaryOp {
   neg, abs, exp, log, sqrt, rsqrt, sin, cos, tanh, sigmoid, silu, gelu, gelu_tanh, relu, square,
-  logical_not
+  logical_not, erf
 };
 const char* unary_name(UnaryOp op);
 
 class Unary : public Primitive {
  public:
+  WICK_VJP
   explicit Unary(UnaryOp o) : op(o) {}
   const char* name() const override { return unary_name(op); }
   void eval_cpu(std::span<Node* const> inputs, Node& out) override;
@@ -64,6 +69,7 @@ const char* binary_name(BinaryOp op);
 /// no broadcast view is built); comparisons write bool.
 class Binary : public Primitive {
  public:
+  WICK_VJP
   explicit Binary(BinaryOp o) : op(o) {}
   const char* name() const override { return binary_name(op); }
   void eval_cpu(std::span<Node* const> inputs, Node& out) override;
@@ -74,17 +80,20 @@ class Binary : public Primitive {
 /// Inputs: cond (bool), a, b, broadcastable to the output shape; a and b have the out dtype.
 class Where : public Primitive {
  public:
+  WICK_VJP
   WICK_PRIMITIVE(Where, "where")
 };
 
 class AsType : public Primitive {
  public:
+  WICK_VJP
   WICK_PRIMITIVE(AsType, "astype")
 };
 
 /// A dense row-major copy of any view.
 class Copy : public Primitive {
  public:
+  WICK_VJP
   WICK_PRIMITIVE(Copy, "contiguous")
 };
 
@@ -93,6 +102,7 @@ enum class ReduceOp { sum, mean, max, min };
 
 class Reduce : public Primitive {
  public:
+  WICK_VJP
   Reduce(ReduceOp o, std::vector<int> ax) : op(o), axes(std::move(ax)) {}
   const char* name() const override;
   void eval_cpu(std::span<Node* const> inputs, Node& out) override;
@@ -114,12 +124,14 @@ class ArgReduce : public Primitive {
 /// a [..., M, K] x b [..., K, N]; batch dims of both already broadcast to the output's.
 class Matmul : public Primitive {
  public:
+  WICK_VJP
   WICK_PRIMITIVE(Matmul, "matmul")
 };
 
 /// Inputs: x [..., in], W [out, in], A [r, in], B [out, r], then bias [out] when has_bias.
 class LoraLinear : public Primitive {
  public:
+  WICK_VJP
   LoraLinear(double s, bool hb) : scale(s), has_bias(hb) {}
   WICK_PRIMITIVE(LoraLinear, "lora_linear")
   double scale;
@@ -129,6 +141,7 @@ class LoraLinear : public Primitive {
 /// Over the last axis.
 class Softmax : public Primitive {
  public:
+  WICK_VJP
   explicit Softmax(bool lg) : log(lg) {}
   const char* name() const override { return log ? "log_softmax" : "softmax"; }
   void eval_cpu(std::span<Node* const> inputs, Node& out) override;
@@ -138,6 +151,7 @@ class Softmax : public Primitive {
 /// Inputs: x, then w [D] when has_weight.
 class RmsNorm : public Primitive {
  public:
+  WICK_VJP
   RmsNorm(double e, bool hw) : eps(e), has_weight(hw) {}
   WICK_PRIMITIVE(RmsNorm, "rms_norm")
   double eps;
@@ -147,6 +161,7 @@ class RmsNorm : public Primitive {
 /// Inputs: x, then w [D] when has_weight, then b [D] when has_bias.
 class LayerNorm : public Primitive {
  public:
+  WICK_VJP
   LayerNorm(double e, bool hw, bool hb) : eps(e), has_weight(hw), has_bias(hb) {}
   WICK_PRIMITIVE(LayerNorm, "layer_norm")
   double eps;
@@ -156,6 +171,7 @@ class LayerNorm : public Primitive {
 /// Rotate-half RoPE over the last axis of x [..., T, D].
 class Rope : public Primitive {
  public:
+  WICK_VJP
   Rope(std::vector<float> f, int64_t off) : inv_freq(std::move(f)), offset(off) {}
   WICK_PRIMITIVE(Rope, "rope")
   std::vector<float> inv_freq;  // D/2
@@ -166,6 +182,7 @@ class Rope : public Primitive {
 /// broadcast to [B,Hq,T,S] (a view) when has_mask.
 class Attention : public Primitive {
  public:
+  WICK_VJP
   Attention(double s, bool c, bool hm) : scale(s), causal(c), has_mask(hm) {}
   WICK_PRIMITIVE(Attention, "scaled_dot_product_attention")
   double scale;
@@ -176,32 +193,60 @@ class Attention : public Primitive {
 /// Same elements in a new shape; a view when the input's strides allow, a copy otherwise.
 class Reshape : public Primitive {
  public:
+  WICK_VJP
   WICK_PRIMITIVE(Reshape, "reshape")
+  bool is_view() const override { return true; }
 };
 
 class Transpose : public Primitive {
  public:
+  WICK_VJP
   explicit Transpose(std::vector<int> p) : perm(std::move(p)) {}
   WICK_PRIMITIVE(Transpose, "transpose")
+  bool is_view() const override { return true; }
   std::vector<int> perm;
 };
 
 /// Output shape is set by the builder; start and step per axis (step > 0).
 class Slice : public Primitive {
  public:
+  WICK_VJP
   Slice(std::vector<int64_t> s, std::vector<int64_t> st) : start(std::move(s)), step(std::move(st)) {}
   WICK_PRIMITIVE(Slice, "slice")
+  bool is_view() const override { return true; }
   std::vector<int64_t> start, step;
 };
 
 class BroadcastTo : public Primitive {
  public:
+  WICK_VJP
   WICK_PRIMITIVE(BroadcastTo, "broadcast_to")
+  bool is_view() const override { return true; }
+};
+
+/// Inputs: x, update. The output is x with the strided region (start, step per axis; extent =
+/// update's shape) replaced by update. Reuses x's buffer when nothing else can see it, so a
+/// KV cache grows in place.
+class SliceUpdate : public Primitive {
+ public:
+  WICK_VJP
+  SliceUpdate(std::vector<int64_t> s, std::vector<int64_t> st) : start(std::move(s)), step(std::move(st)) {}
+  WICK_PRIMITIVE(SliceUpdate, "slice_update")
+  std::vector<int64_t> start, step;
+};
+
+/// The identity (a view) whose gradient is zero.
+class StopGradient : public Primitive {
+ public:
+  WICK_PRIMITIVE(StopGradient, "stop_gradient")
+  WICK_VJP
+  bool is_view() const override { return true; }
 };
 
 // ---- joining and indexing ----
 class Concatenate : public Primitive {
  public:
+  WICK_VJP
   explicit Concatenate(int ax) : axis(ax) {}
   WICK_PRIMITIVE(Concatenate, "concatenate")
   int axis;
@@ -210,6 +255,7 @@ class Concatenate : public Primitive {
 /// Inputs: x, indices (i32/i64).
 class Take : public Primitive {
  public:
+  WICK_VJP
   explicit Take(int ax) : axis(ax) {}
   WICK_PRIMITIVE(Take, "take")
   int axis;
@@ -217,12 +263,54 @@ class Take : public Primitive {
 
 class TakeAlongAxis : public Primitive {
  public:
+  WICK_VJP
   explicit TakeAlongAxis(int ax) : axis(ax) {}
   WICK_PRIMITIVE(TakeAlongAxis, "take_along_axis")
   int axis;
 };
 
+/// The gradient of take: inputs (cot, indices); the output (x's shape, set by the builder) is
+/// zero except that cot's slices are added at the indexed positions along `axis`.
+class TakeGrad : public Primitive {
+ public:
+  explicit TakeGrad(int ax) : axis(ax) {}
+  WICK_PRIMITIVE(TakeGrad, "take_grad")
+  WICK_VJP
+  int axis;
+};
+
+/// The gradient of take_along_axis: inputs (cot, indices) of one shape; output as TakeGrad.
+class TakeAlongAxisGrad : public Primitive {
+ public:
+  explicit TakeAlongAxisGrad(int ax) : axis(ax) {}
+  WICK_PRIMITIVE(TakeAlongAxisGrad, "take_along_axis_grad")
+  WICK_VJP
+  int axis;
+};
+
+/// Per-row cross-entropy: inputs logits [N, V] (float), labels [N] (i32/i64); output [N] f32,
+/// 0 where the label is ignore_index. With label smoothing ε the target is (1-ε)·onehot + ε/V.
+class CrossEntropy : public Primitive {
+ public:
+  CrossEntropy(int64_t ig, double ls) : ignore_index(ig), smoothing(ls) {}
+  WICK_PRIMITIVE(CrossEntropy, "cross_entropy")
+  WICK_VJP
+  int64_t ignore_index;
+  double smoothing;
+};
+
+/// Its gradient: inputs logits, labels, g [N] f32; output d logits (logits' shape and dtype),
+/// g_n · (softmax - target) row by row, without an f32 copy of the logits.
+class CrossEntropyGrad : public Primitive {
+ public:
+  CrossEntropyGrad(int64_t ig, double ls) : ignore_index(ig), smoothing(ls) {}
+  WICK_PRIMITIVE(CrossEntropyGrad, "cross_entropy_grad")
+  int64_t ignore_index;
+  double smoothing;
+};
+
 #undef WICK_PRIMITIVE
+#undef WICK_VJP
 
 /// Initialises the CPU backend's libraries (called once by the runtime before its first
 /// evaluation, so their global state outlives the runtime's exit handler).

@@ -1,4 +1,5 @@
 #include "runtime/stream.h"
+#include "wick/runtime.h"
 
 #include <chrono>
 #include <map>
@@ -56,6 +57,8 @@ void FutureState::wait() {
   cv.wait(lock, [&] { return done.load(std::memory_order_acquire); });
 }
 
+std::atomic<uint64_t> kernels_run{0};
+
 void run_submission(Submission& s) {
   std::exception_ptr first_error;
   std::vector<Node*> ins;
@@ -76,6 +79,7 @@ void run_submission(Submission& s) {
     if (!input_error) {
       try {
         n->primitive->eval_cpu(ins, *n);
+        if (!n->primitive->is_view()) kernels_run.fetch_add(1, std::memory_order_relaxed);
       } catch (...) {
         input_error = as_wick_error(*n, std::current_exception());
       }
@@ -90,9 +94,12 @@ void run_submission(Submission& s) {
     }
     n->state.notify_all();
     // Detach: the value (or error) no longer needs the graph behind it. Dropping inputs here,
-    // not at the end, frees intermediates as soon as their last consumer has run.
-    n->inputs.clear();
-    n->primitive.reset();
+    // not at the end, frees intermediates as soon as their last consumer has run. Retained
+    // nodes keep theirs for a pending backward pass or trace.
+    if (!n->retained) {
+      n->inputs.clear();
+      n->primitive.reset();
+    }
   }
   // The caller's Future holds the roots; dropping ours before signalling completion means that
   // once a waiter returns and drops its handles, the memory is really free.
@@ -100,6 +107,14 @@ void run_submission(Submission& s) {
   s.order.clear();
   s.future->finish(first_error);
 }
+
+}  // namespace wick::detail
+
+namespace wick {
+uint64_t kernel_count() { return detail::kernels_run.load(std::memory_order_relaxed); }
+}  // namespace wick
+
+namespace wick::detail {
 
 StreamWorker::StreamWorker(Stream s) : stream_(s), thread_([this] { loop(); }) {}
 
