@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # THE test command: installs dependencies, builds and tests wick, then checks it under
-# AddressSanitizer + UndefinedBehaviorSanitizer, checks the installed CMake package with an
-# out-of-tree consumer, and smoke-runs the engine benchmark. Budget: < 30 minutes on 2 cores.
+# AddressSanitizer + UndefinedBehaviorSanitizer, runs each fuzz target briefly (scripts/fuzz.sh),
+# checks the installed CMake package with an out-of-tree consumer, and smoke-runs the engine
+# benchmark. Budget: < 30 minutes on 2 cores.
 #
 #   bash scripts/test.sh
 #
 # Environment: JOBS (default 2) build parallelism; BUILD_DIR / ASAN_BUILD_DIR (default build,
 # build-asan) the build trees; WICK_TEST_SKIP_ASAN=1 skips the sanitizer build (for quick local
-# iterations only; the job runs everything).
+# iterations only; the job runs everything); WICK_TEST_SKIP_FUZZ=1 skips the fuzzing section and
+# FUZZ_SECONDS (default 20) sets its run time per fuzz target.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -51,6 +53,13 @@ if [ "${WICK_TEST_SKIP_ASAN:-0}" != 1 ]; then
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   ctest --test-dir "$BUILD_ASAN" --output-on-failure -j "$JOBS"
   unset ASAN_OPTIONS UBSAN_OPTIONS
+fi
+
+if [ "${WICK_TEST_SKIP_FUZZ:-0}" != 1 ]; then
+  banner "fuzzing, ${FUZZ_SECONDS:-20}s per target (clang, libFuzzer + ASan + UBSan, build-fuzz/)"
+  # A short run on the committed corpora: catches regressions in the parsers of untrusted files.
+  # Longer runs: bash scripts/fuzz.sh all 600.
+  bash scripts/fuzz.sh all "${FUZZ_SECONDS:-20}"
 fi
 
 banner "install + out-of-tree consumer (find_package(wick))"
