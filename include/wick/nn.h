@@ -216,8 +216,8 @@ struct LoraOptions {
 };
 
 /// Wraps every matching Linear under `root` in a LoRALinear (in module order, A drawn from one
-/// Generator seeded with options.seed) and freezes every other parameter of `root`, as PEFT
-/// does. Returns the dotted names of the wrapped modules; no match is an error.
+/// Generator seeded with options.seed) and freezes every parameter of `root` that is not an
+/// adapter's (lora_A / lora_B), as PEFT does. Returns the dotted names of the wrapped modules; no match is an error.
 std::vector<std::string> apply_lora(Module& root, const LoraOptions& options);
 
 }  // namespace wick

@@ -116,7 +116,10 @@ std::vector<std::string> apply_lora(Module& root, const LoraOptions& options) {
     for (const auto& t : options.targets) list += (list.empty() ? "" : ",") + t;
     throw Error("apply_lora: no Linear module matches the targets \"" + list + "\"");
   }
-  root.freeze();
+  // PEFT semantics: only adapters train (earlier adapters included).
+  root.freeze([](const std::string& n) {
+    return n.find("lora_A.") == std::string::npos && n.find("lora_B.") == std::string::npos;
+  });
   Generator gen(options.seed);
   for (const auto& name : chosen) {
     auto base = std::static_pointer_cast<Linear>(root.find_module(name));
