@@ -166,6 +166,14 @@ Tensor swapaxes(const Tensor& x, int a, int b);
 Tensor slice(const Tensor& x, const std::vector<int64_t>& start, const std::vector<int64_t>& stop,
              const std::vector<int64_t>& step = {});
 Tensor slice(const Tensor& x, int axis, int64_t start, int64_t stop, int64_t step = 1);
+/// x with the region starting at `start` (per axis; negative counts from the end) with `step`
+/// (default 1) replaced by `update`, whose shape is the region's extent (it may have fewer
+/// leading axes, which broadcast) and which is cast to x's dtype. Functional: x is unchanged, but
+/// when x has no other user its buffer is reused, so appending to a cache costs only the update.
+Tensor slice_update(const Tensor& x, const Tensor& update, const std::vector<int64_t>& start,
+                    const std::vector<int64_t>& step = {});
+/// slice_update along one axis: x[..., start : start + update.shape[axis], ...] = update.
+Tensor slice_update(const Tensor& x, const Tensor& update, int axis, int64_t start);
 /// Broadcast to `shape` (a view with zero strides).
 Tensor broadcast_to(const Tensor& x, const Shape& shape);
 Tensor expand_dims(const Tensor& x, int axis);

@@ -112,6 +112,43 @@ Tensor slice(const Tensor& x, int axis, int64_t start, int64_t stop, int64_t ste
   return slice(x, b, e, s);
 }
 
+Tensor slice_update(const Tensor& x, const Tensor& update, const std::vector<int64_t>& start,
+                    const std::vector<int64_t>& step) {
+  require_defined("slice_update", {&x, &update});
+  size_t nd = x.shape().size();
+  auto fail = [&](const std::string& why) {
+    throw Error("slice_update: x " + shape_str(x.shape()) + ", update " + shape_str(update.shape()) +
+                ": " + why);
+  };
+  if (start.size() != nd || (!step.empty() && step.size() != nd))
+    fail(std::to_string(start.size()) + " starts and " + std::to_string(step.size()) +
+         " steps for " + std::to_string(nd) + " axes");
+  if (update.shape().size() > nd) fail("update has more axes than x");
+  Shape region(nd, 1);
+  std::copy(update.shape().begin(), update.shape().end(), region.end() - update.shape().size());
+  std::vector<int64_t> b(nd), st(nd, 1);
+  for (size_t d = 0; d < nd; ++d) {
+    int64_t n = x.shape()[d];
+    b[d] = start[d] < 0 ? start[d] + n : start[d];
+    if (!step.empty()) st[d] = step[d];
+    if (st[d] <= 0) fail("step must be positive");
+    if (region[d] > 0 && (b[d] < 0 || b[d] + (region[d] - 1) * st[d] >= n))
+      fail("region on axis " + std::to_string(d) + " (start " + std::to_string(start[d]) +
+           ", extent " + std::to_string(region[d]) + ", step " + std::to_string(st[d]) +
+           ") leaves the axis of size " + std::to_string(n));
+  }
+  return build<SliceUpdate>(x.shape(), x.dtype(), {x, broadcast_view(cast(update, x.dtype()), region)},
+                            b, st);
+}
+
+Tensor slice_update(const Tensor& x, const Tensor& update, int axis, int64_t start) {
+  require_defined("slice_update", {&x, &update});
+  int a = normalize_axis(axis, x.ndim(), "slice_update");
+  std::vector<int64_t> b(x.ndim(), 0);
+  b[a] = start;
+  return slice_update(x, update, b);
+}
+
 Tensor broadcast_to(const Tensor& x, const Shape& shape) {
   require_defined("broadcast_to", {&x});
   bool ok = shape.size() >= x.shape().size();

@@ -199,6 +199,16 @@ class BroadcastTo : public Primitive {
   WICK_PRIMITIVE(BroadcastTo, "broadcast_to")
 };
 
+/// Inputs: x, update. The output is x with the strided region (start, step per axis; extent =
+/// update's shape) replaced by update. Reuses x's buffer when nothing else can see it, so a
+/// KV cache grows in place.
+class SliceUpdate : public Primitive {
+ public:
+  SliceUpdate(std::vector<int64_t> s, std::vector<int64_t> st) : start(std::move(s)), step(std::move(st)) {}
+  WICK_PRIMITIVE(SliceUpdate, "slice_update")
+  std::vector<int64_t> start, step;
+};
+
 // ---- joining and indexing ----
 class Concatenate : public Primitive {
  public:

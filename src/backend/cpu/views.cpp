@@ -165,6 +165,28 @@ void Slice::eval_cpu(std::span<Node* const> in, Node& out) {
   make_view(out, x, std::move(s), off);
 }
 
+void SliceUpdate::eval_cpu(std::span<Node* const> in, Node& out) {
+  const Node& x = *in[0];
+  const Node& u = *in[1];
+  Node* const donor[] = {in[0]};
+  if (!alloc_output_donating(out, donor) && out.size()) copy_dense(x, out.raw());
+  if (u.size() == 0) return;
+  Strides dst = out.strides;
+  int64_t off = 0;
+  for (size_t d = 0; d < dst.size(); ++d) {
+    off += start[d] * dst[d];
+    dst[d] *= step[d];
+  }
+  StridedLoop<2> loop(u.shape, {dst, u.strides});
+  dispatch(out.dtype, [&]<class T>() {
+    T* o = out.data<T>() + off;
+    const T* src = u.data<T>();
+    loop.run([&](std::array<int64_t, 2> p, std::array<int64_t, 2> st, int64_t n) {
+      for (int64_t i = 0; i < n; ++i) o[p[0] + i * st[0]] = src[p[1] + i * st[1]];
+    });
+  });
+}
+
 void BroadcastTo::eval_cpu(std::span<Node* const> in, Node& out) {
   // Missing leading axes and size-1 axes both get stride 0.
   make_view(out, *in[0], aligned_strides(*in[0], out.shape.size()), in[0]->offset);
