@@ -135,7 +135,14 @@ void parse_windows(const Json& j, const std::string& src, ModelConfig& c) {
 }  // namespace
 
 ModelConfig ModelConfig::parse(std::string_view json_text, const std::string& source) {
-  Json j = io::parse_json(json_text, source);
+  Json j;
+  try {
+    j = io::parse_json(json_text, source);
+  } catch (const Json::exception& e) {
+    // parse_json converts syntax errors; nlohmann reports some values (a number overflowing a
+    // double, "1E999") with other exception types.
+    throw Error(source + ": invalid JSON: " + e.what());
+  }
   if (!j.is_object()) throw Error(source + ": expected a JSON object, got " + io::json_type_name(j));
   ModelConfig c;
   c.model_type = io::json_require<std::string>(j, "model_type", source);

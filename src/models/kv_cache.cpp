@@ -16,7 +16,11 @@ KVCache::KVCache(const ModelConfig& config, int64_t batch, int64_t max_length, D
   if (!is_floating(dtype)) throw Error("KVCache: floating dtype expected");
   k_.resize(static_cast<size_t>(config.num_hidden_layers));
   v_.resize(k_.size());
-  reset();
+  // Lazy zeros: the storage appears when the first step is evaluated.
+  for (size_t l = 0; l < k_.size(); ++l) {
+    k_[l] = zeros({batch_, kv_heads_, max_length_, head_dim_}, dtype_);
+    v_[l] = zeros({batch_, kv_heads_, max_length_, head_dim_}, dtype_);
+  }
 }
 
 size_t KVCache::nbytes() const {
@@ -24,12 +28,8 @@ size_t KVCache::nbytes() const {
 }
 
 void KVCache::reset() {
+  // Positions past length() are never read, so the buffers are kept as they are.
   length_ = 0;
-  // Lazy zeros: the storage appears when the first step is evaluated.
-  for (size_t l = 0; l < k_.size(); ++l) {
-    k_[l] = zeros({batch_, kv_heads_, max_length_, head_dim_}, dtype_);
-    v_[l] = zeros({batch_, kv_heads_, max_length_, head_dim_}, dtype_);
-  }
 }
 
 std::pair<Tensor, Tensor> KVCache::append(int64_t layer, const Tensor& k, const Tensor& v) {
@@ -44,14 +44,11 @@ std::pair<Tensor, Tensor> KVCache::append(int64_t layer, const Tensor& k, const 
     throw Error("KVCache: " + std::to_string(length_) + " + " + std::to_string(t) + " positions exceed max_length " +
                 std::to_string(max_length_));
   size_t l = static_cast<size_t>(layer);
-  // Until the engine has an in-place strided write, keep the valid prefix and grow it.
-  Tensor kc = astype(k, dtype_), vc = astype(v, dtype_);
-  Tensor kp = slice(k_[l], 2, 0, length_), vp = slice(v_[l], 2, 0, length_);
-  Tensor kn = length_ == 0 ? kc : concatenate({kp, kc}, 2);
-  Tensor vn = length_ == 0 ? vc : concatenate({vp, vc}, 2);
-  k_[l] = kn;
-  v_[l] = vn;
-  return {kn, vn};
+  // A functional write whose output reuses the cache's buffer once the previous step's views
+  // are gone, so each step costs only the new positions; attention reads the valid prefix.
+  k_[l] = slice_update(k_[l], k, 2, length_);
+  v_[l] = slice_update(v_[l], v, 2, length_);
+  return {slice(k_[l], 2, 0, length_ + t), slice(v_[l], 2, 0, length_ + t)};
 }
 
 void KVCache::advance(int64_t t) {
