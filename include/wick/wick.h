@@ -7,5 +7,6 @@
 #include "wick/ops.h"
 #include "wick/random.h"
 #include "wick/runtime.h"
+#include "wick/safetensors.h"
 #include "wick/shape.h"
 #include "wick/tensor.h"
