@@ -8,6 +8,10 @@
 #include "wick/nn.h"
 #include "wick/ops.h"
 #include "wick/runtime.h"
+#include "wick/safetensors.h"
+
+#include <filesystem>
+#include <unistd.h>
 
 namespace {
 
@@ -385,6 +389,50 @@ TEST(LoRA, ApplyLoraTargetsAndFreezes) {
   apply_lora(b, lora_opts({"q_proj"}, {}, 9));
   EXPECT_EQ(a.parameters().at("model.layers.2.self_attn.q_proj.lora_A.weight").to_vector<float>(),
             b.parameters().at("model.layers.2.self_attn.q_proj.lora_A.weight").to_vector<float>());
+}
+
+TEST(Module, SaveLoadRoundTrip) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("wick_nn_test_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::string path = (dir / "tree.safetensors").string();
+  Tree a;
+  a.update({{"enc.proj.weight", rand_tensor({3, 4}, 21)}, {"scale", rand_tensor({1}, 22)}});
+  a.save(path, {{"note", "test"}});
+  auto raw = load_safetensors(path);
+  EXPECT_EQ(raw.size(), 5u);
+  Tree b;  // same init as a: change a value so that the load must restore it
+  b.update({{"head.weight", rand_tensor({2, 3}, 23)}});
+  b.load(path);
+  for (auto& [n, t] : a.parameters()) EXPECT_EQ(b.parameters().at(n).to_vector<float>(), t.to_vector<float>()) << n;
+
+  // Strict loading names the missing / unknown tensor and the file; non-strict skips them.
+  Module small;
+  small.register_module("head", std::make_shared<Linear>(zeros({2, 3})));
+  try {
+    small.load(path);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("enc."), std::string::npos) << e.what();
+  }
+  small.load(path, false);
+  EXPECT_EQ(small.parameters().at("head.weight").to_vector<float>(), a.parameters().at("head.weight").to_vector<float>());
+  Module more;  // non-strict: a parameter the file lacks keeps its value
+  more.register_module("head", std::make_shared<Linear>(zeros({2, 3})));
+  more.register_parameter("extra", full({2}, 5.0));
+  more.load(path, false);
+  EXPECT_EQ(more.parameters().at("extra").to_vector<float>(), (std::vector<float>{5, 5}));
+  Module wrong;
+  wrong.register_module("head", std::make_shared<Linear>(zeros({3, 2})));
+  EXPECT_THROW(wrong.load(path, false), Error);
+
+  // Converted to the parameter's dtype.
+  Module half;
+  half.register_module("head", std::make_shared<Linear>(zeros({2, 3}, DType::bf16)));
+  half.load(path, false);
+  EXPECT_EQ(half.parameters().at("head.weight").dtype(), DType::bf16);
+  fs::remove_all(dir);
 }
 
 }  // namespace
