@@ -220,4 +220,12 @@ struct LoraOptions {
 /// adapter's (lora_A / lora_B), as PEFT does. Returns the dotted names of the wrapped modules; no match is an error.
 std::vector<std::string> apply_lora(Module& root, const LoraOptions& options);
 
+/// Loads a PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors, keys
+/// "base_model.model.<module>.lora_A.weight" / ".lora_B.weight") onto `root`: wraps the modules
+/// the config targets with apply_lora and fills the adapter weights (f32). Unsupported PEFT
+/// features (DoRA, rank_pattern, modules_to_save, bias, regex targets) and mismatched tensors are
+/// errors naming the file (after a tensor-name or shape error the targets stay wrapped, with
+/// B = 0). Returns the wrapped module names.
+std::vector<std::string> load_peft_adapter(Module& root, const std::string& dir);
+
 }  // namespace wick
