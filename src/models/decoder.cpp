@@ -57,7 +57,9 @@ DecoderContext make_context(const ModelConfig& c, const std::vector<float>& inv_
         if (s < ctx.offset) continue;
         int64_t p = v ? count - 1 : 1;
         pos[b * tokens + (s - ctx.offset)] = static_cast<float>(p);
-        shifted = shifted || p != s;
+        // Padding positions are never seen (masked as keys, ignored as queries), so only the
+        // tokens decide whether rows need their own positions (right padding does not).
+        shifted = shifted || (v && p != s);
       }
     }
     if (shifted) {

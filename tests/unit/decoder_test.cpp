@@ -148,6 +148,26 @@ TEST_P(Fixture, LeftPaddedBatchEqualsOneByOne) {
   }
 }
 
+TEST_P(Fixture, RightPaddedBatchEqualsOneByOne) {
+  // The training layout: tokens first, padding after, masked out.
+  auto model = CausalLM::load(fixture(GetParam()));
+  Expected e = read_expected(GetParam());
+  int64_t n = static_cast<int64_t>(e.sequences.size()), t_max = 0;
+  for (auto& s : e.sequences) t_max = std::max<int64_t>(t_max, s.size());
+  std::vector<int64_t> ids(n * t_max, 0), mask(n * t_max, 0);
+  for (int64_t i = 0; i < n; ++i)
+    for (size_t t = 0; t < e.sequences[i].size(); ++t) {
+      ids[i * t_max + t] = e.sequences[i][t];
+      mask[i * t_max + t] = 1;
+    }
+  Tensor logits = model->forward(Tensor::from_vector(ids, {n, t_max}), nullptr, Tensor::from_vector(mask, {n, t_max}));
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t len = static_cast<int64_t>(e.sequences[i].size());
+    Tensor rows = reshape(slice(slice(logits, 0, i, i + 1), 1, 0, len), {len, -1});
+    EXPECT_LE(max_abs_diff(rows, e.tensors.at("logits_" + std::to_string(i))), 1e-4) << GetParam() << " row " << i;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Models, Fixture, ::testing::ValuesIn(kFixtures),
                          [](const auto& info) {
                            std::string s = info.param;
