@@ -181,9 +181,9 @@ class Decoder:
     def lin(self, x, name, bias):
         return F.linear(x, self.w[name + ".weight"], self.w[name + ".bias"] if bias else None)
 
-    def forward(self, ids, cache=None, attention_mask=None):
-        """ids [B, T] -> logits [B, T, V]. cache: list of (k, v) per layer, extended in place.
-        attention_mask [B, past + T] (1 token, 0 padding)."""
+    def forward(self, ids, cache=None, attention_mask=None, last_only=False):
+        """ids [B, T] -> logits [B, T, V] ([B, 1, V] with last_only). cache: list of (k, v) per
+        layer, extended in place. attention_mask [B, past + T] (1 token, 0 padding)."""
         c = self.c
         B, T = ids.shape
         past = cache[0][0].shape[2] if cache and cache[0] is not None else 0
@@ -231,6 +231,8 @@ class Decoder:
             u = self.lin(h, p + "mlp.up_proj", c.mlp_bias)
             x = x + self.lin(F.silu(g) * u, p + "mlp.down_proj", c.mlp_bias)
         x = rms_norm(x, self.w["model.norm.weight"], c.rms_norm_eps)
+        if last_only:
+            x = x[:, -1:]
         return F.linear(x, self.w["lm_head.weight"])
 
     def greedy(self, prompt, n):
@@ -287,16 +289,16 @@ def bench(dec, prompt_len, decode_len, reps):
     torch.manual_seed(0)
     V = dec.c.vocab_size
     prompt = torch.randint(0, V, (1, prompt_len))
-    # Prefill: the whole prompt through the model (median of reps).
+    # Prefill: the whole prompt through the model, logits of the last position (median of reps).
     times = []
     for _ in range(reps + 1):
         t0 = time.perf_counter()
-        dec.forward(prompt, [None] * dec.c.num_hidden_layers)
+        dec.forward(prompt, [None] * dec.c.num_hidden_layers, last_only=True)
         times.append(time.perf_counter() - t0)
     prefill = sorted(times[1:])[len(times[1:]) // 2]
     # Decode: greedy steps after the prompt, one token at a time with the cache.
     cache = [None] * dec.c.num_hidden_layers
-    logits = dec.forward(prompt, cache)
+    logits = dec.forward(prompt, cache, last_only=True)
     steps = []
     nxt = int(logits[0, -1].argmax())
     for _ in range(decode_len + 2):

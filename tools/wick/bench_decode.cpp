@@ -2,9 +2,10 @@
 // machine's memory bandwidth measured in the same run, so that decode can be stated as a fraction
 // of its bandwidth bound (every weight is read once per generated token).
 //
-// Timing: each prefill run evaluates the prompt's logits (eval() returns with the data ready);
-// each decode step builds the one-token graph, evaluates it and reads the argmax on the host, as
-// greedy generation does. Medians are reported.
+// Timing: each prefill run evaluates the prompt's hidden states and the logits of its last
+// position (all a generator needs; eval() returns with the data ready); each decode step builds
+// the one-token graph, evaluates it and reads the argmax on the host, as greedy generation does.
+// Medians are reported. The PyTorch peer (bench/peers/decoder_torch.py --bench) does the same.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -90,6 +91,13 @@ int64_t argmax_last(const Tensor& logits) {
   return argmax(reshape(slice(logits, 1, T - 1, T), {-1}), 0).item<int64_t>();
 }
 
+/// Logits [B, 1, vocab] of the last position only: prefill needs no others.
+Tensor last_logits(CausalLM& model, const Tensor& ids, KVCache& cache) {
+  Tensor h = model.hidden_states(ids, &cache);
+  int64_t T = h.shape()[1];
+  return model.logits(slice(h, 1, T - 1, T));
+}
+
 int run_decode(const DecodeOptions& o) {
   std::shared_ptr<CausalLM> model;
   std::string shape;
@@ -117,13 +125,13 @@ int run_decode(const DecodeOptions& o) {
   for (int64_t r = 0; r <= o.reps; ++r) {
     KVCache cache = model->make_cache(1, max_len);
     auto t0 = Clock::now();
-    Tensor logits = model->forward(prompt_ids, &cache).eval();
+    Tensor logits = last_logits(*model, prompt_ids, cache).eval();
     double dt = seconds_since(t0);
     if (r > 0) prefill.push_back(dt);
   }
   // Decode: greedy steps after the prompt.
   KVCache cache = model->make_cache(1, max_len);
-  Tensor logits = model->forward(prompt_ids, &cache);
+  Tensor logits = last_logits(*model, prompt_ids, cache);
   int64_t next = argmax_last(logits);
   std::vector<double> steps;
   for (int64_t s = 0; s < o.steps + 2; ++s) {
