@@ -69,14 +69,25 @@ void gemv_block(int64_t j0, int64_t j1, int64_t K, float alpha, const float* a, 
 
 void gemv_rows(int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t lda, const float* b,
                int64_t ldb, float beta, float* c, int64_t ldc, const float* bias) {
-  parallel_for(N, K * M, [&](int64_t j0, int64_t j1) {
+  auto block = [&](int64_t j0, int64_t j1) {
     switch (M) {
       case 1: gemv_block<1>(j0, j1, K, alpha, a, lda, b, ldb, beta, c, ldc, bias); break;
       case 2: gemv_block<2>(j0, j1, K, alpha, a, lda, b, ldb, beta, c, ldc, bias); break;
       case 3: gemv_block<3>(j0, j1, K, alpha, a, lda, b, ldb, beta, c, ldc, bias); break;
       default: gemv_block<4>(j0, j1, K, alpha, a, lda, b, ldb, beta, c, ldc, bias); break;
     }
-  });
+  };
+  // Chunks of ~64 KB of B handed out dynamically: a thread that wakes late (or is preempted on
+  // a busy machine) takes fewer chunks instead of holding up the others at the barrier.
+  const int64_t rows = std::max<int64_t>(1, (int64_t{16} << 10) / std::max<int64_t>(K, 1));
+  const int64_t chunks = (N + rows - 1) / rows;
+  const int threads = omp_get_max_threads();
+  if (threads <= 1 || chunks < 2 || N * K < (int64_t{1} << 15)) {
+    block(0, N);
+    return;
+  }
+#pragma omp parallel for schedule(dynamic, 1) num_threads(static_cast<int>(std::min<int64_t>(threads, chunks)))
+  for (int64_t i = 0; i < chunks; ++i) block(i * rows, std::min(N, (i + 1) * rows));
 }
 
 }  // namespace wick::cpu
