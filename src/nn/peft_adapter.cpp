@@ -57,9 +57,18 @@ LoraOptions read_adapter_config(const std::string& path) {
     auto it = j.find(k);
     if (it != j.end() && !it->is_null() && !it->empty()) throw Error(path + ": " + k + ": per-module ranks are not supported");
   }
-  auto ms = j.find("modules_to_save");
-  if (ms != j.end() && !ms->is_null() && !ms->empty())
-    throw Error(path + ": modules_to_save: not supported");
+  // Options that add parameters or change which modules match: absent, null, false or empty only.
+  for (const char* k : {"modules_to_save", "lora_bias", "exclude_modules", "layer_replication", "target_parameters",
+                        "trainable_token_indices", "use_qalora", "alora_invocation_tokens"}) {
+    auto it = j.find(k);
+    if (it == j.end() || it->is_null() || (it->is_boolean() && !it->get<bool>())) continue;
+    if ((it->is_array() || it->is_object() || it->is_string()) && it->empty()) continue;
+    throw Error(path + ": " + k + ": not supported");
+  }
+  auto lp = j.find("layers_pattern");
+  if (lp != j.end() && !lp->is_null() && !(lp->is_string() && (lp->get<std::string>() == "layers" || lp->get<std::string>().empty())) &&
+      !(lp->is_array() && lp->size() == 1 && (*lp)[0] == "layers"))
+    throw Error(path + ": layers_pattern: only \"layers\" is supported");
   return o;
 }
 

@@ -98,7 +98,7 @@ def make_adapter(out_dir, sequences):
     if HAVE_PEFT:
         import transformers as tf
         from peft import LoraConfig, get_peft_model
-        model = tf.AutoModelForCausalLM.from_pretrained(MODEL, torch_dtype=torch.float32).eval()
+        model = tf.AutoModelForCausalLM.from_pretrained(MODEL).float().eval()
         cfg = LoraConfig(r=R, lora_alpha=ALPHA, target_modules=TARGETS, lora_dropout=0.0, bias="none",
                          task_type="CAUSAL_LM")
         pm = get_peft_model(model, cfg)
@@ -107,7 +107,7 @@ def make_adapter(out_dir, sequences):
         with torch.no_grad():
             for n, p in params.items():
                 p.copy_(vals[n])
-        pm.save_pretrained(folder, safe_serialization=True)
+        pm.save_pretrained(folder)  # adapter_config.json + adapter_model.safetensors
         logits = []
         with torch.no_grad():
             for s in sequences:

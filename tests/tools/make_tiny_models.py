@@ -95,18 +95,17 @@ class TransformersModel:
     def __init__(self, name, spec, seed):
         import transformers as tf
         model_type, fields, (rope_type, theta, scaling), storage, _ = spec
-        kw = dict(fields, hidden_act="silu", bos_token_id=1, eos_token_id=2, attn_implementation="eager")
+        kw = dict(fields, hidden_act="silu", bos_token_id=1, eos_token_id=2)
         if int(tf.__version__.split(".")[0]) >= 5:
             kw["rope_parameters"] = dict(rope_type=rope_type, rope_theta=theta, **scaling)
         else:
             kw["rope_theta"] = theta
             if rope_type != "default":
                 kw["rope_scaling"] = dict(rope_type=rope_type, **scaling)
-        cls_cfg, cls_model = {"qwen2": (tf.Qwen2Config, tf.Qwen2ForCausalLM),
-                              "llama": (tf.LlamaConfig, tf.LlamaForCausalLM),
-                              "mistral": (tf.MistralConfig, tf.MistralForCausalLM)}[model_type]
+        cls_cfg = {"qwen2": tf.Qwen2Config, "llama": tf.LlamaConfig, "mistral": tf.MistralConfig}[model_type]
         torch.manual_seed(seed)
-        self.model = cls_model(cls_cfg(**kw)).float().eval()
+        # Eager attention: the plain softmax path, with sliding windows and padding as masks.
+        self.model = tf.AutoModelForCausalLM.from_config(cls_cfg(**kw), attn_implementation="eager").float().eval()
         params = dict(self.model.named_parameters())
         values = redraw(params, seed)
         with torch.no_grad():
@@ -140,9 +139,13 @@ class TransformersModel:
         return toks, min(margins)
 
     def save(self, folder):
+        # safetensors is save_pretrained's default format (and, from transformers 5, its only one).
         m = self.model.to(torch.bfloat16) if self.storage == "bfloat16" else self.model
-        m.save_pretrained(folder, safe_serialization=True)
+        m.save_pretrained(folder)
         self.model.float()
+
+    def inv_freq(self):
+        return self.model.model.rotary_emb.inv_freq.float()
 
 
 class TorchPeerModel:
@@ -225,6 +228,19 @@ def make(name, out_dir):
     recomputed = full[len(SEQUENCES[0]) - 1:].argmax(-1).tolist()
     if recomputed != greedy:
         raise RuntimeError(name + ": cached greedy decode differs from a full recompute")
+    if HAVE_TRANSFORMERS:
+        # The config written must mean what was built (a RoPE field transformers ignored would
+        # make a fixture that tests the wrong thing), and the plain-PyTorch peer should agree.
+        with open(os.path.join(folder, "config.json")) as f:
+            written = dt.Config(json.load(f))
+        if not torch.allclose(written.inv_freq(), m.inv_freq(), rtol=1e-6, atol=0):
+            raise RuntimeError(name + ": RoPE frequencies in config.json differ from the model's")
+        peer = dt.Decoder.load(folder)
+        with torch.no_grad():
+            diff = max(float((peer.forward(torch.tensor([s]))[0] - tensors["logits_%d" % i]).abs().max())
+                       for i, s in enumerate(SEQUENCES))
+        print("%s: decoder_torch.py peer vs transformers: max |logit diff| %.2e%s"
+              % (name, diff, "" if diff < 1e-4 else "  <-- the peer disagrees"))
     dt.write_safetensors(os.path.join(folder, "expected.safetensors"), tensors, {"format": "pt"})
     with open(os.path.join(folder, "expected.json"), "w") as f:
         json.dump({"source": m.source, "sequences": SEQUENCES, "greedy_prompt": 0, "greedy": greedy,

@@ -129,8 +129,29 @@ TEST_F(BrokenAdapter, UnsupportedFeatures) {
   config_["target_modules"] = ".*proj";
   expect_error("target_modules");
   config_["target_modules"] = {"q_proj"};
+  config_["lora_bias"] = true;
+  expect_error("lora_bias");
+  config_["lora_bias"] = false;
+  config_["exclude_modules"] = {"k_proj"};
+  expect_error("exclude_modules");
+  config_["exclude_modules"] = nullptr;
+  config_["layers_pattern"] = "h";
+  expect_error("layers_pattern");
+  config_["layers_pattern"] = nullptr;
   config_.erase("r");
   expect_error("\"r\"");
+}
+
+TEST_F(BrokenAdapter, LayersToTransform) {
+  config_["layers_to_transform"] = {1};
+  expect_error("layers.0.", "matches no adapted module");
+  for (auto it = weights_.begin(); it != weights_.end();)
+    it = it->first.find(".layers.0.") != std::string::npos ? weights_.erase(it) : std::next(it);
+  write();
+  model_ = CausalLM::load(fixtures() + "/models/qwen2-tied");
+  auto names = load_peft_adapter(*model_, dir_.string());
+  EXPECT_EQ(names.size(), 3u);
+  for (auto& n : names) EXPECT_TRUE(n.starts_with("model.layers.1.")) << n;
 }
 
 TEST_F(BrokenAdapter, TensorMismatches) {
