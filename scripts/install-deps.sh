@@ -13,6 +13,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev               # unit tests
   libbenchmark-dev                        # micro-benchmarks
   python3                                 # helper scripts (benchmark tables, fixtures)
+  clang libclang-rt-14-dev libomp-dev     # fuzzing (scripts/fuzz.sh, run briefly by test.sh):
+                                          # libFuzzer + sanitizer runtimes, OpenMP for clang
 )
 
 missing=()

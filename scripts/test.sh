@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # THE test command: installs dependencies, builds and tests wick, then checks it under
-# AddressSanitizer + UndefinedBehaviorSanitizer, checks the installed CMake package with an
-# out-of-tree consumer, and smoke-runs the engine benchmark. Budget: < 30 minutes on 2 cores.
+# AddressSanitizer + UndefinedBehaviorSanitizer, runs each fuzz target briefly (scripts/fuzz.sh),
+# checks the installed CMake package with an out-of-tree consumer, and smoke-runs the engine
+# benchmark. Budget: < 30 minutes on 2 cores.
 #
 #   bash scripts/test.sh
 #
 # Environment: JOBS (default 2) build parallelism; BUILD_DIR / ASAN_BUILD_DIR (default build,
 # build-asan) the build trees; WICK_TEST_SKIP_ASAN=1 skips the sanitizer build (for quick local
-# iterations only; the job runs everything).
+# iterations only; the job runs everything); WICK_TEST_SKIP_FUZZ=1 skips the fuzzing section and
+# FUZZ_SECONDS (default 20) sets its run time per fuzz target.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -53,6 +55,13 @@ if [ "${WICK_TEST_SKIP_ASAN:-0}" != 1 ]; then
   unset ASAN_OPTIONS UBSAN_OPTIONS
 fi
 
+if [ "${WICK_TEST_SKIP_FUZZ:-0}" != 1 ]; then
+  banner "fuzzing, ${FUZZ_SECONDS:-20}s per target (clang, libFuzzer + ASan + UBSan, build-fuzz/)"
+  # A short run on the committed corpora: catches regressions in the parsers of untrusted files.
+  # Longer runs: bash scripts/fuzz.sh all 600.
+  bash scripts/fuzz.sh all "${FUZZ_SECONDS:-20}"
+fi
+
 banner "install + out-of-tree consumer (find_package(wick))"
 PREFIX=$(mktemp -d /tmp/wick-install.XXXXXX)
 trap 'rm -rf "$PREFIX"' EXIT
@@ -62,11 +71,12 @@ cmake -S tests/consumer -B "$PREFIX/consumer-build" -G Ninja -DCMAKE_BUILD_TYPE=
 cmake --build "$PREFIX/consumer-build" -j "$JOBS"
 "$PREFIX/consumer-build/app"
 
-banner "wick bench engine --quick --json (smoke)"
+banner "wick bench engine / train --quick --json (smoke)"
 "$BUILD"/tools/wick/wick --version
-"$BUILD"/tools/wick/wick bench engine --quick --json | tee "$PREFIX/bench.jsonl"
-# The output must be one well-formed JSON object per line with the documented keys.
-python3 - "$PREFIX/bench.jsonl" <<'PY'
+for suite in engine train; do
+  "$BUILD"/tools/wick/wick bench "$suite" --quick --json | tee "$PREFIX/bench-$suite.jsonl"
+  # The output must be one well-formed JSON object per line with the documented keys.
+  python3 - "$PREFIX/bench-$suite.jsonl" <<'PY'
 import json, sys
 lines = [l for l in open(sys.argv[1]) if l.strip()]
 assert lines, "no benchmark output"
@@ -75,9 +85,9 @@ for l in lines:
     for k in ("name", "median_us", "p10_us", "p90_us", "iters"):
         assert k in r, f"missing {k} in {l}"
     assert r["median_us"] is not None and r["median_us"] > 0, l
-print(f"bench smoke: {len(lines)} results OK")
+print(f"bench smoke {sys.argv[1]}: {len(lines)} results OK")
 PY
-
+done
 printf '    (%s: %ds)\n' "$LAST_SECTION" $((SECONDS - section_start))
 printf '\n==================== all passed in %dm%02ds ====================\n' \
   $(((SECONDS - START) / 60)) $(((SECONDS - START) % 60))

@@ -52,6 +52,8 @@ Tensor gelu_tanh(const Tensor& x);
 Tensor relu(const Tensor& x);
 Tensor square(const Tensor& x);
 Tensor logical_not(const Tensor& x);
+/// The error function.
+Tensor erf(const Tensor& x);
 
 // ---- binary -----------------------------------------------------------------------------------
 Tensor add(const Tensor& a, const Tensor& b);

@@ -1,5 +1,7 @@
 #pragma once
+#include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "wick/tensor.h"
@@ -44,5 +46,22 @@ class EagerScope {
   EagerScope& operator=(const EagerScope&) = delete;
 };
 bool eager_mode();
+
+/// Debug counter: kernels run so far by this process (every evaluated primitive except pure
+/// views such as reshape, transpose, slice and broadcast). Tests use differences of it to prove
+/// that fusion happened.
+uint64_t kernel_count();
+
+/// Kernel-time profiling (off by default; a few hundred nanoseconds per kernel when on). While
+/// on, each evaluated primitive's wall time is added up under its name (GEMMs also under their
+/// operand shapes, the usual suspects).
+void set_profiling(bool on);
+struct ProfileEntry {
+  std::string name;
+  uint64_t calls = 0;
+  double total_us = 0;
+};
+/// The entries so far, slowest first; `reset` clears them.
+std::vector<ProfileEntry> profile_report(bool reset = true);
 
 }  // namespace wick

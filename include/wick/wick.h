@@ -12,3 +12,7 @@
 #include "wick/safetensors.h"
 #include "wick/shape.h"
 #include "wick/tensor.h"
+#include "wick/transforms.h"
+#include "wick/losses.h"
+#include "wick/optim.h"
+#include "wick/compile.h"

@@ -15,6 +15,25 @@ bool Node::contiguous() const {
   return true;
 }
 
+namespace {
+thread_local int retain_depth = 0;
+thread_local int trace_depth = 0;
+}  // namespace
+
+RetainScope::RetainScope(bool retain) : prev_(retain_depth) {
+  retain_depth = retain || trace_depth > 0 ? retain_depth + 1 : 0;
+}
+RetainScope::~RetainScope() { retain_depth = prev_; }
+bool RetainScope::active() { return retain_depth > 0; }
+
+TraceScope::TraceScope() { ++trace_depth; }
+TraceScope::~TraceScope() { --trace_depth; }
+
+std::vector<Tensor> Primitive::vjp(const std::vector<Tensor>&, const Tensor&, const Tensor&,
+                                   const std::vector<bool>&) {
+  throw Error(std::string(name()) + " is not differentiable");
+}
+
 Tensor make_node(Shape shape, DType dtype, std::shared_ptr<Primitive> p, std::vector<Tensor> inputs) {
   auto n = std::make_shared<Node>();
   n->shape = std::move(shape);
@@ -22,6 +41,7 @@ Tensor make_node(Shape shape, DType dtype, std::shared_ptr<Primitive> p, std::ve
   n->device = inputs.empty() ? Device::cpu() : inputs[0].device();
   n->primitive = std::move(p);
   n->inputs = std::move(inputs);
+  n->retained = RetainScope::active();
   Tensor t(std::move(n));
   if (eager_mode()) eval({t});
   return t;

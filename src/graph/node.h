@@ -31,6 +31,11 @@ struct Node {
   int64_t offset = 0;  // in elements
 
   std::atomic<NodeState> state{NodeState::pending};
+  // Built while a transform (vjp, checkpoint, compile) records the graph: evaluation keeps the
+  // inputs and primitive, which the backward pass or the trace still needs.
+  bool retained = false;
+  // Position in the submission being scheduled (used only by the scheduler, under its lock).
+  uint32_t sched_index = 0;
   std::exception_ptr error;
 
   Node() = default;
@@ -48,6 +53,30 @@ struct Node {
   void* raw() const { return static_cast<char*>(storage->ptr) + offset * itemsize(dtype); }
   /// Dense row-major layout (size-1 axes may have any stride).
   bool contiguous() const;
+};
+
+/// While alive, nodes built on this thread are retained (see Node::retained). Nests; a
+/// `RetainScope(false)` suspends retention (a checkpointed block's inner nodes), except while a
+/// compile trace records (it needs every node).
+class RetainScope {
+ public:
+  explicit RetainScope(bool retain = true);
+  ~RetainScope();
+  RetainScope(const RetainScope&) = delete;
+  RetainScope& operator=(const RetainScope&) = delete;
+  static bool active();
+
+ private:
+  int prev_;
+};
+
+/// Marks a compile trace on this thread (RetainScope(false) then keeps retaining).
+class TraceScope {
+ public:
+  TraceScope();
+  ~TraceScope();
+  TraceScope(const TraceScope&) = delete;
+  TraceScope& operator=(const TraceScope&) = delete;
 };
 
 /// A new pending node computed by `p` from `inputs`.

@@ -39,7 +39,7 @@ std::vector<int> normalize_axes(const std::vector<int>& axes, int ndim, const ch
 const char* unary_name(UnaryOp op) {
   static const char* names[] = {"negative", "abs",  "exp",     "log",     "sqrt",     "rsqrt",
                                 "sin",      "cos",  "tanh",    "sigmoid", "silu",     "gelu",
-                                "gelu_tanh", "relu", "square", "logical_not"};
+                                "gelu_tanh", "relu", "square", "logical_not", "erf"};
   return names[static_cast<int>(op)];
 }
 
@@ -137,6 +137,7 @@ Tensor gelu_tanh(const Tensor& x) { return unary(UnaryOp::gelu_tanh, x); }
 Tensor relu(const Tensor& x) { return unary(UnaryOp::relu, x); }
 Tensor square(const Tensor& x) { return unary(UnaryOp::square, x); }
 Tensor logical_not(const Tensor& x) { return unary(UnaryOp::logical_not, x); }
+Tensor erf(const Tensor& x) { return unary(UnaryOp::erf, x); }
 
 #define WICK_BINARY(fn, op)                                                                \
   Tensor fn(const Tensor& a, const Tensor& b) { return binary(BinaryOp::op, a, b); }      \

@@ -1,6 +1,7 @@
 #pragma once
 #include <ostream>
 #include <span>
+#include <vector>
 
 #include "graph/node.h"
 
@@ -19,6 +20,15 @@ class Primitive {
   /// True when `other` would compute the same output from the same inputs (for CSE).
   virtual bool is_equivalent(const Primitive& other) const { return false; }
   virtual void print(std::ostream& os) const { os << name(); }
+  /// True for primitives that only make a view of an input (no kernel runs).
+  virtual bool is_view() const { return false; }
+  /// Reverse mode: the cotangents of the inputs given the forward inputs `primals`, the forward
+  /// output `out` and its cotangent `cot` (out's shape and dtype). Returns one tensor per input;
+  /// only those with need[i] must be defined, and an undefined tensor means "zero". Built from
+  /// ops, so the backward graph is lazy like the forward one. Primitives without a derivative
+  /// (comparisons, argmax, random) keep the default, which throws naming the primitive.
+  virtual std::vector<Tensor> vjp(const std::vector<Tensor>& primals, const Tensor& out,
+                                  const Tensor& cot, const std::vector<bool>& need);
 };
 
 }  // namespace wick::detail

@@ -2,11 +2,20 @@
 // Declarations of every primitive. Builders (src/graph/ops_*.cpp) validate and create them;
 // their CPU kernels are defined in src/backend/cpu/ (one family per file).
 #include <cstdint>
+#include <typeinfo>
 #include <vector>
 
 #include "graph/primitive.h"
 
 namespace wick::detail {
+
+#define WICK_VJP                                                                          \
+  std::vector<Tensor> vjp(const std::vector<Tensor>& primals, const Tensor& out, const Tensor& cot, \
+                          const std::vector<bool>& need) override;
+
+// For is_equivalent: o has this primitive's exact type (and, with `fields`, equal parameters).
+#define WICK_SAME(cls, fields) \
+  (typeid(o) == typeid(cls) && [&](const cls& p) { return fields; }(static_cast<const cls&>(o)))
 
 #define WICK_PRIMITIVE(cls, str)                                        \
   const char* name() const override { return str; }                    \
@@ -42,12 +51,13 @@ class Random : public Primitive {
 // ---- elementwise ----
 enum class UnaryOp {
   neg, abs, exp, log, sqrt, rsqrt, sin, cos, tanh, sigmoid, silu, gelu, gelu_tanh, relu, square,
-  logical_not
+  logical_not, erf
 };
 const char* unary_name(UnaryOp op);
 
 class Unary : public Primitive {
  public:
+  WICK_VJP
   explicit Unary(UnaryOp o) : op(o) {}
   const char* name() const override { return unary_name(op); }
   void eval_cpu(std::span<Node* const> inputs, Node& out) override;
@@ -64,6 +74,7 @@ const char* binary_name(BinaryOp op);
 /// no broadcast view is built); comparisons write bool.
 class Binary : public Primitive {
  public:
+  WICK_VJP
   explicit Binary(BinaryOp o) : op(o) {}
   const char* name() const override { return binary_name(op); }
   void eval_cpu(std::span<Node* const> inputs, Node& out) override;
@@ -74,18 +85,24 @@ class Binary : public Primitive {
 /// Inputs: cond (bool), a, b, broadcastable to the output shape; a and b have the out dtype.
 class Where : public Primitive {
  public:
+  WICK_VJP
   WICK_PRIMITIVE(Where, "where")
+  bool is_equivalent(const Primitive& o) const override { return WICK_SAME(Where, true); }
 };
 
 class AsType : public Primitive {
  public:
+  WICK_VJP
   WICK_PRIMITIVE(AsType, "astype")
+  bool is_equivalent(const Primitive& o) const override { return WICK_SAME(AsType, true); }
 };
 
 /// A dense row-major copy of any view.
 class Copy : public Primitive {
  public:
+  WICK_VJP
   WICK_PRIMITIVE(Copy, "contiguous")
+  bool is_equivalent(const Primitive& o) const override { return WICK_SAME(Copy, true); }
 };
 
 // ---- reductions (output keeps reduced axes as size 1) ----
@@ -93,6 +110,7 @@ enum class ReduceOp { sum, mean, max, min };
 
 class Reduce : public Primitive {
  public:
+  WICK_VJP
   Reduce(ReduceOp o, std::vector<int> ax) : op(o), axes(std::move(ax)) {}
   const char* name() const override;
   void eval_cpu(std::span<Node* const> inputs, Node& out) override;
@@ -114,14 +132,18 @@ class ArgReduce : public Primitive {
 /// a [..., M, K] x b [..., K, N]; batch dims of both already broadcast to the output's.
 class Matmul : public Primitive {
  public:
+  WICK_VJP
   WICK_PRIMITIVE(Matmul, "matmul")
+  bool is_equivalent(const Primitive& o) const override { return WICK_SAME(Matmul, true); }
 };
 
 /// Inputs: x [..., in], W [out, in], A [r, in], B [out, r], then bias [out] when has_bias.
 class LoraLinear : public Primitive {
  public:
+  WICK_VJP
   LoraLinear(double s, bool hb) : scale(s), has_bias(hb) {}
   WICK_PRIMITIVE(LoraLinear, "lora_linear")
+  bool is_equivalent(const Primitive& o) const override { return WICK_SAME(LoraLinear, p.scale == scale && p.has_bias == has_bias); }
   double scale;
   bool has_bias;
 };
@@ -129,17 +151,21 @@ class LoraLinear : public Primitive {
 /// Over the last axis.
 class Softmax : public Primitive {
  public:
+  WICK_VJP
   explicit Softmax(bool lg) : log(lg) {}
   const char* name() const override { return log ? "log_softmax" : "softmax"; }
   void eval_cpu(std::span<Node* const> inputs, Node& out) override;
+  bool is_equivalent(const Primitive& o) const override { return WICK_SAME(Softmax, p.log == log); }
   bool log;
 };
 
 /// Inputs: x, then w [D] when has_weight.
 class RmsNorm : public Primitive {
  public:
+  WICK_VJP
   RmsNorm(double e, bool hw) : eps(e), has_weight(hw) {}
   WICK_PRIMITIVE(RmsNorm, "rms_norm")
+  bool is_equivalent(const Primitive& o) const override { return WICK_SAME(RmsNorm, p.eps == eps && p.has_weight == has_weight); }
   double eps;
   bool has_weight;
 };
@@ -147,6 +173,7 @@ class RmsNorm : public Primitive {
 /// Inputs: x, then w [D] when has_weight, then b [D] when has_bias.
 class LayerNorm : public Primitive {
  public:
+  WICK_VJP
   LayerNorm(double e, bool hw, bool hb) : eps(e), has_weight(hw), has_bias(hb) {}
   WICK_PRIMITIVE(LayerNorm, "layer_norm")
   double eps;
@@ -156,8 +183,10 @@ class LayerNorm : public Primitive {
 /// Rotate-half RoPE over the last axis of x [..., T, D].
 class Rope : public Primitive {
  public:
+  WICK_VJP
   Rope(std::vector<float> f, int64_t off) : inv_freq(std::move(f)), offset(off) {}
   WICK_PRIMITIVE(Rope, "rope")
+  bool is_equivalent(const Primitive& o) const override { return WICK_SAME(Rope, p.inv_freq == inv_freq && p.offset == offset); }
   std::vector<float> inv_freq;  // D/2
   int64_t offset;
 };
@@ -166,6 +195,7 @@ class Rope : public Primitive {
 /// broadcast to [B,Hq,T,S] (a view) when has_mask.
 class Attention : public Primitive {
  public:
+  WICK_VJP
   Attention(double s, bool c, bool hm) : scale(s), causal(c), has_mask(hm) {}
   WICK_PRIMITIVE(Attention, "scaled_dot_product_attention")
   double scale;
@@ -176,27 +206,39 @@ class Attention : public Primitive {
 /// Same elements in a new shape; a view when the input's strides allow, a copy otherwise.
 class Reshape : public Primitive {
  public:
+  WICK_VJP
   WICK_PRIMITIVE(Reshape, "reshape")
+  bool is_equivalent(const Primitive& o) const override { return WICK_SAME(Reshape, true); }
+  bool is_view() const override { return true; }
 };
 
 class Transpose : public Primitive {
  public:
+  WICK_VJP
   explicit Transpose(std::vector<int> p) : perm(std::move(p)) {}
   WICK_PRIMITIVE(Transpose, "transpose")
+  bool is_equivalent(const Primitive& o) const override { return WICK_SAME(Transpose, p.perm == perm); }
+  bool is_view() const override { return true; }
   std::vector<int> perm;
 };
 
 /// Output shape is set by the builder; start and step per axis (step > 0).
 class Slice : public Primitive {
  public:
+  WICK_VJP
   Slice(std::vector<int64_t> s, std::vector<int64_t> st) : start(std::move(s)), step(std::move(st)) {}
   WICK_PRIMITIVE(Slice, "slice")
+  bool is_equivalent(const Primitive& o) const override { return WICK_SAME(Slice, p.start == start && p.step == step); }
+  bool is_view() const override { return true; }
   std::vector<int64_t> start, step;
 };
 
 class BroadcastTo : public Primitive {
  public:
+  WICK_VJP
   WICK_PRIMITIVE(BroadcastTo, "broadcast_to")
+  bool is_equivalent(const Primitive& o) const override { return WICK_SAME(BroadcastTo, true); }
+  bool is_view() const override { return true; }
 };
 
 /// Inputs: x, update. The output is x with the strided region (start, step per axis; extent =
@@ -204,35 +246,122 @@ class BroadcastTo : public Primitive {
 /// KV cache grows in place.
 class SliceUpdate : public Primitive {
  public:
+  WICK_VJP
   SliceUpdate(std::vector<int64_t> s, std::vector<int64_t> st) : start(std::move(s)), step(std::move(st)) {}
   WICK_PRIMITIVE(SliceUpdate, "slice_update")
   std::vector<int64_t> start, step;
 };
 
+/// The identity (a view) whose gradient is zero.
+class StopGradient : public Primitive {
+ public:
+  WICK_PRIMITIVE(StopGradient, "stop_gradient")
+  bool is_equivalent(const Primitive& o) const override { return WICK_SAME(StopGradient, true); }
+  WICK_VJP
+  bool is_view() const override { return true; }
+};
+
 // ---- joining and indexing ----
 class Concatenate : public Primitive {
  public:
+  WICK_VJP
   explicit Concatenate(int ax) : axis(ax) {}
   WICK_PRIMITIVE(Concatenate, "concatenate")
+  bool is_equivalent(const Primitive& o) const override { return WICK_SAME(Concatenate, p.axis == axis); }
   int axis;
 };
 
 /// Inputs: x, indices (i32/i64).
 class Take : public Primitive {
  public:
+  WICK_VJP
   explicit Take(int ax) : axis(ax) {}
   WICK_PRIMITIVE(Take, "take")
+  bool is_equivalent(const Primitive& o) const override { return WICK_SAME(Take, p.axis == axis); }
   int axis;
 };
 
 class TakeAlongAxis : public Primitive {
  public:
+  WICK_VJP
   explicit TakeAlongAxis(int ax) : axis(ax) {}
   WICK_PRIMITIVE(TakeAlongAxis, "take_along_axis")
   int axis;
 };
 
+/// The gradient of take: inputs (cot, indices); the output (x's shape, set by the builder) is
+/// zero except that cot's slices are added at the indexed positions along `axis`.
+class TakeGrad : public Primitive {
+ public:
+  explicit TakeGrad(int ax) : axis(ax) {}
+  WICK_PRIMITIVE(TakeGrad, "take_grad")
+  WICK_VJP
+  int axis;
+};
+
+/// The gradient of take_along_axis: inputs (cot, indices) of one shape; output as TakeGrad.
+class TakeAlongAxisGrad : public Primitive {
+ public:
+  explicit TakeAlongAxisGrad(int ax) : axis(ax) {}
+  WICK_PRIMITIVE(TakeAlongAxisGrad, "take_along_axis_grad")
+  WICK_VJP
+  int axis;
+};
+
+/// Per-row cross-entropy: inputs logits [N, V] (float), labels [N] (i32/i64); output [N] f32,
+/// 0 where the label is ignore_index. With label smoothing ε the target is (1-ε)·onehot + ε/V.
+class CrossEntropy : public Primitive {
+ public:
+  CrossEntropy(int64_t ig, double ls) : ignore_index(ig), smoothing(ls) {}
+  WICK_PRIMITIVE(CrossEntropy, "cross_entropy")
+  WICK_VJP
+  int64_t ignore_index;
+  double smoothing;
+};
+
+/// Its gradient: inputs logits, labels, g [N] f32; output d logits (logits' shape and dtype),
+/// g_n · (softmax - target) row by row, without an f32 copy of the logits.
+class CrossEntropyGrad : public Primitive {
+ public:
+  CrossEntropyGrad(int64_t ig, double ls) : ignore_index(ig), smoothing(ls) {}
+  WICK_PRIMITIVE(CrossEntropyGrad, "cross_entropy_grad")
+  int64_t ignore_index;
+  double smoothing;
+};
+
+/// A chain of elementwise ops fused by compile: one pass over memory. Registers 0..n-1 hold the
+/// inputs (broadcast to the output shape); instruction i writes register n+i; the last register
+/// is the output. Each instruction computes exactly as its unfused kernel (in f32 for
+/// f32/f16/bf16, f64 for f64) and rounds to its own dtype, so fusion does not change results.
+class FusedElementwise : public Primitive {
+ public:
+  enum class Kind : uint8_t { unary, binary, where, cast };
+  struct Instr {
+    Kind kind;
+    uint8_t op;  // UnaryOp or BinaryOp
+    DType dtype; // the instruction's result dtype
+    int a = -1, b = -1, c = -1;
+  };
+  FusedElementwise(std::vector<Instr> p, bool wide) : program(std::move(p)), f64(wide) {}
+  WICK_PRIMITIVE(FusedElementwise, "fused_elementwise")
+  void print(std::ostream& os) const override;
+  std::vector<Instr> program;
+  bool f64;  // registers are double (the chain is f64), else float
+};
+
+/// softmax(scale · x + mask) over the last axis in one pass (compile's pattern fusion): inputs
+/// x [..., S] and, when has_mask, an additive mask of x's dtype broadcast to x's shape.
+class ScaledMaskedSoftmax : public Primitive {
+ public:
+  ScaledMaskedSoftmax(double s, bool hm) : scale(s), has_mask(hm) {}
+  WICK_PRIMITIVE(ScaledMaskedSoftmax, "scaled_masked_softmax")
+  double scale;
+  bool has_mask;
+};
+
 #undef WICK_PRIMITIVE
+#undef WICK_VJP
+#undef WICK_SAME
 
 /// Initialises the CPU backend's libraries (called once by the runtime before its first
 /// evaluation, so their global state outlives the runtime's exit handler).

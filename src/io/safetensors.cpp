@@ -105,7 +105,7 @@ struct SafetensorsFile::Impl {
              std::to_string(static_cast<unsigned char>(*bad)) + ", not 0 or 1");
     }
     Tensor raw;
-    if (bytes > 0 && reinterpret_cast<uintptr_t>(p) % itemsize(stored) == 0) {
+    if (reinterpret_cast<uintptr_t>(p) % itemsize(stored) == 0) {
       auto n = std::make_shared<detail::Node>();
       n->shape = info.shape;
       n->dtype = stored;

@@ -18,6 +18,51 @@ std::mutex& schedule_mutex() {
 
 thread_local int eager_depth = 0;
 
+[[noreturn]] void throw_placeholder() {
+  // Only compile's placeholders are pending without a primitive.
+  throw Error("eval: the value depends on an input of a function being compiled; a compiled "
+              "function must not evaluate or read tensors while it is traced");
+}
+
+/// Reorders a topological order so that a value's consumers run as soon as they can (Kahn's
+/// algorithm with a LIFO ready stack, ties broken by the DFS order). A plain DFS from several
+/// roots finishes one root before starting the next, so values shared with a later root (the
+/// activations a layer's weight gradient needs) stay alive to the end; running consumers
+/// eagerly frees them layer by layer, which is what makes gradient checkpointing save memory.
+std::vector<detail::Node*> memory_order(const std::vector<detail::Node*>& dfs) {
+  using detail::Node;
+  const uint32_t n = static_cast<uint32_t>(dfs.size());
+  for (uint32_t i = 0; i < n; ++i) dfs[i]->sched_index = i;
+  auto in_batch = [&](const Node* c) { return c->sched_index < n && dfs[c->sched_index] == c; };
+  // Consumers in compressed rows: first[i]..first[i+1] index `users`.
+  std::vector<uint32_t> pending(n, 0), first(n + 1, 0), users;
+  for (uint32_t i = 0; i < n; ++i)
+    for (const Tensor& t : dfs[i]->inputs)
+      if (in_batch(t.node())) {
+        ++pending[i];
+        ++first[t.node()->sched_index + 1];
+      }
+  for (uint32_t i = 0; i < n; ++i) first[i + 1] += first[i];
+  users.resize(first[n]);
+  std::vector<uint32_t> fill(first.begin(), first.end() - 1);
+  for (uint32_t i = 0; i < n; ++i)
+    for (const Tensor& t : dfs[i]->inputs)
+      if (in_batch(t.node())) users[fill[t.node()->sched_index]++] = i;
+  std::vector<uint32_t> ready;
+  for (uint32_t i = n; i-- > 0;)
+    if (pending[i] == 0) ready.push_back(i);
+  std::vector<Node*> out;
+  out.reserve(n);
+  while (!ready.empty()) {
+    uint32_t i = ready.back();
+    ready.pop_back();
+    out.push_back(dfs[i]);
+    for (uint32_t k = first[i + 1]; k-- > first[i];)
+      if (--pending[users[k]] == 0) ready.push_back(users[k]);
+  }
+  return out;
+}
+
 /// Claims every pending node the roots depend on and returns them in topological order. The
 /// walk uses an explicit stack so graph depth is bounded only by memory. The caller holds
 /// schedule_mutex() until the submission is queued: a submission that depends on nodes claimed
@@ -33,6 +78,7 @@ std::vector<detail::Node*> schedule(const std::vector<Tensor>& roots) {
     Node* root = r.node();
     if (root->state.load(std::memory_order_acquire) != NodeState::pending) continue;
     if (!seen.insert(root).second) continue;
+    if (!root->primitive) throw_placeholder();
     stack.emplace_back(root, 0);
     while (!stack.empty()) {
       Node* n = stack.back().first;
@@ -41,6 +87,7 @@ std::vector<detail::Node*> schedule(const std::vector<Tensor>& roots) {
         stack.back().second++;
         Node* c = n->inputs[i].node();
         if (c->state.load(std::memory_order_acquire) == NodeState::pending && seen.insert(c).second) {
+          if (!c->primitive) throw_placeholder();
           stack.emplace_back(c, 0);
         }
       } else {
@@ -50,7 +97,7 @@ std::vector<detail::Node*> schedule(const std::vector<Tensor>& roots) {
     }
   }
   for (Node* n : order) n->state.store(NodeState::scheduled, std::memory_order_release);
-  return order;
+  return memory_order(order);
 }
 
 /// The first error among already-finished roots (failed in an earlier evaluation).

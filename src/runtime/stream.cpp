@@ -1,6 +1,10 @@
 #include "runtime/stream.h"
+#include "wick/runtime.h"
 
+#include <algorithm>
 #include <chrono>
+#include <mutex>
+#include <sstream>
 #include <map>
 
 #include "graph/primitives.h"
@@ -56,6 +60,36 @@ void FutureState::wait() {
   cv.wait(lock, [&] { return done.load(std::memory_order_acquire); });
 }
 
+std::atomic<uint64_t> kernels_run{0};
+std::atomic<bool> profiling{false};
+
+struct Profile {
+  std::mutex mutex;
+  std::map<std::string, ProfileEntry> entries;
+};
+Profile& profile() {
+  static Profile* p = new Profile();  // leaked: workers may record during exit
+  return *p;
+}
+
+void record_profile(const Node& n, std::span<Node* const> ins, double us) {
+  std::string key = n.primitive->name();
+  if (dynamic_cast<const FusedElementwise*>(n.primitive.get())) {
+    std::ostringstream os;
+    n.primitive->print(os);
+    key = os.str();
+  }
+  if (dynamic_cast<const Matmul*>(n.primitive.get()) || dynamic_cast<const LoraLinear*>(n.primitive.get())) {
+    for (size_t i = 0; i < ins.size(); ++i) key += (i ? " x " : " ") + shape_str(ins[i]->shape);
+  }
+  Profile& p = profile();
+  std::lock_guard lock(p.mutex);
+  ProfileEntry& e = p.entries[key];
+  e.name = key;
+  e.calls++;
+  e.total_us += us;
+}
+
 void run_submission(Submission& s) {
   std::exception_ptr first_error;
   std::vector<Node*> ins;
@@ -75,7 +109,15 @@ void run_submission(Submission& s) {
     }
     if (!input_error) {
       try {
-        n->primitive->eval_cpu(ins, *n);
+        if (profiling.load(std::memory_order_relaxed)) {
+          auto t0 = std::chrono::steady_clock::now();
+          n->primitive->eval_cpu(ins, *n);
+          auto dt = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+          record_profile(*n, ins, dt);
+        } else {
+          n->primitive->eval_cpu(ins, *n);
+        }
+        if (!n->primitive->is_view()) kernels_run.fetch_add(1, std::memory_order_relaxed);
       } catch (...) {
         input_error = as_wick_error(*n, std::current_exception());
       }
@@ -90,9 +132,12 @@ void run_submission(Submission& s) {
     }
     n->state.notify_all();
     // Detach: the value (or error) no longer needs the graph behind it. Dropping inputs here,
-    // not at the end, frees intermediates as soon as their last consumer has run.
-    n->inputs.clear();
-    n->primitive.reset();
+    // not at the end, frees intermediates as soon as their last consumer has run. Retained
+    // nodes keep theirs for a pending backward pass or trace.
+    if (!n->retained) {
+      n->inputs.clear();
+      n->primitive.reset();
+    }
   }
   // The caller's Future holds the roots; dropping ours before signalling completion means that
   // once a waiter returns and drops its handles, the memory is really free.
@@ -100,6 +145,26 @@ void run_submission(Submission& s) {
   s.order.clear();
   s.future->finish(first_error);
 }
+
+}  // namespace wick::detail
+
+namespace wick {
+uint64_t kernel_count() { return detail::kernels_run.load(std::memory_order_relaxed); }
+
+void set_profiling(bool on) { detail::profiling.store(on, std::memory_order_relaxed); }
+
+std::vector<ProfileEntry> profile_report(bool reset) {
+  detail::Profile& p = detail::profile();
+  std::lock_guard lock(p.mutex);
+  std::vector<ProfileEntry> out;
+  for (auto& [k, e] : p.entries) out.push_back(e);
+  std::sort(out.begin(), out.end(), [](const ProfileEntry& a, const ProfileEntry& b) { return a.total_us > b.total_us; });
+  if (reset) p.entries.clear();
+  return out;
+}
+}  // namespace wick
+
+namespace wick::detail {
 
 StreamWorker::StreamWorker(Stream s) : stream_(s), thread_([this] { loop(); }) {}
 

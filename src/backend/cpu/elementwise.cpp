@@ -128,6 +128,7 @@ void unary_kernel(detail::UnaryOp op, const Node& a, Node& out) {
           else return run([](C v) { return v / (C(1) + std::exp(-v)); });
         case UnaryOp::gelu:
           return run([](C v) { return C(0.5) * v * (C(1) + erf_value(v * C(0.70710678118654752440))); });
+        case UnaryOp::erf: return run([](C v) { return erf_value(v); });
         case UnaryOp::gelu_tanh:
           return run([](C v) {
             C inner = C(0.79788456080286535588) * (v + C(0.044715) * v * v * v);

@@ -2,6 +2,7 @@
 // (f64 in f64), one row at a time with rows split across threads. A row of f32 data that is
 // unit-stride is used in place; other rows are gathered into a dense f32 row first.
 #include <cmath>
+#include <optional>
 #include <vector>
 
 #include "backend/cpu/kernel.h"
@@ -59,6 +60,51 @@ void Softmax::eval_cpu(std::span<Node* const> in, Node& out) {
   alloc_output_donating(out, in.subspan(0, 1));
   if (out.size() == 0) return;
   dispatch_float(out.dtype, name(), [&]<class T>() { softmax_typed<T>(x, out, log); });
+}
+
+void ScaledMaskedSoftmax::eval_cpu(std::span<Node* const> in, Node& out) {
+  const Node& x = *in[0];
+  require_same_dtype(name(), x, out);
+  alloc_output(out);
+  if (out.size() == 0) return;
+  int64_t n = x.shape.back(), rows = out.size() / n;
+  RowOffsets xo(x);
+  std::optional<RowOffsets> mo;
+  int64_t ms = 0;
+  if (has_mask) {
+    mo.emplace(*in[1]);
+    ms = n == 1 ? 0 : in[1]->strides.back();
+  }
+  int64_t xs = n == 1 ? 1 : x.strides.back();
+  // The same arithmetic as mul -> add -> softmax unfused: each step rounded to the dtype.
+  dispatch_float(out.dtype, name(), [&]<class T>() {
+    using C = std::conditional_t<std::is_same_v<T, double>, double, float>;
+    const T* xp = x.data<T>();
+    const T* mp = has_mask ? in[1]->data<T>() : nullptr;
+    T* yp = out.data<T>();
+    C s = static_cast<C>(static_cast<T>(scale));
+    parallel_for(rows, 8 * n, [&](int64_t r0, int64_t r1) {
+      C* buf = reinterpret_cast<C*>(thread_scratch(kRowBuffer, n * sizeof(C) / sizeof(float)));
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* xr = xp + xo(r);
+        const T* mr = has_mask ? mp + (*mo)(r) : nullptr;
+        for (int64_t j = 0; j < n; ++j) {
+          C v = static_cast<C>(static_cast<T>(load(xr + j * xs) * s));
+          if (mr) v = static_cast<C>(static_cast<T>(v + load(mr + j * ms)));
+          buf[j] = v;
+        }
+        if constexpr (std::is_same_v<C, double>) {
+          double m = -INFINITY, sum = 0;
+          for (int64_t j = 0; j < n; ++j) m = buf[j] > m ? buf[j] : m;
+          for (int64_t j = 0; j < n; ++j) sum += std::exp(buf[j] - m);
+          for (int64_t j = 0; j < n; ++j) yp[r * n + j] = std::exp(buf[j] - m) / sum;
+        } else {
+          softmax_row(buf, buf, n, false);
+          from_f32(buf, yp + r * n, n);
+        }
+      }
+    });
+  });
 }
 
 }  // namespace wick::detail

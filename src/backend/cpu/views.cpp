@@ -189,6 +189,10 @@ void SliceUpdate::eval_cpu(std::span<Node* const> in, Node& out) {
   });
 }
 
+void StopGradient::eval_cpu(std::span<Node* const> in, Node& out) {
+  make_view(out, *in[0], in[0]->strides, in[0]->offset);
+}
+
 void BroadcastTo::eval_cpu(std::span<Node* const> in, Node& out) {
   // Missing leading axes and size-1 axes both get stride 0.
   make_view(out, *in[0], aligned_strides(*in[0], out.shape.size()), in[0]->offset);

@@ -1,0 +1,250 @@
+// compile: trace on placeholders -> tape -> passes -> replay, cached per input signature (LRU).
+#include "wick/compile.h"
+
+#include <list>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <unordered_map>
+
+#include "graph/ops_common.h"
+#include "transforms/tape.h"
+#include "wick/runtime.h"
+
+namespace wick::detail {
+
+Shape Tape::shape_of(Ref r) const {
+  switch (r.kind) {
+    case Ref::Kind::input: return input_shapes[r.index];
+    case Ref::Kind::constant: return constants[r.index].shape();
+    default: return ops[r.index].shape;
+  }
+}
+
+DType Tape::dtype_of(Ref r) const {
+  switch (r.kind) {
+    case Ref::Kind::input: return input_dtypes[r.index];
+    case Ref::Kind::constant: return constants[r.index].dtype();
+    default: return ops[r.index].dtype;
+  }
+}
+
+std::vector<uint32_t> Tape::use_counts() const {
+  std::vector<uint32_t> uses(ops.size(), 0);
+  for (const TapeOp& op : ops)
+    for (const Ref& r : op.ins)
+      if (r.kind == Ref::Kind::op) ++uses[r.index];
+  for (const Ref& r : outputs)
+    if (r.kind == Ref::Kind::op) ++uses[r.index];
+  return uses;
+}
+
+namespace {
+
+/// Input nodes the function is traced on: shape and dtype, no value and no primitive.
+Tensor placeholder(const Tensor& like) {
+  auto n = std::make_shared<Node>();
+  n->shape = like.shape();
+  n->dtype = like.dtype();
+  n->device = like.device();
+  return Tensor(std::move(n));
+}
+
+Tape trace(const Function& fn, const std::vector<Tensor>& inputs) {
+  Tape t;
+  std::vector<Tensor> ph;
+  std::unordered_map<Node*, Ref> refs;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].defined()) throw Error("compile: input " + std::to_string(i) + " is a null tensor");
+    ph.push_back(placeholder(inputs[i]));
+    t.input_shapes.push_back(inputs[i].shape());
+    t.input_dtypes.push_back(inputs[i].dtype());
+    refs[ph.back().node()] = {Ref::Kind::input, static_cast<uint32_t>(i)};
+  }
+  std::vector<Tensor> outs;
+  {
+    TraceScope tracing;
+    RetainScope retain;
+    outs = fn(ph);
+  }
+  // Post-order walk: ops are nodes built by fn (retained, pending, with a primitive); anything
+  // else reached is a constant of the trace.
+  std::vector<std::pair<Tensor, size_t>> stack;
+  auto is_op = [](const Node* n) {
+    return n->retained && n->primitive && n->state.load(std::memory_order_acquire) == NodeState::pending;
+  };
+  for (const Tensor& o : outs) {
+    if (!o.defined()) throw Error("compile: the function returned a null tensor");
+    if (refs.count(o.node())) continue;
+    stack.emplace_back(o, 0);
+    while (!stack.empty()) {
+      auto& [tn, i] = stack.back();
+      Node* n = tn.node();
+      if (is_op(n) && i < n->inputs.size()) {
+        const Tensor& in = n->inputs[i++];
+        if (!refs.count(in.node())) stack.emplace_back(in, 0);
+        continue;
+      }
+      if (!refs.count(n)) {
+        if (is_op(n)) {
+          TapeOp op{n->primitive, {}, n->shape, n->dtype};
+          for (const Tensor& in : n->inputs) op.ins.push_back(refs.at(in.node()));
+          refs[n] = {Ref::Kind::op, static_cast<uint32_t>(t.ops.size())};
+          t.ops.push_back(std::move(op));
+        } else {
+          refs[n] = {Ref::Kind::constant, static_cast<uint32_t>(t.constants.size())};
+          t.constants.push_back(tn);
+        }
+      }
+      stack.pop_back();
+    }
+  }
+  for (const Tensor& o : outs) t.outputs.push_back(refs.at(o.node()));
+  // Lazy constants (built outside fn) are computed once, now.
+  std::vector<Tensor> pending;
+  for (const Tensor& c : t.constants)
+    if (!c.is_evaluated()) pending.push_back(c);
+  if (!pending.empty()) eval(pending);
+  return t;
+}
+
+std::vector<Tensor> replay(const Tape& t, const std::vector<Tensor>& inputs) {
+  std::vector<Tensor> vals(t.ops.size());
+  auto get = [&](Ref r) -> const Tensor& {
+    switch (r.kind) {
+      case Ref::Kind::input: return inputs[r.index];
+      case Ref::Kind::constant: return t.constants[r.index];
+      default: return vals[r.index];
+    }
+  };
+  for (size_t i = 0; i < t.ops.size(); ++i) {
+    const TapeOp& op = t.ops[i];
+    std::vector<Tensor> ins;
+    ins.reserve(op.ins.size());
+    for (const Ref& r : op.ins) ins.push_back(get(r));
+    vals[i] = make_node(op.shape, op.dtype, op.prim, std::move(ins));
+  }
+  std::vector<Tensor> outs;
+  for (const Ref& r : t.outputs) outs.push_back(get(r));
+  return outs;
+}
+
+std::string signature(const std::vector<Tensor>& inputs) {
+  std::string key;
+  for (const Tensor& x : inputs) {
+    key += dtype_name(x.dtype());
+    key += '@';
+    key += x.device().str();
+    for (int64_t d : x.shape()) key += ',' + std::to_string(d);
+    key += ';';
+  }
+  return key;
+}
+
+}  // namespace
+}  // namespace wick::detail
+
+namespace wick {
+
+struct CompiledFunction::Impl {
+  Function fn;
+  CompileOptions opts;
+  std::mutex mutex;
+  std::list<std::pair<std::string, std::shared_ptr<detail::Tape>>> lru;  // most recent first
+  std::map<std::string, decltype(lru)::iterator> index;
+  CompileStats stats;
+  std::shared_ptr<detail::Tape> last;
+
+  std::shared_ptr<detail::Tape> build(const std::vector<Tensor>& inputs) {
+    auto tape = std::make_shared<detail::Tape>(detail::trace(fn, inputs));
+    detail::PassStats ps;
+    CompileStats s = stats;
+    s.nodes_traced = tape->ops.size();
+    detail::eliminate_dead(*tape);
+    detail::fold_constants(*tape, ps);
+    detail::merge_common(*tape, ps);
+    if (opts.fuse) {
+      detail::fuse_patterns(*tape, ps);
+      detail::fuse_elementwise(*tape, ps);
+    }
+    s.nodes_planned = tape->ops.size();
+    s.kernels_planned = 0;
+    for (const auto& op : tape->ops) s.kernels_planned += op.prim->is_view() ? 0 : 1;
+    s.merged = ps.merged;
+    s.folded = ps.folded;
+    s.fused_elementwise = ps.fused_elementwise;
+    s.fused_patterns = ps.fused_patterns;
+    s.plan_peak_bytes = detail::plan_peak_bytes(*tape);
+    s.traces++;
+    stats = s;
+    return tape;
+  }
+};
+
+CompiledFunction::CompiledFunction(Function fn, CompileOptions opts) : impl_(std::make_shared<Impl>()) {
+  if (!fn) throw Error("compile: empty function");
+  if (opts.max_cache_entries == 0) throw Error("compile: max_cache_entries must be at least 1");
+  impl_->fn = std::move(fn);
+  impl_->opts = opts;
+}
+
+std::vector<Tensor> CompiledFunction::operator()(const std::vector<Tensor>& inputs) {
+  Impl& m = *impl_;
+  std::string key = detail::signature(inputs);
+  std::shared_ptr<detail::Tape> tape;
+  {
+    std::lock_guard lock(m.mutex);
+    auto it = m.index.find(key);
+    if (it != m.index.end()) {
+      m.lru.splice(m.lru.begin(), m.lru, it->second);
+      tape = it->second->second;
+      m.stats.cache_hits++;
+    } else {
+      tape = m.build(inputs);
+      m.lru.emplace_front(key, tape);
+      m.index[key] = m.lru.begin();
+      while (m.lru.size() > m.opts.max_cache_entries) {
+        m.index.erase(m.lru.back().first);
+        m.lru.pop_back();
+      }
+    }
+    m.stats.cache_entries = m.lru.size();
+    m.last = tape;
+  }
+  return detail::replay(*tape, inputs);
+}
+
+CompileStats CompiledFunction::stats() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->stats;
+}
+
+std::string CompiledFunction::describe() const {
+  std::shared_ptr<detail::Tape> t;
+  {
+    std::lock_guard lock(impl_->mutex);
+    t = impl_->last;
+  }
+  if (!t) return "(not traced yet)\n";
+  std::ostringstream os;
+  auto name = [](detail::Ref r) {
+    const char* k = r.kind == detail::Ref::Kind::input ? "in" : r.kind == detail::Ref::Kind::constant ? "c" : "%";
+    return std::string(k) + std::to_string(r.index);
+  };
+  for (size_t i = 0; i < t->ops.size(); ++i) {
+    const auto& op = t->ops[i];
+    os << "%" << i << " = ";
+    op.prim->print(os);
+    os << "(";
+    for (size_t k = 0; k < op.ins.size(); ++k) os << (k ? ", " : "") << name(op.ins[k]);
+    os << ") " << shape_str(op.shape) << " " << dtype_name(op.dtype) << "\n";
+  }
+  os << "return";
+  for (const auto& r : t->outputs) os << " " << name(r);
+  os << "\n";
+  return os.str();
+}
+
+CompiledFunction compile(Function fn, CompileOptions opts) { return CompiledFunction(std::move(fn), opts); }
+
+}  // namespace wick

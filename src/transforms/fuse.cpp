@@ -1,0 +1,285 @@
+// compile's fusion passes: pattern fusion (softmax(s·x + mask), rms_norm·w, LoRA linear) and
+// elementwise-chain fusion into FusedElementwise.
+#include <algorithm>
+#include <functional>
+
+#include "graph/ops_common.h"
+#include "transforms/tape.h"
+
+namespace wick::detail {
+namespace {
+
+template <class P>
+P* as(const Tape& t, Ref r) {
+  return r.kind == Ref::Kind::op ? dynamic_cast<P*>(t.ops[r.index].prim.get()) : nullptr;
+}
+
+std::optional<double> scalar_value(const Tape& t, Ref r) {
+  if (r.kind != Ref::Kind::constant || t.constants[r.index].numel() != 1) return std::nullopt;
+  return t.constants[r.index].item<double>();
+}
+
+/// Follows reshapes back to their source.
+Ref through_reshapes(const Tape& t, Ref r) {
+  while (as<Reshape>(t, r)) r = t.ops[r.index].ins[0];
+  return r;
+}
+
+bool is_matrix_transpose(const Tape& t, Ref r, Ref* src) {
+  auto* tr = as<Transpose>(t, r);
+  if (!tr || tr->perm != std::vector<int>{1, 0}) return false;
+  *src = t.ops[r.index].ins[0];
+  return true;
+}
+
+/// Matmul(x, Wᵀ) with W 2-d: returns true and sets x, W.
+bool match_xwt(const Tape& t, Ref r, Ref* x, Ref* w) {
+  if (!as<Matmul>(t, r) || t.ops[r.index].shape.size() != 2) return false;
+  *x = t.ops[r.index].ins[0];
+  return is_matrix_transpose(t, t.ops[r.index].ins[1], w);
+}
+
+}  // namespace
+
+void fuse_patterns(Tape& t, PassStats& s) {
+  std::vector<uint32_t> uses = t.use_counts();
+  auto single = [&](Ref r) { return r.kind == Ref::Kind::op && uses[r.index] == 1; };
+  std::vector<TapeOp> out;
+  std::vector<Ref> map(t.ops.size());
+  auto emit = [&](TapeOp op) {
+    out.push_back(std::move(op));
+    return Ref{Ref::Kind::op, static_cast<uint32_t>(out.size() - 1)};
+  };
+  auto mapped = [&](Ref r) { return r.kind == Ref::Kind::op ? map[r.index] : r; };
+
+  for (size_t i = 0; i < t.ops.size(); ++i) {
+    const TapeOp& op = t.ops[i];
+    // softmax(x·s + mask), softmax(x·s), softmax(x + mask) on the last axis.
+    if (auto* sm = dynamic_cast<Softmax*>(op.prim.get()); sm && !sm->log) {
+      Ref in = op.ins[0], mask{}, x = in;
+      bool has_mask = false;
+      double scale = 1.0;
+      auto* add = as<Binary>(t, in);
+      if (add && add->op == BinaryOp::add && single(in) && t.dtype_of(t.ops[in.index].ins[1]) == op.dtype &&
+          t.ops[in.index].shape == op.shape && t.shape_of(t.ops[in.index].ins[0]) == op.shape) {
+        x = t.ops[in.index].ins[0];
+        mask = t.ops[in.index].ins[1];
+        has_mask = true;
+      }
+      auto* mul = as<Binary>(t, x);
+      if (mul && mul->op == BinaryOp::mul && (single(x) || x == in)) {
+        auto c = scalar_value(t, t.ops[x.index].ins[1]);
+        Ref base = t.ops[x.index].ins[0];
+        if (c && t.shape_of(base) == op.shape && t.dtype_of(base) == op.dtype) {
+          scale = *c;
+          x = base;
+        }
+      }
+      if (has_mask || scale != 1.0) {
+        std::vector<Ref> ins = {mapped(x)};
+        if (has_mask) {
+          Ref m = mapped(mask);
+          if (t.shape_of(mask) != op.shape) m = emit({std::make_shared<BroadcastTo>(), {m}, op.shape, op.dtype});
+          ins.push_back(m);
+        }
+        map[i] = emit({std::make_shared<ScaledMaskedSoftmax>(scale, has_mask), ins, op.shape, op.dtype});
+        ++s.fused_patterns;
+        continue;
+      }
+    }
+    if (auto* b = dynamic_cast<Binary*>(op.prim.get()); b && b->op == BinaryOp::mul) {
+      // rms_norm(x) · w with w a vector over the last axis.
+      for (int side = 0; side < 2; ++side) {
+        Ref n = op.ins[side], w = op.ins[1 - side];
+        auto* rn = as<RmsNorm>(t, n);
+        if (!rn || rn->has_weight || !single(n) || t.ops[n.index].shape != op.shape) continue;
+        Shape ws = t.shape_of(w);
+        bool vector = t.dtype_of(w) == op.dtype && !ws.empty() && ws.back() == op.shape.back() &&
+                      numel(ws) == ws.back();
+        if (!vector) continue;
+        Ref wv = mapped(w);
+        if (ws.size() != 1) wv = emit({std::make_shared<Reshape>(), {wv}, {ws.back()}, op.dtype});
+        map[i] = emit({std::make_shared<RmsNorm>(rn->eps, true), {mapped(t.ops[n.index].ins[0]), wv}, op.shape, op.dtype});
+        ++s.fused_patterns;
+        goto next;
+      }
+    }
+    if (auto* b = dynamic_cast<Binary*>(op.prim.get()); b && b->op == BinaryOp::add) {
+      // x·Wᵀ + s·((x·Aᵀ)·Bᵀ), possibly through the reshapes linear() adds.
+      for (int side = 0; side < 2; ++side) {
+        Ref base = through_reshapes(t, op.ins[side]), delta = op.ins[1 - side];
+        Ref x, w, p, bt, x2, a;
+        if (!match_xwt(t, base, &x, &w) || uses[base.index] != 1) continue;
+        double scale = 1.0;
+        Ref d = delta;
+        if (auto* m = as<Binary>(t, d); m && m->op == BinaryOp::mul && single(d)) {
+          const auto& mi = t.ops[d.index].ins;
+          auto c = scalar_value(t, mi[1]);
+          int other = 0;
+          if (!c) {
+            c = scalar_value(t, mi[0]);
+            other = 1;
+          }
+          if (!c) continue;
+          scale = *c;
+          d = mi[other];
+        }
+        d = through_reshapes(t, d);
+        if (!single(d) || !match_xwt(t, d, &p, &bt)) continue;
+        Ref inner = through_reshapes(t, p);
+        if (!single(inner) || !match_xwt(t, inner, &x2, &a)) continue;
+        if (through_reshapes(t, x2) != through_reshapes(t, x)) continue;
+        if (t.dtype_of(x) != op.dtype || t.dtype_of(w) != op.dtype || t.dtype_of(a) != op.dtype ||
+            t.dtype_of(bt) != op.dtype)
+          continue;
+        Shape flat = t.ops[base.index].shape;
+        Ref lora = emit({std::make_shared<LoraLinear>(scale, false), {mapped(x), mapped(w), mapped(a), mapped(bt)}, flat, op.dtype});
+        map[i] = flat == op.shape ? lora : emit({std::make_shared<Reshape>(), {lora}, op.shape, op.dtype});
+        ++s.fused_patterns;
+        goto next;
+      }
+    }
+    {
+      TapeOp copy = op;
+      for (Ref& r : copy.ins) r = mapped(r);
+      map[i] = emit(std::move(copy));
+    }
+  next:;
+  }
+  for (Ref& r : t.outputs) r = mapped(r);
+  t.ops = std::move(out);
+  eliminate_dead(t);
+}
+
+namespace {
+
+enum class RegClass { none, f32, f64 };
+
+/// The register class an op computes in when it can join a fused chain.
+RegClass fusable(const Tape& t, const TapeOp& op) {
+  auto cls = [](DType d) {
+    switch (d) {
+      case DType::f32:
+      case DType::f16:
+      case DType::bf16: return RegClass::f32;
+      case DType::f64: return RegClass::f64;
+      case DType::boolean: return RegClass::none;  // neutral
+      default: return RegClass::f64;             // marker, rejected below
+    }
+  };
+  if (!dynamic_cast<Unary*>(op.prim.get()) && !dynamic_cast<Binary*>(op.prim.get()) &&
+      !dynamic_cast<Where*>(op.prim.get()) && !dynamic_cast<AsType*>(op.prim.get()))
+    return RegClass::none;
+  RegClass c = RegClass::none;
+  std::vector<DType> types = {op.dtype};
+  for (const Ref& r : op.ins) types.push_back(t.dtype_of(r));
+  for (DType d : types) {
+    if (d == DType::i32 || d == DType::i64) return RegClass::none;
+    RegClass k = cls(d);
+    if (k == RegClass::none) continue;
+    if (c != RegClass::none && c != k) return RegClass::none;
+    c = k;
+  }
+  return c == RegClass::none ? RegClass::f32 : c;  // all-bool chains use float registers
+}
+
+}  // namespace
+
+void fuse_elementwise(Tape& t, PassStats& s) {
+  std::vector<RegClass> cls(t.ops.size());
+  for (size_t i = 0; i < t.ops.size(); ++i) cls[i] = fusable(t, t.ops[i]);
+  // group[i]: the op whose fused kernel computes op i (itself when it is a root). Walking last
+  // to first, an op joins a group when every one of its consumers belongs to that group, it is
+  // not an output, and it computes in the same registers over the same shape: then its value
+  // never needs to exist in memory.
+  std::vector<std::vector<uint32_t>> consumers(t.ops.size());
+  for (uint32_t i = 0; i < t.ops.size(); ++i)
+    for (const Ref& r : t.ops[i].ins)
+      if (r.kind == Ref::Kind::op) consumers[r.index].push_back(i);
+  std::vector<bool> is_output(t.ops.size(), false);
+  for (const Ref& r : t.outputs)
+    if (r.kind == Ref::Kind::op) is_output[r.index] = true;
+  std::vector<uint32_t> group(t.ops.size());
+  std::vector<bool> absorbed(t.ops.size(), false);
+  for (uint32_t j = static_cast<uint32_t>(t.ops.size()); j-- > 0;) {
+    group[j] = j;
+    if (cls[j] == RegClass::none || is_output[j] || consumers[j].empty()) continue;
+    uint32_t g = group[consumers[j][0]];
+    bool ok = cls[g] == cls[j] && t.ops[g].shape == t.ops[j].shape;
+    for (uint32_t c : consumers[j]) ok = ok && group[c] == g && cls[c] != RegClass::none;
+    if (ok) {
+      group[j] = g;
+      absorbed[j] = true;
+    }
+  }
+  std::vector<std::vector<uint32_t>> members(t.ops.size());
+  for (uint32_t i = 0; i < t.ops.size(); ++i) members[group[i]].push_back(i);
+
+  std::vector<TapeOp> out;
+  std::vector<Ref> map(t.ops.size());
+  auto mapped = [&](Ref r) { return r.kind == Ref::Kind::op ? map[r.index] : r; };
+  for (uint32_t i = 0; i < t.ops.size(); ++i) {
+    if (absorbed[i]) continue;
+    const TapeOp& op = t.ops[i];
+    if (members[i].size() < 2) {
+      TapeOp copy = op;
+      for (Ref& r : copy.ins) r = mapped(r);
+      out.push_back(std::move(copy));
+      map[i] = {Ref::Kind::op, static_cast<uint32_t>(out.size() - 1)};
+      continue;
+    }
+    // Build the program in tape order (members are topologically ordered already).
+    std::vector<Ref> inputs;
+    std::vector<FusedElementwise::Instr> prog;
+    std::vector<int> reg(t.ops.size(), -1);
+    auto operand = [&](Ref r) {
+      if (r.kind == Ref::Kind::op && group[r.index] == i && reg[r.index] >= 0) return reg[r.index];
+      Ref m = mapped(r);
+      auto it = std::find(inputs.begin(), inputs.end(), m);
+      if (it != inputs.end()) return static_cast<int>(it - inputs.begin());
+      inputs.push_back(m);
+      return static_cast<int>(inputs.size() - 1);
+    };
+    // Operands first (so input registers are numbered before instruction registers).
+    std::vector<std::array<int, 3>> args(members[i].size(), {-1, -1, -1});
+    for (size_t k = 0; k < members[i].size(); ++k) {
+      const TapeOp& m = t.ops[members[i][k]];
+      for (size_t a = 0; a < m.ins.size(); ++a) {
+        Ref r = m.ins[a];
+        if (!(r.kind == Ref::Kind::op && group[r.index] == i)) args[k][a] = operand(r);
+      }
+    }
+    int n_in = static_cast<int>(inputs.size());
+    for (size_t k = 0; k < members[i].size(); ++k) {
+      uint32_t mi = members[i][k];
+      const TapeOp& m = t.ops[mi];
+      FusedElementwise::Instr ins{};
+      ins.dtype = m.dtype;
+      int* slots[3] = {&ins.a, &ins.b, &ins.c};
+      for (size_t a = 0; a < m.ins.size(); ++a) {
+        Ref r = m.ins[a];
+        *slots[a] = (r.kind == Ref::Kind::op && group[r.index] == i) ? reg[r.index] : args[k][a];
+      }
+      if (auto* u = dynamic_cast<Unary*>(m.prim.get())) {
+        ins.kind = FusedElementwise::Kind::unary;
+        ins.op = static_cast<uint8_t>(u->op);
+      } else if (auto* b = dynamic_cast<Binary*>(m.prim.get())) {
+        ins.kind = FusedElementwise::Kind::binary;
+        ins.op = static_cast<uint8_t>(b->op);
+      } else if (dynamic_cast<Where*>(m.prim.get())) {
+        ins.kind = FusedElementwise::Kind::where;
+      } else {
+        ins.kind = FusedElementwise::Kind::cast;
+      }
+      reg[mi] = n_in + static_cast<int>(prog.size());
+      prog.push_back(ins);
+    }
+    out.push_back({std::make_shared<FusedElementwise>(std::move(prog), cls[i] == RegClass::f64), inputs, op.shape, op.dtype});
+    map[i] = {Ref::Kind::op, static_cast<uint32_t>(out.size() - 1)};
+    ++s.fused_elementwise;
+  }
+  for (Ref& r : t.outputs) r = mapped(r);
+  t.ops = std::move(out);
+}
+
+}  // namespace wick::detail

@@ -1,0 +1,56 @@
+#pragma once
+// The traced form of a compiled function: a topologically ordered list of ops over the
+// function's inputs and captured constants. Passes rewrite it; replay turns it into nodes.
+#include <memory>
+#include <vector>
+
+#include "graph/primitives.h"
+
+namespace wick::detail {
+
+struct Ref {
+  enum class Kind : uint8_t { input, constant, op };
+  Kind kind;
+  uint32_t index;
+  bool operator==(const Ref&) const = default;
+};
+
+struct TapeOp {
+  std::shared_ptr<Primitive> prim;
+  std::vector<Ref> ins;
+  Shape shape;
+  DType dtype;
+};
+
+struct Tape {
+  std::vector<Shape> input_shapes;
+  std::vector<DType> input_dtypes;
+  std::vector<Tensor> constants;
+  std::vector<TapeOp> ops;
+  std::vector<Ref> outputs;
+
+  Shape shape_of(Ref r) const;
+  DType dtype_of(Ref r) const;
+  /// How many op inputs and outputs name each op.
+  std::vector<uint32_t> use_counts() const;
+};
+
+struct PassStats {
+  size_t merged = 0, folded = 0, fused_elementwise = 0, fused_patterns = 0;
+};
+
+/// Keeps only ops the outputs need, renumbered in order (refs to dropped ops must not remain).
+void eliminate_dead(Tape& t);
+/// Merges ops with equivalent primitives and identical inputs.
+void merge_common(Tape& t, PassStats& s);
+/// Evaluates ops whose inputs are all constants (once, now) and removes x·1, x+0, x-0, x/1.
+void fold_constants(Tape& t, PassStats& s);
+/// softmax(x·s + mask) -> ScaledMaskedSoftmax; rms_norm(x)·w -> rms_norm(x, w);
+/// x·Wᵀ + s·(x·Aᵀ)·Bᵀ -> lora_linear.
+void fuse_patterns(Tape& t, PassStats& s);
+/// Chains of single-use elementwise ops -> FusedElementwise.
+void fuse_elementwise(Tape& t, PassStats& s);
+/// Peak bytes of intermediates when evaluated in order and freed after their last use.
+size_t plan_peak_bytes(const Tape& t);
+
+}  // namespace wick::detail
