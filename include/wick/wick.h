@@ -9,3 +9,4 @@
 #include "wick/runtime.h"
 #include "wick/shape.h"
 #include "wick/tensor.h"
+#include "wick/tokenizer.h"
