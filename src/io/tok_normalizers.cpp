@@ -45,12 +45,14 @@ class BertNorm final : public Normalizer {
       for (size_t i = 0; i < s.size();) {
         char32_t c = next_cp(s, i);
         if (clean_) {
-          bool ws = c == '\t' || c == '\n' || c == '\r' || is_white_space(c);
-          if (ws) {
+          // Controls go first, so a control that is also White_Space (U+000B, U+000C, U+0085)
+          // is dropped rather than turned into a space; \t \n \r are not controls here.
+          bool tab_nl = c == '\t' || c == '\n' || c == '\r';
+          if (c == 0 || c == 0xFFFD || (!tab_nl && is_other(c))) continue;
+          if (tab_nl || is_white_space(c)) {
             out.push_back(' ');
             continue;
           }
-          if (c == 0 || c == 0xFFFD || is_other(c)) continue;
         }
         if (chinese_ && is_chinese_char(c)) {
           out.push_back(' ');

@@ -4,7 +4,7 @@
 // "generator" naming the JS library so that the tests know which reference they compare with.
 //
 //   bash scripts/fetch-tokenizers.sh
-//   node tests/tools/make_tokenizer_fixtures_js.mjs [qwen3 llama3 gemma3]
+//   node tests/tools/make_tokenizer_fixtures_js.mjs [qwen3 llama3 gemma3 bert_tiny]
 //
 // Writes tests/fixtures/tokenizers/<name>_expected.json.
 import fs from "node:fs";
@@ -16,7 +16,13 @@ const cache = path.join(root, ".cache/tokenizers");
 const fixtures = path.join(root, "tests/fixtures/tokenizers");
 const lib = await import(pathToFileURL(path.join(cache, "lenml-tokenizers/main.mjs")).href);
 
-const names = process.argv.length > 2 ? process.argv.slice(2) : ["qwen3", "llama3", "gemma3"];
+const names =
+  process.argv.length > 2 ? process.argv.slice(2) : ["qwen3", "llama3", "gemma3", "bert_tiny"];
+// Fetched real tokenizers, or the small hand-made ones committed with the fixtures.
+const dirOf = (name) =>
+  fs.existsSync(path.join(cache, name, "tokenizer.json"))
+    ? path.join(cache, name)
+    : path.join(fixtures, name);
 const texts = fs
   .readFileSync(path.join(fixtures, "texts.jsonl"), "utf8")
   .split("\n")
@@ -24,7 +30,7 @@ const texts = fs
   .map((l) => JSON.parse(l));
 
 for (const name of names) {
-  const dir = path.join(cache, name);
+  const dir = dirOf(name);
   const tok = lib.TokenizerLoader.fromPreTrained({
     tokenizerJSON: JSON.parse(fs.readFileSync(path.join(dir, "tokenizer.json"), "utf8")),
     tokenizerConfig: JSON.parse(fs.readFileSync(path.join(dir, "tokenizer_config.json"), "utf8")),
