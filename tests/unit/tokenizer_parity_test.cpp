@@ -10,6 +10,7 @@
 // the reason; such a case must then differ from the JS output (so the list stays honest).
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <set>
 #include <string>
 #include <tuple>
@@ -127,5 +128,45 @@ INSTANTIATE_TEST_SUITE_P(
                       Param{"gemma3", wt::fetched_tokenizer("gemma3")},
                       Param{"bert_tiny", wt::source_path("tests/fixtures/tokenizers/bert_tiny")}),
     [](const auto& info) { return info.param.name; });
+
+}  // namespace
+
+namespace {
+
+// tokenizer_config.json is read beside tokenizer.json, whether the path names the folder or
+// the file; encode_batch agrees with encode on the fixture texts.
+TEST(TokenizerRealFiles, ConfigAndBatch) {
+  struct Want {
+    std::string name;
+    std::optional<int32_t> bos, eos, pad;
+    int32_t vocab_size;
+  };
+  const Want wants[] = {{"qwen3", std::nullopt, 151645, 151643, 151669},
+                        {"llama3", 128000, 128001, std::nullopt, 128256},
+                        {"gemma3", 2, 106, 0, 262145}};
+  std::vector<std::string> texts;
+  for (const Json& c : wt::read_json(wt::source_path("tests/fixtures/tokenizers/qwen3_expected.json")).at("cases"))
+    texts.push_back(c.at("text").get<std::string>());
+  for (const Want& w : wants) {
+    std::string dir = wt::fetched_tokenizer(w.name);
+    if (!wt::file_exists(dir + "/tokenizer.json")) GTEST_SKIP() << dir << " is missing";
+    for (const std::string& path : {dir, dir + "/tokenizer.json"}) {
+      wick::Tokenizer t = wick::Tokenizer::load(path);
+      EXPECT_EQ(t.bos_token_id(), w.bos) << w.name;
+      EXPECT_EQ(t.eos_token_id(), w.eos) << w.name;
+      EXPECT_EQ(t.pad_token_id(), w.pad) << w.name;
+      EXPECT_EQ(t.vocab_size(), w.vocab_size) << w.name;
+      EXPECT_NE(t.chat_template().find("{%"), std::string::npos) << w.name;
+      if (w.eos) {
+        EXPECT_EQ(t.id_to_token(*w.eos), t.eos_token());
+        EXPECT_TRUE(t.is_special(*w.eos));
+      }
+    }
+    wick::Tokenizer t = wick::Tokenizer::load(dir);
+    std::vector<std::vector<int32_t>> serial;
+    for (const auto& s : texts) serial.push_back(t.encode(s));
+    EXPECT_EQ(t.encode_batch(texts, true, 3), serial) << w.name;
+  }
+}
 
 }  // namespace
