@@ -4,7 +4,6 @@
 #include <climits>
 #include <cstdio>
 
-#include "io/tok_cache.h"
 #include "io/tok_unicode.h"
 #include "wick/error.h"
 
@@ -264,7 +263,16 @@ void Bpe::merge(std::vector<Symbol>& syms) const {
 }
 
 void Bpe::tokenize(std::string_view piece, std::vector<int32_t>& out) const {
-  if (piece.empty()) return;
+  if (!piece.empty()) tokenize_with(piece, thread_cache(cache_key_), out);
+}
+
+void Bpe::tokenize_pieces(const Pieces& p, std::vector<int32_t>& out) const {
+  WordCache& cache = thread_cache(cache_key_);
+  for (size_t i = 0; i < p.spans.size(); ++i)
+    if (p.spans[i].second > p.spans[i].first) tokenize_with(p.piece(i), cache, out);
+}
+
+void Bpe::tokenize_with(std::string_view piece, WordCache& cache, std::vector<int32_t>& out) const {
   if (ignore_merges_) {
     int32_t id = vocab_.find(piece);
     if (id >= 0) {
@@ -273,7 +281,6 @@ void Bpe::tokenize(std::string_view piece, std::vector<int32_t>& out) const {
     }
   }
   uint64_t h = hash_bytes(piece);
-  WordCache& cache = thread_cache(cache_key_);
   if (piece.size() <= WordCache::kMaxKeyBytes && cache.lookup(piece, h, out)) return;
   Scratch& sc = scratch();
   initial_symbols(piece, sc.syms);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "io/tok_cache.h"
 #include "io/tok_components.h"
 #include "io/tok_hash.h"
 #include "io/tok_vocab.h"
@@ -20,6 +21,7 @@ class Bpe final : public Model {
   Bpe(const io::Json& j, const Where& where);
 
   void tokenize(std::string_view piece, std::vector<int32_t>& out) const override;
+  void tokenize_pieces(const Pieces& p, std::vector<int32_t>& out) const override;
   std::optional<int32_t> token_to_id(std::string_view token) const override {
     int32_t id = vocab_.find(token);
     return id >= 0 ? std::optional<int32_t>(id) : std::nullopt;
@@ -42,6 +44,7 @@ class Bpe final : public Model {
   void merge(std::vector<Symbol>& syms) const;
   int32_t char_id(std::string_view ch, bool first, bool last) const;
   [[noreturn]] void missing_unk() const;
+  void tokenize_with(std::string_view piece, WordCache& cache, std::vector<int32_t>& out) const;
 
   std::string where_;
   Vocab vocab_;

@@ -56,6 +56,11 @@ class Model {
   virtual ~Model() = default;
   /// Appends the ids of one pre-tokenized piece (non-empty).
   virtual void tokenize(std::string_view piece, std::vector<int32_t>& out) const = 0;
+  /// Appends the ids of every non-empty piece.
+  virtual void tokenize_pieces(const Pieces& p, std::vector<int32_t>& out) const {
+    for (size_t i = 0; i < p.spans.size(); ++i)
+      if (p.spans[i].second > p.spans[i].first) tokenize(p.piece(i), out);
+  }
   virtual std::optional<int32_t> token_to_id(std::string_view token) const = 0;
   /// nullptr for an id the model does not know.
   virtual const std::string* id_to_token(int32_t id) const = 0;

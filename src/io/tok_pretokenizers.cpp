@@ -18,6 +18,8 @@ using Flags = std::vector<bool>;
 struct SplitScratch {
   Ranges ranges;
   Flags flags;
+  std::vector<std::pair<uint32_t, uint32_t>> spans;
+  std::string joined;
 };
 SplitScratch& split_scratch() {
   thread_local SplitScratch s;
@@ -60,8 +62,8 @@ void char_matches(std::string_view s, Pred pred, Ranges& ranges, Flags& flags) {
 template <class Find>
 void split_pieces(Pieces& p, SplitBehavior behavior, Find&& find) {
   SplitScratch& sc = split_scratch();
-  std::vector<std::pair<uint32_t, uint32_t>> out;
-  out.reserve(p.spans.size() * 2);
+  std::vector<std::pair<uint32_t, uint32_t>>& out = sc.spans;
+  out.clear();
   for (size_t i = 0; i < p.spans.size(); ++i) {
     auto [b, e] = p.spans[i];
     find(std::string_view(p.buf).substr(b, e - b), sc.ranges, sc.flags);
@@ -189,7 +191,7 @@ class ByteLevelPre final : public PreTokenizer {
     tmp.buf.clear();
     tmp.spans.clear();
     tmp.first_at_origin = p.first_at_origin;
-    std::string joined;
+    std::string& joined = split_scratch().joined;
     for (size_t i = 0; i < p.spans.size(); ++i) {
       std::string_view piece = p.piece(i);
       if (prefix_ && (piece.empty() || piece[0] != ' ')) {

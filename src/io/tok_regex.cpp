@@ -164,6 +164,13 @@ Pattern Pattern::regex(std::string_view pattern, const std::string& where) {
   }
   p.code_ = code;
   p.jit_ = pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) == 0;
+  p.fast_ = recognize_fast_split(pattern);
+  return p;
+}
+
+Pattern Pattern::regex_only(std::string_view pattern, const std::string& where) {
+  Pattern p = regex(pattern, where);
+  p.fast_ = FastSplit::none;
   return p;
 }
 
@@ -178,7 +185,7 @@ Pattern Pattern::literal(std::string_view text, const std::string& where) {
 }
 
 Pattern::Pattern(Pattern&& o) noexcept
-    : code_(o.code_), jit_(o.jit_), literal_(std::move(o.literal_)),
+    : code_(o.code_), jit_(o.jit_), fast_(o.fast_), literal_(std::move(o.literal_)),
       source_(std::move(o.source_)), where_(std::move(o.where_)) {
   o.code_ = nullptr;
 }
@@ -189,6 +196,7 @@ Pattern& Pattern::operator=(Pattern&& o) noexcept {
     code_ = o.code_;
     o.code_ = nullptr;
     jit_ = o.jit_;
+    fast_ = o.fast_;
     literal_ = std::move(o.literal_);
     source_ = std::move(o.source_);
     where_ = std::move(o.where_);

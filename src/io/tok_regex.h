@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "io/tok_fastsplit.h"
+
 namespace wick::detail::tok {
 
 /// Rewrites an Oniguruma pattern into PCRE2 syntax with the same meaning; throws wick::Error
@@ -34,6 +36,10 @@ class Pattern {
   /// valid UTF-8.
   template <class F>
   void for_each_match(std::string_view s, F&& fn) const {
+    if (fast_ != FastSplit::none) {
+      fast_split(fast_, s, fn);
+      return;
+    }
     if (!code_) {
       if (s.size() < literal_.size()) return;
       size_t pos = 0;
@@ -67,6 +73,10 @@ class Pattern {
 
   /// The pattern text as written in the file (for messages).
   const std::string& source() const { return source_; }
+  /// Whether matching uses a hand-written matcher instead of PCRE2.
+  bool is_fast() const { return fast_ != FastSplit::none; }
+  /// The same pattern without the hand-written matcher (for differential tests).
+  static Pattern regex_only(std::string_view pattern, const std::string& where);
 
  private:
   Pattern() = default;
@@ -75,6 +85,7 @@ class Pattern {
 
   void* code_ = nullptr;  // pcre2_code_8*
   bool jit_ = false;
+  FastSplit fast_ = FastSplit::none;
   std::string literal_;
   std::string source_;
   std::string where_;

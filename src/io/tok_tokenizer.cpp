@@ -124,9 +124,7 @@ void TokenizerImpl::encode_text(std::string_view text, bool at_origin, std::vect
   p.spans.assign(1, {0u, static_cast<uint32_t>(text.size())});
   p.first_at_origin = at_origin;
   if (pre_tokenizer) pre_tokenizer->pre_tokenize(p, sc.tmp);
-  for (size_t i = 0; i < p.spans.size(); ++i) {
-    if (p.spans[i].second > p.spans[i].first) model->tokenize(p.piece(i), out);
-  }
+  model->tokenize_pieces(p, out);
 }
 
 void TokenizerImpl::encode(std::string_view text, bool add_special_tokens,
@@ -152,7 +150,7 @@ void TokenizerImpl::encode(std::string_view text, bool add_special_tokens,
     }
     std::string_view piece = text.substr(seg.begin, seg.end - seg.begin);
     bool origin = seg.begin == 0;
-    std::string normalized;
+    std::string& normalized = sc.normalized;
     if (normalizer) {
       normalized.assign(piece);
       normalizer->normalize(normalized);
@@ -162,7 +160,8 @@ void TokenizerImpl::encode(std::string_view text, bool add_special_tokens,
       encode_text(piece, origin, ids);
       continue;
     }
-    std::vector<tok::Segment> sub;
+    std::vector<tok::Segment>& sub = sc.sub;
+    sub.clear();
     added.split(piece, false, sub);
     for (const tok::Segment& s : sub) {
       if (s.id >= 0)
