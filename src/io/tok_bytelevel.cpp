@@ -43,7 +43,7 @@ const Tables& tables() {
 char32_t byte_to_char(uint8_t b) { return tables().to_char[b]; }
 
 void byte_level_encode(std::string_view in, std::string& out) {
-  const Tables& t = tables();
+  static const Tables& t = tables();
   size_t at = out.size();
   out.resize(at + 2 * in.size());
   char* d = out.data() + at;
@@ -56,7 +56,7 @@ void byte_level_encode(std::string_view in, std::string& out) {
 }
 
 void byte_level_decode_token(std::string_view token, std::string& out) {
-  const Tables& t = tables();
+  static const Tables& t = tables();
   size_t at = out.size();
   for (size_t i = 0; i < token.size();) {
     unsigned char lead = static_cast<unsigned char>(token[i]);

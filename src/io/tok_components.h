@@ -86,6 +86,13 @@ class Decoder {
   virtual ~Decoder() = default;
   /// Rewrites the list of token strings (the library's decode_chain); the result is joined.
   virtual void decode_chain(std::vector<std::string>& tokens) const = 0;
+  /// The joined result straight from the token strings, for decoders that can do it without
+  /// the intermediate list; false when this decoder cannot.
+  virtual bool decode_views(const std::vector<std::string_view>& tokens, std::string& out) const {
+    (void)tokens;
+    (void)out;
+    return false;
+  }
 };
 
 /// Token lookups that the post-processors need while loading.

@@ -41,6 +41,15 @@ class ByteLevelDec final : public Decoder {
     for (const auto& t : tokens) byte_level_decode_token(t, bytes);
     tokens.assign(1, utf8_lossy(bytes));
   }
+  bool decode_views(const std::vector<std::string_view>& tokens, std::string& out) const override {
+    std::string bytes;
+    size_t total = 0;
+    for (std::string_view t : tokens) total += t.size();
+    bytes.reserve(total);
+    for (std::string_view t : tokens) byte_level_decode_token(t, bytes);
+    out = find_invalid_utf8(bytes) == std::string::npos ? std::move(bytes) : utf8_lossy(bytes);
+    return true;
+  }
 };
 
 class WordPieceDec final : public Decoder {
@@ -172,6 +181,11 @@ class FuseDec final : public Decoder {
     std::string all;
     for (const auto& t : tokens) all += t;
     tokens.assign(1, std::move(all));
+  }
+  bool decode_views(const std::vector<std::string_view>& tokens, std::string& out) const override {
+    out.clear();
+    for (std::string_view t : tokens) out += t;
+    return true;
   }
 };
 

@@ -71,6 +71,18 @@ void TokenizerImpl::load(std::string_view json, std::string_view config_json) {
 
   vocab_size = std::max(model->id_bound(), added.id_bound());
   if (post_processor) vocab_size = std::max(vocab_size, post_processor->id_bound());
+  int32_t bound = std::max(model->id_bound(), added.id_bound());
+  id_text.assign(static_cast<size_t>(bound), std::string_view());
+  id_known.assign(static_cast<size_t>(bound), 0);
+  id_special.assign(static_cast<size_t>(bound), 0);
+  for (int32_t id = 0; id < bound; ++id) {
+    const std::string* t = added.decode_string(id);
+    if (!t) t = model->id_to_token(id);
+    if (!t) continue;
+    id_text[id] = *t;
+    id_known[id] = 1;
+    id_special[id] = added.is_special_string(*t);
+  }
   if (!config_json.empty()) load_config(config_json);
 }
 
@@ -196,15 +208,17 @@ void TokenizerImpl::encode(std::string_view text, bool add_special_tokens,
 }
 
 std::string TokenizerImpl::decode(std::span<const int32_t> ids, bool skip_special_tokens) const {
-  std::vector<std::string> tokens;
-  tokens.reserve(ids.size());
+  std::vector<std::string_view> views;
+  views.reserve(ids.size());
   for (int32_t id : ids) {
-    const std::string* t = added.decode_string(id);
-    if (!t) t = model->id_to_token(id);
+    const std::string_view* t = text_of(id);
     if (!t) continue;  // unknown ids are dropped, as the library does
-    if (skip_special_tokens && added.is_special_string(*t)) continue;
-    tokens.push_back(*t);
+    if (skip_special_tokens && id_special[id]) continue;
+    views.push_back(*t);
   }
+  std::string fast;
+  if (decoder && decoder->decode_views(views, fast)) return fast;
+  std::vector<std::string> tokens(views.begin(), views.end());
   if (decoder) {
     decoder->decode_chain(tokens);
     std::string out;

@@ -34,6 +34,15 @@ struct TokenizerImpl {
 
   int32_t vocab_size = 0;
 
+  /// The string decode() uses for each id (an added token's, else the model's), and whether
+  /// that string is a special token's; built once at load.
+  std::vector<std::string_view> id_text;
+  std::vector<uint8_t> id_known, id_special;
+  const std::string_view* text_of(int32_t id) const {
+    if (id < 0 || static_cast<size_t>(id) >= id_known.size() || !id_known[id]) return nullptr;
+    return &id_text[id];
+  }
+
   /// Parses tokenizer.json (and tokenizer_config.json when given).
   void load(std::string_view json, std::string_view config_json);
 

@@ -121,17 +121,15 @@ std::optional<int32_t> Tokenizer::token_to_id(std::string_view token) const {
 }
 
 std::optional<std::string> Tokenizer::id_to_token(int32_t id) const {
-  const std::string* t = impl_->added.decode_string(id);
-  if (!t) t = impl_->model->id_to_token(id);
+  const std::string_view* t = impl_->text_of(id);
   if (!t) return std::nullopt;
-  return *t;
+  return std::string(*t);
 }
 
 int32_t Tokenizer::vocab_size() const { return impl_->vocab_size; }
 
 bool Tokenizer::is_special(int32_t id) const {
-  const std::string* t = impl_->added.decode_string(id);
-  return t && impl_->added.is_special_string(*t);
+  return impl_->text_of(id) != nullptr && impl_->id_special[id] != 0;
 }
 
 namespace {

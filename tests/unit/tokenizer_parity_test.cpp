@@ -145,27 +145,30 @@ TEST(TokenizerRealFiles, ConfigAndBatch) {
                         {"llama3", 128000, 128001, std::nullopt, 128256},
                         {"gemma3", 2, 106, 0, 262145}};
   std::vector<std::string> texts;
-  for (const Json& c : wt::read_json(wt::source_path("tests/fixtures/tokenizers/qwen3_expected.json")).at("cases"))
-    texts.push_back(c.at("text").get<std::string>());
+  const Json fixture = wt::read_json(wt::source_path("tests/fixtures/tokenizers/qwen3_expected.json"));
+  for (const Json& c : fixture.at("cases")) texts.push_back(c.at("text").get<std::string>());
   for (const Want& w : wants) {
     std::string dir = wt::fetched_tokenizer(w.name);
     if (!wt::file_exists(dir + "/tokenizer.json")) GTEST_SKIP() << dir << " is missing";
-    for (const std::string& path : {dir, dir + "/tokenizer.json"}) {
+    // Loading by file name is checked on the smallest (loading is slow under the sanitizers).
+    std::vector<std::string> paths = {dir};
+    if (w.name == "qwen3") paths.push_back(dir + "/tokenizer.json");
+    for (const std::string& path : paths) {
       wick::Tokenizer t = wick::Tokenizer::load(path);
-      EXPECT_EQ(t.bos_token_id(), w.bos) << w.name;
-      EXPECT_EQ(t.eos_token_id(), w.eos) << w.name;
-      EXPECT_EQ(t.pad_token_id(), w.pad) << w.name;
-      EXPECT_EQ(t.vocab_size(), w.vocab_size) << w.name;
-      EXPECT_NE(t.chat_template().find("{%"), std::string::npos) << w.name;
+      EXPECT_EQ(t.bos_token_id(), w.bos) << path;
+      EXPECT_EQ(t.eos_token_id(), w.eos) << path;
+      EXPECT_EQ(t.pad_token_id(), w.pad) << path;
+      EXPECT_EQ(t.vocab_size(), w.vocab_size) << path;
+      EXPECT_NE(t.chat_template().find("{%"), std::string::npos) << path;
       if (w.eos) {
         EXPECT_EQ(t.id_to_token(*w.eos), t.eos_token());
         EXPECT_TRUE(t.is_special(*w.eos));
       }
+      if (path != dir) continue;
+      std::vector<std::vector<int32_t>> serial;
+      for (const auto& text : texts) serial.push_back(t.encode(text));
+      EXPECT_EQ(t.encode_batch(texts, true, 3), serial) << w.name;
     }
-    wick::Tokenizer t = wick::Tokenizer::load(dir);
-    std::vector<std::vector<int32_t>> serial;
-    for (const auto& s : texts) serial.push_back(t.encode(s));
-    EXPECT_EQ(t.encode_batch(texts, true, 3), serial) << w.name;
   }
 }
 
