@@ -82,6 +82,20 @@ for l in lines:
 print(f"bench smoke: {len(lines)} results OK")
 PY
 
+banner "wick bench tokenize --quick --json (smoke)"
+"$BUILD"/tools/wick/wick bench tokenize --quick --json | tee "$PREFIX/bench-tok.jsonl"
+python3 - "$PREFIX/bench-tok.jsonl" <<'PY'
+import json, sys
+lines = [l for l in open(sys.argv[1]) if l.strip()]
+assert lines, "no tokenizer benchmark output"
+for l in lines:
+    r = json.loads(l)
+    for k in ("name", "median_us", "iters", "mb_per_s", "tokens_per_s"):
+        assert k in r, f"missing {k} in {l}"
+    assert r["median_us"] > 0 and r["tokens_per_s"] > 0, l
+print(f"tokenizer bench smoke: {len(lines)} results OK")
+PY
+
 printf '    (%s: %ds)\n' "$LAST_SECTION" $((SECONDS - section_start))
 printf '\n==================== all passed in %dm%02ds ====================\n' \
   $(((SECONDS - START) / 60)) $(((SECONDS - START) % 60))
