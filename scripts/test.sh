@@ -36,6 +36,10 @@ banner "release build ($BUILD/)"
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build "$BUILD" -j "$JOBS"
 
+banner "tokenizer files (scripts/fetch-tokenizers.sh)"
+# Real tokenizer.json files for the tokenizer parity tests and benchmarks (pinned, checksummed).
+bash scripts/fetch-tokenizers.sh
+
 banner "unit tests (release)"
 # Every test carries a label: cpu tests run here; cuda tests skip themselves without a GPU.
 ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS"
@@ -71,9 +75,9 @@ cmake -S tests/consumer -B "$PREFIX/consumer-build" -G Ninja -DCMAKE_BUILD_TYPE=
 cmake --build "$PREFIX/consumer-build" -j "$JOBS"
 "$PREFIX/consumer-build/app"
 
-banner "wick bench engine / train --quick --json (smoke)"
+banner "wick bench engine / train / tokenize --quick --json (smoke)"
 "$BUILD"/tools/wick/wick --version
-for suite in engine train; do
+for suite in engine train tokenize; do
   "$BUILD"/tools/wick/wick bench "$suite" --quick --json | tee "$PREFIX/bench-$suite.jsonl"
   # The output must be one well-formed JSON object per line with the documented keys.
   python3 - "$PREFIX/bench-$suite.jsonl" <<'PY'

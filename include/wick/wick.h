@@ -16,3 +16,4 @@
 #include "wick/losses.h"
 #include "wick/optim.h"
 #include "wick/compile.h"
+#include "wick/tokenizer.h"
