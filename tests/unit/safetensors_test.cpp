@@ -355,6 +355,16 @@ TEST(Safetensors, TheEngineNeverWritesIntoTheMapping) {
   for (size_t i = 0; i < v.size(); ++i) ASSERT_EQ(dv[i], i / 32 == 3 ? 0.0f : v[i]);
   std::vector<float> got = c.to_vector<float>();
   for (size_t i = 0; i < v.size(); ++i) ASSERT_EQ(got[i], v[i] + 1.0f);
+  // A compiled elementwise chain runs as one fused kernel that may also reuse its input.
+  wick::CompiledFunction fused = wick::compile([](const std::vector<Tensor>& in) {
+    return std::vector<Tensor>{wick::exp(in[0] * 0.5) + 1.0};
+  });
+  for (int rep = 0; rep < 2; ++rep) {
+    std::vector<float> got_fused = fused({f.load("x")})[0].to_vector<float>();
+    for (size_t i = 0; i < v.size(); ++i)
+      ASSERT_FLOAT_EQ(got_fused[i], std::exp(v[i] * 0.5f) + 1.0f);
+  }
+  EXPECT_GT(fused.stats().fused_elementwise, 0u);
   EXPECT_EQ(keep.to_vector<float>(), v);
   EXPECT_EQ(f.load("x").to_vector<float>(), v);
 }
