@@ -14,6 +14,10 @@ Json parse_json(std::string_view text, const std::string& source) {
   } catch (const Json::parse_error& e) {
     throw Error(source + ": invalid JSON at byte " + std::to_string(e.byte) + ": " +
                 std::string(e.what()).substr(std::string(e.what()).find(':') + 1));
+  } catch (const Json::exception& e) {
+    // The parser also throws out_of_range (a number literal too large for a double).
+    throw Error(source + ": invalid JSON: " +
+                std::string(e.what()).substr(std::string(e.what()).find(']') + 2));
   }
 }
 
