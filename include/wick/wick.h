@@ -13,3 +13,4 @@
 #include "wick/losses.h"
 #include "wick/optim.h"
 #include "wick/compile.h"
+#include "wick/chat_template.h"

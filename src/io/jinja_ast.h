@@ -1,0 +1,91 @@
+#pragma once
+// The parsed form of a Jinja template: expression and statement trees, one node per construct,
+// with the source position each one came from (for error messages).
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "io/jinja_error.h"
+#include "io/jinja_value.h"
+
+namespace wick::io::jinja {
+
+enum class ExprKind : uint8_t {
+  constant,  // value
+  name,      // name
+  list,      // args = items
+  tuple,     // args = items
+  dict,      // args = key0, value0, key1, value1, ...
+  getattr,   // args[0] . name
+  getitem,   // args[0] [ args[1] ]
+  slice,     // args = start, stop, step (each may be null)
+  call,      // args[0] ( args[1..], kwargs )
+  filter,    // args[0] | name ( args[1..], kwargs )
+  test,      // args[0] is [not] name ( args[1..], kwargs )
+  not_,      // not args[0]
+  neg,       // -args[0]
+  pos,       // +args[0]
+  binop,     // args[0] op args[1]
+  compare,   // args[0] cmp[0] args[1] cmp[1] args[2] ... (Python chained comparison)
+  and_,      // args[0] and args[1]
+  or_,       // args[0] or args[1]
+  cond,      // args[1] if args[0] else args[2] (args[2] may be null)
+  slot,      // the rendered body of a {% filter %} or {% set %} block
+};
+
+enum class BinOp : uint8_t { add, sub, mul, div, floordiv, mod, pow, concat };
+enum class CmpOp : uint8_t { eq, ne, lt, le, gt, ge, in, not_in };
+
+struct Expr;
+using ExprPtr = std::unique_ptr<Expr>;
+
+struct Expr {
+  ExprKind kind = ExprKind::constant;
+  Pos pos;
+  Value value;
+  std::string name;
+  BinOp op = BinOp::add;
+  bool negated = false;
+  uint16_t height = 1;  // longest path to a leaf; bounded so evaluation cannot overflow the stack
+  std::vector<CmpOp> cmp;
+  std::vector<ExprPtr> args;
+  std::vector<std::pair<std::string, ExprPtr>> kwargs;
+};
+
+enum class StmtKind : uint8_t {
+  text,          // text
+  output,        // {{ exprs[0] }}
+  if_,           // exprs = conditions; bodies = one per condition, plus else when present
+  for_,          // targets in exprs[0] [if exprs[1]]; bodies = body, else
+  set,           // targets = exprs[0]
+  set_attr,      // targets[0].text = exprs[0]
+  set_block,     // targets = rendered bodies[0] [| exprs[0]]
+  macro,         // text(targets = params) with exprs = defaults (null = required)
+  break_,
+  continue_,
+  with,          // targets = exprs (evaluated outside); bodies[0]
+  filter_block,  // exprs[0] applied to rendered bodies[0]
+  generation,    // transformers' {% generation %}: renders bodies[0] as is
+};
+
+struct Stmt;
+using StmtPtr = std::unique_ptr<Stmt>;
+using Body = std::vector<StmtPtr>;
+
+struct Stmt {
+  StmtKind kind = StmtKind::text;
+  Pos pos;
+  std::string text;
+  std::vector<std::string> targets;
+  bool unpack = false;  // targets written as a tuple (`for k, v in ...`)
+  std::vector<ExprPtr> exprs;
+  std::vector<Body> bodies;
+  bool catch_varargs = false;  // macro body reads `varargs`
+  bool catch_kwargs = false;   // macro body reads `kwargs`
+};
+
+/// Parses a token stream (see jinja_lexer.h) into statements; throws TemplateError.
+Body parse_template(std::string_view normalized_source);
+
+}  // namespace wick::io::jinja
