@@ -113,7 +113,7 @@ ChatTemplate ChatTemplate::parse(std::string source, std::string origin_name) {
   auto program = std::make_shared<io::jinja::Program>();
   program->origin = std::move(origin_name);
   try {
-    program->body = io::jinja::parse_template(io::jinja::normalize_template_source(source));
+    program->tmpl = io::jinja::parse_template(io::jinja::normalize_template_source(source));
   } catch (const io::jinja::TemplateError& e) {
     throw Error(located(program->origin, e));
   }

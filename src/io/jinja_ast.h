@@ -47,6 +47,7 @@ struct Expr {
   std::string name;
   BinOp op = BinOp::add;
   bool negated = false;
+  bool folded_negative = false;  // a constant written as `-<number>` (see eval of **)
   uint16_t height = 1;  // longest path to a leaf; bounded so evaluation cannot overflow the stack
   std::vector<CmpOp> cmp;
   std::vector<ExprPtr> args;
@@ -83,9 +84,25 @@ struct Stmt {
   std::vector<Body> bodies;
   bool catch_varargs = false;  // macro body reads `varargs`
   bool catch_kwargs = false;   // macro body reads `kwargs`
+  /// Per entry of `bodies` that is a scope of its own (loop body and else, macro, with, block
+  /// set, filter and generation bodies): the names that start out undefined in that scope.
+  std::vector<std::vector<std::string>> undefined_at_start;
 };
 
-/// Parses a token stream (see jinja_lexer.h) into statements; throws TemplateError.
-Body parse_template(std::string_view normalized_source);
+/// A parsed template and the names its top level starts with undefined.
+struct ParsedTemplate {
+  Body body;
+  std::vector<std::string> undefined_at_start;
+};
+
+/// Parses normalised template source; throws TemplateError.
+ParsedTemplate parse_template(std::string_view normalized_source);
+
+/// Jinja compiles every scope to a Python function whose locals are fixed at compile time: a
+/// name that a scope assigns unconditionally before it reads it is that scope's local from the
+/// start, undefined until assigned, hiding the context's value of the same name (in nested
+/// loops and macros too). This pass finds those names, scope by scope, the way jinja2's
+/// idtracking does, and records them for the evaluator.
+void analyze_scopes(ParsedTemplate& tmpl);
 
 }  // namespace wick::io::jinja

@@ -151,19 +151,6 @@ bool is_unimplemented_str_method(const std::string& n) {
   return false;
 }
 
-std::string py_title(const std::string& s) {
-  // str.title(): a letter after a non-letter starts a word.
-  std::string out;
-  bool prev_cased = false;
-  for (const auto& c : code_points(s)) {
-    std::string ch = s.substr(c.offset, c.size);
-    bool cased = py_upper(ch) != py_lower(ch);
-    out += cased ? (prev_cased ? py_lower(ch) : py_upper(ch)) : ch;
-    prev_cased = cased;
-  }
-  return out;
-}
-
 Value str_method(const Value& self, const std::string& n) {
   const std::string name = "str." + n;
   auto method = [&](auto body) {
@@ -302,7 +289,9 @@ Value dict_method(const Value& self, const std::string& n) {
           out.push_back(n == "keys" ? Value::string(k) : v);
       }
       in.budget().tick(out.size());
-      return Value::list(std::move(out));
+      return Value::lazy(std::move(out), n == "items"  ? Lazy::dict_items
+                                         : n == "keys" ? Lazy::dict_keys
+                                                       : Lazy::dict_values);
     });
   }
   if (n == "get") {
@@ -392,7 +381,7 @@ std::optional<Value> find_method(const Value& obj, const std::string& name) {
     m = str_method(obj, name);
   else if (obj.is_dict())
     m = dict_method(obj, name);
-  else if (obj.is_list())
+  else if (is_plain_sequence(obj))
     m = list_method(obj, name);
   else
     return std::nullopt;
@@ -423,7 +412,7 @@ void install_globals(std::unordered_map<std::string, Value>& g) {
     for (int64_t i = 0, v = start; i < static_cast<int64_t>(count); ++i, v += step)
       items.push_back(Value::integer(v));
     in.budget().tick(items.size());
-    return Value::list(std::move(items));
+    return Value::range(std::move(items), start, stop, step);
   });
   g["dict"] = make_fn("dict", [](Interp& in, Args& a) { return dict_from_args(in, a, "dict"); });
   g["namespace"] = make_fn("namespace", [](Interp& in, Args& a) {

@@ -24,4 +24,10 @@ class TemplateError : public std::runtime_error {
   Pos pos_;
 };
 
+/// A work or size limit was hit: never deferred or caught by the template machinery.
+class LimitError : public TemplateError {
+ public:
+  explicit LimitError(const std::string& what) : TemplateError(what) {}
+};
+
 }  // namespace wick::io::jinja

@@ -86,15 +86,22 @@ Interp::Interp(const Program& program, Value context, const RenderSettings& sett
   auto ctx = std::make_shared<Scope>();
   if (context.is_dict())
     for (const auto& [k, v] : context.as_dict().entries) ctx->vars[k] = v;
-  scope_ = std::make_shared<Scope>();
-  scope_->parent = ctx;
+  scope_ = new_scope(ctx, program.tmpl.undefined_at_start);
+}
+
+std::shared_ptr<Scope> Interp::new_scope(std::shared_ptr<Scope> parent,
+                                         const std::vector<std::string>& undefined_names) {
+  auto s = std::make_shared<Scope>();
+  s->parent = std::move(parent);
+  for (const auto& n : undefined_names) s->vars[n] = Value::undefined("'" + n + "' is undefined");
+  return s;
 }
 
 std::string Interp::run() {
   std::string out;
   out_ = &out;
   try {
-    exec(program_.body);
+    exec(program_.tmpl.body);
   } catch (const TemplateError& e) {
     if (e.pos().line) throw;
     throw TemplateError(e.what(), pos_);
@@ -198,8 +205,7 @@ Interp::Flow Interp::exec(const Stmt& s) {
       return Flow::normal;
     }
     case StmtKind::set_block: {
-      auto inner = std::make_shared<Scope>();
-      inner->parent = scope_;
+      auto inner = new_scope(scope_, s.undefined_at_start[0]);
       Value v = Value::string(render_body(s.bodies[0], inner));
       if (s.exprs[0]) {
         slot_ = v;
@@ -212,8 +218,7 @@ Interp::Flow Interp::exec(const Stmt& s) {
     case StmtKind::break_: return Flow::break_;
     case StmtKind::continue_: return Flow::continue_;
     case StmtKind::with: {
-      auto inner = std::make_shared<Scope>();
-      inner->parent = scope_;
+      auto inner = new_scope(scope_, s.undefined_at_start[0]);
       for (size_t i = 0; i < s.targets.size(); ++i) inner->vars[s.targets[i]] = eval(*s.exprs[i]);
       auto saved = scope_;
       scope_ = inner;
@@ -225,8 +230,7 @@ Interp::Flow Interp::exec(const Stmt& s) {
       return exec(s.bodies[0]);
     }
     case StmtKind::filter_block: {
-      auto inner = std::make_shared<Scope>();
-      inner->parent = scope_;
+      auto inner = new_scope(scope_, s.undefined_at_start[0]);
       slot_ = Value::string(render_body(s.bodies[0], inner));
       Value v = eval(*s.exprs[0]);
       std::string text;
@@ -235,8 +239,7 @@ Interp::Flow Interp::exec(const Stmt& s) {
       return Flow::normal;
     }
     case StmtKind::generation: {
-      auto inner = std::make_shared<Scope>();
-      inner->parent = scope_;
+      auto inner = new_scope(scope_, s.undefined_at_start[0]);
       emit(render_body(s.bodies[0], inner));
       return Flow::normal;
     }
@@ -283,8 +286,7 @@ Interp::Flow Interp::exec_for(const Stmt& s) {
   for (size_t i = 0; i < n; ++i) {
     budget_.tick();
     *index0 = i;
-    scope_ = std::make_shared<Scope>();
-    scope_->parent = outer;
+    scope_ = new_scope(outer, s.undefined_at_start[0]);
     assign(s, items[i]);
     DictData loop;
     auto count = static_cast<int64_t>(n), idx = static_cast<int64_t>(i);
@@ -306,8 +308,7 @@ Interp::Flow Interp::exec_for(const Stmt& s) {
   }
   scope_ = outer;
   if (n == 0 && !s.bodies[1].empty()) {
-    scope_ = std::make_shared<Scope>();
-    scope_->parent = outer;
+    scope_ = new_scope(outer, s.undefined_at_start[1]);
     return exec(s.bodies[1]);
   }
   return Flow::normal;
@@ -329,8 +330,7 @@ void Interp::exec_macro_def(const Stmt& s) {
       Interp& in;
       ~Depth() { --in.call_depth_; }
     } depth{in};
-    auto scope = std::make_shared<Scope>();
-    scope->parent = parent;
+    auto scope = new_scope(parent, def->undefined_at_start[0]);
     const size_t n = def->targets.size();
     if (args.pos.size() > n && !def->catch_varargs)
       type_error("macro '" + def->text + "' takes not more than " + std::to_string(n) +
@@ -521,7 +521,7 @@ Value Interp::eval_slice(const Value& obj, const Expr& slice) {
     budget_.produce(out.size());
     return Value::string(std::move(out));
   }
-  if (obj.is_list()) {
+  if (is_plain_sequence(obj) || (obj.is_list() && obj.as_list().lazy == Lazy::range)) {
     const auto& items = obj.items();
     auto b = py_slice(static_cast<int64_t>(items.size()), bound[0], bound[1], bound[2]);
     std::vector<Value> out;
@@ -531,8 +531,9 @@ Value Interp::eval_slice(const Value& obj, const Expr& slice) {
     budget_.tick(out.size());
     return Value::list(std::move(out), obj.as_list().tuple);
   }
-  // Jinja turns the TypeError of slicing a dict (or a number) into an Undefined.
-  return Value::undefined("'" + type_name(obj) + " object' has no attribute 'slice'");
+  if (obj.is_list()) type_error("'" + type_name(obj) + "' object is not subscriptable");
+  // Jinja compiles slices to plain Python subscription, so this is the TypeError unfiltered.
+  type_error("'" + type_name(obj) + "' object is not subscriptable with a slice");
 }
 
 bool Interp::compare_op(CmpOp op, const Value& a, const Value& b) {
@@ -559,7 +560,20 @@ Value Interp::eval_binop(const Expr& e) {
   Value a = eval(*e.args[0]);
   Value b = eval(*e.args[1]);
   pos_ = e.pos;
-  if (e.op == BinOp::concat) {
+  // Jinja writes a folded `-2` into Python source without parentheses, so `-2 ** x` (x not
+  // constant) is evaluated as -(2 ** x); a fully constant `-2 ** 2` is folded correctly.
+  if (e.op == BinOp::pow && e.args[0]->folded_negative && e.args[1]->kind != ExprKind::constant &&
+      b.is_number()) {
+    auto negate = [](const Value& v) {
+      return v.is_float() ? Value::floating(-v.as_float()) : Value::integer(sub_i(0, v.as_int()));
+    };
+    return negate(binop_values(BinOp::pow, negate(a), b));
+  }
+  return binop_values(e.op, a, b);
+}
+
+Value Interp::binop_values(BinOp op, const Value& a, const Value& b) {
+  if (op == BinOp::concat) {
     std::string s;
     append_str(s, a, budget_);
     append_str(s, b, budget_);
@@ -570,32 +584,34 @@ Value Interp::eval_binop(const Expr& e) {
   if (b.is_undefined()) fail_undefined(b);
   static const char* names[] = {"+", "-", "*", "/", "//", "%", "**", "~"};
   auto unsupported = [&]() -> Value {
-    type_error(std::string("unsupported operand type(s) for ") + names[static_cast<int>(e.op)] +
+    type_error(std::string("unsupported operand type(s) for ") + names[static_cast<int>(op)] +
                ": '" + type_name(a) + "' and '" + type_name(b) + "'");
   };
-  if (e.op == BinOp::add) {
+  if (op == BinOp::add) {
     if (a.is_string() && b.is_string()) {
       budget_.produce(a.as_string().size() + b.as_string().size());
       return Value::string(a.as_string() + b.as_string());
     }
-    if (a.is_list() && b.is_list() && a.as_list().tuple == b.as_list().tuple) {
+    if (is_plain_sequence(a) && is_plain_sequence(b) && a.as_list().tuple == b.as_list().tuple) {
       std::vector<Value> out = a.items();
       out.insert(out.end(), b.items().begin(), b.items().end());
       budget_.tick(out.size());
       return Value::list(std::move(out), a.as_list().tuple);
     }
   }
-  if (e.op == BinOp::mul) {
-    if ((a.is_string() || a.is_list()) && b.is_integral()) return repeat(a, b.as_int(), budget_);
-    if ((b.is_string() || b.is_list()) && a.is_integral()) return repeat(b, a.as_int(), budget_);
+  if (op == BinOp::mul) {
+    if ((a.is_string() || is_plain_sequence(a)) && b.is_integral())
+      return repeat(a, b.as_int(), budget_);
+    if ((b.is_string() || is_plain_sequence(b)) && a.is_integral())
+      return repeat(b, a.as_int(), budget_);
   }
-  if (e.op == BinOp::mod && a.is_string())
+  if (op == BinOp::mod && a.is_string())
     type_error("string formatting with '%' is not supported");
   if (!a.is_number() || !b.is_number()) return unsupported();
 
-  if (a.is_integral() && b.is_integral() && e.op != BinOp::div) {
+  if (a.is_integral() && b.is_integral() && op != BinOp::div) {
     int64_t x = a.as_int(), y = b.as_int();
-    switch (e.op) {
+    switch (op) {
       case BinOp::add: return Value::integer(add_i(x, y));
       case BinOp::sub: return Value::integer(sub_i(x, y));
       case BinOp::mul: return Value::integer(mul_i(x, y));
@@ -605,7 +621,7 @@ Value Interp::eval_binop(const Expr& e) {
         if (x == std::numeric_limits<int64_t>::min() && y == -1) overflow();
         int64_t q = x / y, m = x % y;
         if (m != 0 && ((m < 0) != (y < 0))) --q, m += y;
-        return Value::integer(e.op == BinOp::floordiv ? q : m);
+        return Value::integer(op == BinOp::floordiv ? q : m);
       }
       case BinOp::pow: {
         if (y < 0) {
@@ -624,7 +640,7 @@ Value Interp::eval_binop(const Expr& e) {
     }
   }
   double x = a.as_float(), y = b.as_float();
-  switch (e.op) {
+  switch (op) {
     case BinOp::add: return Value::floating(x + y);
     case BinOp::sub: return Value::floating(x - y);
     case BinOp::mul: return Value::floating(x * y);
@@ -678,7 +694,8 @@ Value Interp::getitem(const Value& obj, const Value& key) {
     append_repr(shown, key, budget_);
     return Value::undefined("'dict object' has no attribute " + shown);
   }
-  if ((obj.is_list() || obj.is_string()) && key.is_integral()) {
+  bool indexable = is_plain_sequence(obj) || (obj.is_list() && obj.as_list().lazy == Lazy::range);
+  if ((indexable || obj.is_string()) && key.is_integral()) {
     int64_t i = key.as_int();
     if (obj.is_list()) {
       auto n = static_cast<int64_t>(obj.items().size());
@@ -698,7 +715,7 @@ Value Interp::getitem(const Value& obj, const Value& key) {
   }
   if (key.is_string()) {
     if (obj.is_ns()) return getattr(obj, key.as_string());
-    if (obj.is_list() || obj.is_string())
+    if (indexable || obj.is_string())
       if (auto m = find_method(obj, key.as_string())) return *m;
   }
   std::string shown;
@@ -709,7 +726,10 @@ Value Interp::getitem(const Value& obj, const Value& key) {
 std::vector<Value> Interp::iterate(const Value& v) {
   switch (v.kind()) {
     case Value::Kind::undefined: return {};
-    case Value::Kind::list: budget_.tick(v.items().size()); return v.items();
+    case Value::Kind::list:
+      if (v.as_list().deferred_error) throw TemplateError(*v.as_list().deferred_error);
+      budget_.tick(v.items().size());
+      return v.items();
     case Value::Kind::dict: {
       std::vector<Value> keys;
       keys.reserve(v.as_dict().size());
@@ -740,6 +760,8 @@ bool Interp::contains(const Value& container, const Value& item) {
     case Value::Kind::list:
       for (const auto& x : container.items())
         if (equals(x, item, budget_)) return true;
+      // A generator that failed part way raises once the search reaches the failure.
+      if (container.as_list().deferred_error) throw TemplateError(*container.as_list().deferred_error);
       return false;
     case Value::Kind::dict:
       if (item.is_list() && !item.as_list().tuple) type_error("unhashable type: 'list'");

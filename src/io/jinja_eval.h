@@ -15,7 +15,7 @@ namespace wick::io::jinja {
 /// A parsed template.
 struct Program {
   std::string origin;
-  Body body;
+  ParsedTemplate tmpl;
 };
 
 /// The clock strftime_now reads: a fixed civil time, or the local time when absent.
@@ -66,11 +66,15 @@ class Interp {
   Flow exec_for(const Stmt& s);
   void exec_macro_def(const Stmt& s);
   std::string render_body(const Body& body, std::shared_ptr<Scope> scope);
+  /// A new scope under `parent` holding the names that start out undefined in it.
+  static std::shared_ptr<Scope> new_scope(std::shared_ptr<Scope> parent,
+                                          const std::vector<std::string>& undefined_names);
   void assign(const Stmt& s, const Value& v);
   void emit(std::string_view text);
 
   Value eval(const Expr& e);
   Value eval_binop(const Expr& e);
+  Value binop_values(BinOp op, const Value& a, const Value& b);
   Value eval_call(const Expr& e);
   Value eval_slice(const Value& obj, const Expr& slice);
   void eval_args(const Expr& e, size_t first, Args& out);

@@ -24,9 +24,15 @@ Value string_result(Interp& in, std::string s) {
   return Value::string(std::move(s));
 }
 
-// Jinja's attribute getter for map/selectattr/sort/...: "a.b.0" looks up item by item.
-Value get_attribute(Interp& in, const Value& item, const Value& attribute) {
-  if (!attribute.is_string()) return in.getitem(item, attribute);
+// Jinja's attribute getter for map/selectattr/sort/...: "a.b.0" looks up item by item, and a
+// default replaces an Undefined after every step.
+Value get_attribute(Interp& in, const Value& item, const Value& attribute,
+                    const Value& dflt = Value()) {
+  auto step = [&](const Value& obj, const Value& key) {
+    Value r = in.getitem(obj, key);
+    return r.is_undefined() && !unset(dflt) && !dflt.is_none() ? dflt : r;
+  };
+  if (!attribute.is_string()) return step(item, attribute);
   Value cur = item;
   const std::string& path = attribute.as_string();
   size_t start = 0;
@@ -36,9 +42,9 @@ Value get_attribute(Interp& in, const Value& item, const Value& attribute) {
     bool digits = !part.empty() && std::all_of(part.begin(), part.end(),
                                                [](char c) { return c >= '0' && c <= '9'; });
     if (digits && part.size() < 18)
-      cur = in.getitem(cur, Value::integer(std::stoll(part)));
+      cur = step(cur, Value::integer(std::stoll(part)));
     else
-      cur = in.getitem(cur, Value::string(part));
+      cur = step(cur, Value::string(part));
     if (dot == std::string::npos) return cur;
     start = dot + 1;
   }
@@ -51,6 +57,24 @@ Value fold_case(const Value& v, bool case_sensitive) {
 }
 
 bool bool_arg(const Value& v, bool dflt) { return unset(v) ? dflt : truthy(v); }
+
+// Jinja's map, select*, reject*, unique and items are generator functions: the result is a
+// generator (true even when empty, no len()), nothing runs until it is consumed, and map and
+// select do nothing at all for a false input. wick does the work at once and keeps an error in
+// the generator, to be raised only if something consumes it, as Jinja would.
+template <class F>
+Value generator(const Value& input, bool skip_if_false, F&& produce) {
+  std::vector<Value> items;
+  if (skip_if_false && !truthy(input)) return Value::lazy({}, Lazy::generator);
+  try {
+    produce(items);
+  } catch (const LimitError&) {
+    throw;
+  } catch (const TemplateError& e) {
+    return Value::lazy(std::move(items), Lazy::generator, e.what());
+  }
+  return Value::lazy(std::move(items), Lazy::generator);
+}
 
 // ---- filters ----
 
@@ -122,6 +146,8 @@ Value f_escape(Interp& in, const Value& v, Args& a) {
 
 Value f_first(Interp& in, const Value& v, Args& a) {
   bind_args("first", a, {});
+  // The first item of a generator that failed later is still there.
+  if (v.is_list() && !v.items().empty()) return v.items().front();
   auto items = in.iterate(v);
   if (items.empty()) return Value::undefined("No first item, sequence was empty.");
   return items.front();
@@ -129,6 +155,8 @@ Value f_first(Interp& in, const Value& v, Args& a) {
 
 Value f_last(Interp& in, const Value& v, Args& a) {
   bind_args("last", a, {});
+  if (v.is_list() && v.as_list().lazy == Lazy::generator)
+    fail("'generator' object is not reversible");
   auto items = in.iterate(v);
   if (items.empty()) return Value::undefined("No last item, sequence was empty.");
   return items.back();
@@ -136,6 +164,8 @@ Value f_last(Interp& in, const Value& v, Args& a) {
 
 Value parse_number(Interp& in, const Value& v, bool integer, int base, bool& ok) {
   ok = true;
+  // int()/float() of an Undefined raise (UndefinedError is not the TypeError Jinja catches).
+  if (v.is_undefined()) fail_undefined(v);
   if (v.is_integral()) return integer ? Value::integer(v.as_int()) : Value::floating(v.as_float());
   if (v.is_float()) {
     double d = v.as_float();
@@ -147,7 +177,9 @@ Value parse_number(Interp& in, const Value& v, bool integer, int base, bool& ok)
     std::string digits;
     for (char c : s)
       if (c != '_') digits.push_back(c);
-    if (!digits.empty()) {
+    // Python's int()/float() take no hex floats or "0x" prefixes in base 10.
+    bool hexish = digits.find_first_of("xXpP") != std::string::npos && base != 16;
+    if (!digits.empty() && !hexish) {
       char* end = nullptr;
       errno = 0;
       if (integer) {
@@ -184,6 +216,9 @@ Value f_float(Interp& in, const Value& v, Args& a) {
 
 Value f_indent(Interp& in, const Value& v, Args& a) {
   auto p = bind_args("indent", a, {"width", "first", "blank"});
+  // Jinja appends "\n" to the value itself, which only a string survives.
+  if (v.is_undefined()) fail_undefined(v);
+  if (!v.is_string()) fail("unsupported operand type(s) for +=: '" + type_name(v) + "' and 'str'");
   std::string unit = unset(p[0])         ? "    "
                      : p[0].is_string()   ? p[0].as_string()
                      : p[0].is_integral() ? std::string(static_cast<size_t>(std::clamp<int64_t>(
@@ -206,12 +241,12 @@ Value f_indent(Interp& in, const Value& v, Args& a) {
 
 Value f_items(Interp&, const Value& v, Args& a) {
   bind_args("items", a, {});
-  if (v.is_undefined()) return Value::list({});
-  if (!v.is_dict()) fail("Can only get item pairs from a mapping.");
-  std::vector<Value> out;
-  for (const auto& [k, item] : v.as_dict().entries)
-    out.push_back(Value::list({Value::string(k), item}, true));
-  return Value::list(std::move(out));
+  return generator(v, false, [&](std::vector<Value>& out) {
+    if (v.is_undefined()) return;
+    if (!v.is_dict()) fail("Can only get item pairs from a mapping.");
+    for (const auto& [k, item] : v.as_dict().entries)
+      out.push_back(Value::list({Value::string(k), item}, true));
+  });
 }
 
 Value f_join(Interp& in, const Value& v, Args& a) {
@@ -233,7 +268,9 @@ Value f_length(Interp&, const Value& v, Args& a) {
   switch (v.kind()) {
     case Value::Kind::undefined: return Value::integer(0);
     case Value::Kind::string: return Value::integer(static_cast<int64_t>(utf8_length(v.as_string())));
-    case Value::Kind::list: return Value::integer(static_cast<int64_t>(v.items().size()));
+    case Value::Kind::list:
+      if (v.as_list().lazy == Lazy::generator) fail("object of type 'generator' has no len()");
+      return Value::integer(static_cast<int64_t>(v.items().size()));
     case Value::Kind::dict: return Value::integer(static_cast<int64_t>(v.as_dict().size()));
     default: fail("object of type '" + type_name(v) + "' has no len()");
   }
@@ -255,18 +292,14 @@ Value f_upper(Interp& in, const Value& v, Args& a) {
 }
 
 Value f_map(Interp& in, const Value& v, Args& a) {
-  std::vector<Value> out;
+  return generator(v, true, [&](std::vector<Value>& out) {
   bool by_attribute = a.pos.empty() && std::any_of(a.kw.begin(), a.kw.end(), [](const auto& kv) {
     return kv.first == "attribute";
   });
   if (by_attribute) {
     auto p = bind_args("map", a, {"attribute", "default"});
-    for (const auto& item : in.iterate(v)) {
-      Value r = get_attribute(in, item, p[0]);
-      if (r.is_undefined() && !unset(p[1])) r = p[1];
-      out.push_back(std::move(r));
-    }
-    return Value::list(std::move(out));
+    for (const auto& item : in.iterate(v)) out.push_back(get_attribute(in, item, p[0], p[1]));
+    return;
   }
   if (a.pos.empty()) fail("map requires a filter argument");
   std::string name = str(in, a.pos[0]);
@@ -277,7 +310,7 @@ Value f_map(Interp& in, const Value& v, Args& a) {
     Args copy = rest;
     out.push_back(in.filter(name, item, copy));
   }
-  return Value::list(std::move(out));
+  });
 }
 
 Value min_max(Interp& in, const Value& v, Args& a, bool want_max) {
@@ -303,6 +336,7 @@ Value f_min(Interp& in, const Value& v, Args& a) { return min_max(in, v, a, fals
 
 // select / reject / selectattr / rejectattr share one loop.
 Value select_items(Interp& in, const Value& v, Args& a, bool by_attr, bool keep_when) {
+  return generator(v, true, [&](std::vector<Value>& out) {
   Value attr;
   size_t next = 0;
   if (by_attr) {
@@ -315,7 +349,6 @@ Value select_items(Interp& in, const Value& v, Args& a, bool by_attr, bool keep_
   Args test_args;
   test_args.pos.assign(a.pos.begin() + static_cast<std::ptrdiff_t>(next), a.pos.end());
   test_args.kw = a.kw;
-  std::vector<Value> out;
   for (const auto& item : in.iterate(v)) {
     Value x = by_attr ? get_attribute(in, item, attr) : item;
     bool r;
@@ -327,7 +360,7 @@ Value select_items(Interp& in, const Value& v, Args& a, bool by_attr, bool keep_
     }
     if (r == keep_when) out.push_back(item);
   }
-  return Value::list(std::move(out));
+  });
 }
 
 Value f_select(Interp& in, const Value& v, Args& a) { return select_items(in, v, a, false, true); }
@@ -352,9 +385,11 @@ Value f_reverse(Interp& in, const Value& v, Args& a) {
     for (size_t i = cps.size(); i-- > 0;) out.append(v.as_string(), cps[i].offset, cps[i].size);
     return string_result(in, std::move(out));
   }
+  // reversed() gives an iterator; a generator cannot be reversed, so Jinja makes it a list.
+  bool to_list = v.is_list() && v.as_list().lazy == Lazy::generator;
   auto items = in.iterate(v);
   std::reverse(items.begin(), items.end());
-  return Value::list(std::move(items));
+  return to_list ? Value::list(std::move(items)) : Value::lazy(std::move(items), Lazy::generator);
 }
 
 Value f_round(Interp& in, const Value& v, Args& a) {
@@ -367,7 +402,8 @@ Value f_round(Interp& in, const Value& v, Args& a) {
   precision = std::clamp<int64_t>(precision, -300, 300);
   double scale = std::pow(10.0, static_cast<double>(precision));
   if (method == "common") {
-    // Python's round(): half to even.
+    // Python's round(): an int stays an int; floats round half to even.
+    if (v.is_integral() && precision >= 0) return Value::integer(v.as_int());
     double y = x * scale, r = std::nearbyint(y);
     return Value::floating(precision == 0 ? r : r / scale);
   }
@@ -460,9 +496,10 @@ Value f_trim(Interp& in, const Value& v, Args& a) {
 }
 
 Value f_unique(Interp& in, const Value& v, Args& a) {
+  return generator(v, false, [&](std::vector<Value>& out) {
   auto p = bind_args("unique", a, {"case_sensitive", "attribute"});
   bool cs = bool_arg(p[0], false);
-  std::vector<Value> out, seen;
+  std::vector<Value> seen;
   for (const auto& item : in.iterate(v)) {
     Value k = fold_case(unset(p[1]) ? item : get_attribute(in, item, p[1]), cs);
     bool dup = false;
@@ -475,7 +512,7 @@ Value f_unique(Interp& in, const Value& v, Args& a) {
     seen.push_back(k);
     out.push_back(item);
   }
-  return Value::list(std::move(out));
+  });
 }
 
 Value f_wordcount(Interp& in, const Value& v, Args& a) {
@@ -563,11 +600,13 @@ bool t_iterable(Interp&, const Value& v, Args& a) {
 }
 bool t_sequence(Interp&, const Value& v, Args& a) {
   bind_args("sequence", a, {});
-  return v.is_undefined() || v.is_string() || v.is_list() || v.is_dict();
+  bool seq_list = is_plain_sequence(v) || (v.is_list() && v.as_list().lazy == Lazy::range);
+  return v.is_undefined() || v.is_string() || seq_list || v.is_dict();
 }
 bool t_callable(Interp&, const Value& v, Args& a) {
   bind_args("callable", a, {});
-  return v.is_function();
+  // Jinja's Undefined defines __call__ (to raise), so Python calls it callable.
+  return v.is_function() || v.is_undefined();
 }
 bool t_escaped(Interp&, const Value&, Args& a) {
   bind_args("escaped", a, {});
@@ -604,25 +643,37 @@ bool t_in(Interp& in, const Value& v, Args& a) {
   return in.contains(p[0], v);
 }
 
-int64_t int_operand(const Value& v, const char* test) {
-  if (v.is_undefined()) fail_undefined(v);
-  if (!v.is_integral()) fail(std::string("the '") + test + "' test needs an integer");
-  return v.as_int();
+// Python's `value % num` (these tests are written with it), for ints and floats.
+double py_mod(const Value& v, const Value& num, const char* test) {
+  for (const Value* x : {&v, &num}) {
+    if (x->is_undefined()) fail_undefined(*x);
+    if (!x->is_number()) fail(std::string("the '") + test + "' test needs numbers, got " + type_name(*x));
+  }
+  if (v.is_integral() && num.is_integral()) {
+    int64_t d = num.as_int();
+    if (d == 0) fail("integer division or modulo by zero");
+    if (d == -1) return 0;
+    int64_t m = v.as_int() % d;
+    if (m != 0 && ((m < 0) != (d < 0))) m += d;
+    return static_cast<double>(m);
+  }
+  double x = v.as_float(), d = num.as_float();
+  if (d == 0) fail("float modulo");
+  double m = std::fmod(x, d);
+  if (m != 0 && ((m < 0) != (d < 0))) m += d;
+  return m;
 }
 bool t_odd(Interp&, const Value& v, Args& a) {
   bind_args("odd", a, {});
-  return int_operand(v, "odd") % 2 != 0;
+  return py_mod(v, Value::integer(2), "odd") == 1;
 }
 bool t_even(Interp&, const Value& v, Args& a) {
   bind_args("even", a, {});
-  return int_operand(v, "even") % 2 == 0;
+  return py_mod(v, Value::integer(2), "even") == 0;
 }
 bool t_divisibleby(Interp&, const Value& v, Args& a) {
   auto p = bind_args("divisibleby", a, {"num"}, 1);
-  int64_t d = int_operand(p[0], "divisibleby");
-  if (d == 0) fail("integer division or modulo by zero");
-  if (d == -1) return true;
-  return int_operand(v, "divisibleby") % d == 0;
+  return py_mod(v, p[0], "divisibleby") == 0;
 }
 bool t_lower(Interp& in, const Value& v, Args& a) {
   bind_args("lower", a, {});

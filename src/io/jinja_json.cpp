@@ -116,6 +116,8 @@ struct Dumper {
         dump_string(out, v.as_string(), opt.ensure_ascii);
         return;
       case Value::Kind::list: {
+        if (v.as_list().lazy != Lazy::none)
+          throw TemplateError("Object of type " + type_name(v) + " is not JSON serializable");
         const auto& items = v.items();
         if (items.empty()) {
           out += "[]";

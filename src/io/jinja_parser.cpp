@@ -2,6 +2,7 @@
 // the reference for what binds how: filters and tests bind tighter than arithmetic, `not`
 // looser than comparisons, `x if c else y` loosest).
 #include <algorithm>
+#include <cstdint>
 #include <initializer_list>
 
 #include "io/jinja_ast.h"
@@ -492,7 +493,19 @@ class Parser {
       bool neg = cur().text == "-";
       e = node(neg ? ExprKind::neg : ExprKind::pos, next().pos);
       e->args.push_back(parse_unary(false));
-      e = seal(std::move(e));
+      const Expr& operand = *e->args[0];
+      // Jinja folds `-<number literal>` into a constant before generating Python code; keep
+      // the mark, because that constant then loses its parentheses before `**`.
+      if (neg && operand.kind == ExprKind::constant && operand.value.is_number() &&
+          !(operand.value.is_int() && operand.value.as_int() == INT64_MIN)) {
+        auto c = node(ExprKind::constant, e->pos);
+        const Value& v = operand.value;
+        c->value = v.is_float() ? Value::floating(-v.as_float()) : Value::integer(-v.as_int());
+        c->folded_negative = true;
+        e = std::move(c);
+      } else {
+        e = seal(std::move(e));
+      }
     } else {
       e = parse_primary();
     }
@@ -627,7 +640,6 @@ class Parser {
       keys.push_back(parse_subscribed());
     }
     expect_op("]");
-    if (keys.empty()) fail("expected a subscript");
     ExprPtr key;
     if (keys.size() == 1) {
       key = std::move(keys[0]);
@@ -690,7 +702,8 @@ class Parser {
   }
 
   ExprPtr parse_call(ExprPtr callee) {
-    auto e = node(ExprKind::call, cur().pos);
+    // Errors raised by the call (raise_exception) point at the start of the callee.
+    auto e = node(ExprKind::call, callee->pos);
     e->args.push_back(std::move(callee));
     parse_call_args(*e);
     return seal(std::move(e));
@@ -744,8 +757,11 @@ class Parser {
 
 }  // namespace
 
-Body parse_template(std::string_view normalized_source) {
-  return Parser(lex_template(normalized_source)).parse();
+ParsedTemplate parse_template(std::string_view normalized_source) {
+  ParsedTemplate t;
+  t.body = Parser(lex_template(normalized_source)).parse();
+  analyze_scopes(t);
+  return t;
 }
 
 }  // namespace wick::io::jinja

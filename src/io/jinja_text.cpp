@@ -42,6 +42,69 @@ void append_cp(std::string& out, std::string_view src, const CodePoint& c, uint3
     append_utf8(out, mapped);
 }
 
+// Unicode's one-to-many case mappings (SpecialCasing.txt) that Python applies and the C
+// library's one-to-one tables cannot express: German sharp s, Latin ligatures, and letters whose
+// capital takes a combining mark. Greek letters with iota subscript are not covered.
+struct SpecialCase {
+  uint32_t cp;
+  const char* upper;
+  const char* title;
+};
+constexpr SpecialCase kSpecialCases[] = {
+    {0x00DF, "SS", "Ss"},
+    {0x0149, "\u02BCN", "\u02BCN"},
+    {0x01F0, "J\u030C", "J\u030C"},
+    {0x0390, "\u0399\u0308\u0301", "\u0399\u0308\u0301"},
+    {0x03B0, "\u03A5\u0308\u0301", "\u03A5\u0308\u0301"},
+    {0x0587, "\u0535\u0552", "\u0535\u0582"},
+    {0x1E96, "H\u0331", "H\u0331"},
+    {0x1E97, "T\u0308", "T\u0308"},
+    {0x1E98, "W\u030A", "W\u030A"},
+    {0x1E99, "Y\u030A", "Y\u030A"},
+    {0x1E9A, "A\u02BE", "A\u02BE"},
+    {0xFB00, "FF", "Ff"},
+    {0xFB01, "FI", "Fi"},
+    {0xFB02, "FL", "Fl"},
+    {0xFB03, "FFI", "Ffi"},
+    {0xFB04, "FFL", "Ffl"},
+    {0xFB05, "ST", "St"},
+    {0xFB06, "ST", "St"},
+    {0xFB13, "\u0544\u0546", "\u0544\u0576"},
+    {0xFB14, "\u0544\u0535", "\u0544\u0565"},
+    {0xFB15, "\u0544\u053B", "\u0544\u056B"},
+    {0xFB16, "\u054E\u0546", "\u054E\u0576"},
+    {0xFB17, "\u0544\u053D", "\u0544\u056D"},
+};
+
+const SpecialCase* special_case(uint32_t cp) {
+  if (cp < 0xDF) return nullptr;
+  for (const auto& s : kSpecialCases)
+    if (s.cp == cp) return &s;
+  return nullptr;
+}
+
+bool is_cased(uint32_t cp) { return map_case(cp, true) != map_case(cp, false) || special_case(cp); }
+
+// Title case of one code point: the upper case except for the special mappings and the
+// Latin digraphs (DŽ, LJ, NJ, DZ), whose title form is a capital followed by a small letter.
+void append_title(std::string& out, std::string_view src, const CodePoint& c) {
+  if (const SpecialCase* s = special_case(c.value)) {
+    out += s->title;
+    return;
+  }
+  uint32_t cp = c.value;
+  if (cp >= 0x01C4 && cp <= 0x01CC) {
+    append_utf8(out, 0x01C5 + 3 * ((cp - 0x01C4) / 3));
+    return;
+  }
+  if (cp >= 0x01F1 && cp <= 0x01F3) {
+    append_utf8(out, 0x01F2);
+    return;
+  }
+  append_cp(out, src, c, map_case(cp, true));
+}
+
+
 bool in_set(uint32_t cp, const std::vector<CodePoint>& set) {
   for (const auto& c : set)
     if (c.value == cp) return true;
@@ -204,9 +267,7 @@ std::vector<std::string> py_split(std::string_view s, const std::optional<std::s
       while (i < n && is_py_space(cps[i].value)) ++i;
       if (i == n) break;
       if (maxsplit >= 0 && static_cast<int64_t>(out.size()) == maxsplit) {
-        size_t e = n;
-        while (e > i && is_py_space(cps[e - 1].value)) --e;
-        out.push_back(bytes(i, e));
+        out.push_back(bytes(i, n));  // the remainder keeps its trailing whitespace
         break;
       }
       size_t j = i;
@@ -220,9 +281,7 @@ std::vector<std::string> py_split(std::string_view s, const std::optional<std::s
       while (i > 0 && is_py_space(cps[i - 1].value)) --i;
       if (i == 0) break;
       if (maxsplit >= 0 && static_cast<int64_t>(out.size()) == maxsplit) {
-        size_t b = 0;
-        while (b < i && is_py_space(cps[b].value)) ++b;
-        out.push_back(bytes(b, i));
+        out.push_back(bytes(0, i));  // the remainder keeps its leading whitespace
         break;
       }
       size_t j = i;
@@ -289,24 +348,64 @@ std::string py_replace(std::string_view s, std::string_view old, std::string_vie
 std::string py_upper(std::string_view s) {
   std::string out;
   out.reserve(s.size());
-  for (const auto& c : code_points(s)) append_cp(out, s, c, map_case(c.value, true));
+  for (const auto& c : code_points(s)) {
+    if (const SpecialCase* sc = special_case(c.value))
+      out += sc->upper;
+    else
+      append_cp(out, s, c, map_case(c.value, true));
+  }
   return out;
+}
+
+// Lower case, with Python's two context rules: İ becomes i + combining dot, and a capital sigma
+// that ends a word becomes the final form ς.
+void append_lower(std::string& out, std::string_view s, const std::vector<CodePoint>& cps, size_t i) {
+  uint32_t cp = cps[i].value;
+  if (cp == 0x0130) {
+    out += "i\u0307";
+  } else if (cp == 0x03A3 && i > 0 && is_cased(cps[i - 1].value) &&
+             !(i + 1 < cps.size() && is_cased(cps[i + 1].value))) {
+    append_utf8(out, 0x03C2);
+  } else {
+    append_cp(out, s, cps[i], map_case(cp, false));
+  }
 }
 
 std::string py_lower(std::string_view s) {
   std::string out;
   out.reserve(s.size());
-  for (const auto& c : code_points(s)) append_cp(out, s, c, map_case(c.value, false));
+  auto cps = code_points(s);
+  for (size_t i = 0; i < cps.size(); ++i) append_lower(out, s, cps, i);
   return out;
 }
 
 std::string py_capitalize(std::string_view s) {
   std::string out;
   out.reserve(s.size());
-  bool first = true;
-  for (const auto& c : code_points(s)) {
-    append_cp(out, s, c, map_case(c.value, first));
-    first = false;
+  auto cps = code_points(s);
+  for (size_t i = 0; i < cps.size(); ++i) {
+    if (i == 0)
+      append_title(out, s, cps[i]);
+    else
+      append_lower(out, s, cps, i);
+  }
+  return out;
+}
+
+std::string py_title(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  auto cps = code_points(s);
+  bool prev_cased = false;
+  for (size_t i = 0; i < cps.size(); ++i) {
+    bool cased = is_cased(cps[i].value);
+    if (!cased)
+      out.append(s.substr(cps[i].offset, cps[i].size));
+    else if (prev_cased)
+      append_lower(out, s, cps, i);
+    else
+      append_title(out, s, cps[i]);
+    prev_cased = cased;
   }
   return out;
 }
@@ -315,17 +414,23 @@ std::string jinja_title(std::string_view s) {
   auto is_sep = [](uint32_t cp) {
     return cp == '-' || cp == '(' || cp == '{' || cp == '[' || cp == '<' || is_py_space(cp);
   };
+  // Each run between separators: first character upper-cased, the rest lower-cased.
   std::string out;
   out.reserve(s.size());
-  bool word_start = true;
-  for (const auto& c : code_points(s)) {
-    if (is_sep(c.value)) {
-      out.append(s.substr(c.offset, c.size));
-      word_start = true;
-      continue;
+  auto cps = code_points(s);
+  size_t i = 0;
+  while (i < cps.size()) {
+    size_t j = i;
+    while (j < cps.size() && is_sep(cps[j].value) == is_sep(cps[i].value)) ++j;
+    std::string_view run = s.substr(cps[i].offset, cps[j - 1].offset + cps[j - 1].size - cps[i].offset);
+    if (is_sep(cps[i].value)) {
+      out.append(run);
+    } else {
+      size_t first = cps[i].size;
+      out += py_upper(run.substr(0, first));
+      out += py_lower(run.substr(first));
     }
-    append_cp(out, s, c, map_case(c.value, word_start));
-    word_start = false;
+    i = j;
   }
   return out;
 }
@@ -341,10 +446,11 @@ bool py_is(std::string_view s, std::string_view what) {
   if (what == "islower" || what == "isupper") {
     bool upper = what == "isupper", cased = false;
     for (const auto& c : cps) {
-      uint32_t lo = map_case(c.value, false), up = map_case(c.value, true);
-      if (lo == up) continue;
+      if (!is_cased(c.value)) continue;
       cased = true;
-      if ((c.value == up) != upper) return false;
+      // The special-cased letters (ß, ligatures, ...) are all lower case.
+      bool is_upper = !special_case(c.value) && c.value == map_case(c.value, true);
+      if (is_upper != upper) return false;
     }
     return cased;
   }

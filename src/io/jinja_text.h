@@ -47,6 +47,8 @@ std::string py_replace(std::string_view s, std::string_view old, std::string_vie
 std::string py_upper(std::string_view s);
 std::string py_lower(std::string_view s);
 std::string py_capitalize(std::string_view s);
+/// str.title(): a cased character after an uncased one starts a word.
+std::string py_title(std::string_view s);
 /// Jinja's `title` filter (words start after '-', whitespace or an opening bracket).
 std::string jinja_title(std::string_view s);
 /// str.isdigit / isalpha / isalnum / isspace / islower / isupper.

@@ -9,12 +9,12 @@
 namespace wick::io::jinja {
 
 void Budget::fail_steps() const {
-  throw TemplateError("rendering exceeded " + std::to_string(max_steps) +
+  throw LimitError("rendering exceeded " + std::to_string(max_steps) +
                       " steps (a runaway loop or a hostile template?)");
 }
 
 void Budget::fail_bytes() const {
-  throw TemplateError("rendering produced a string larger than " + std::to_string(max_bytes) +
+  throw LimitError("rendering produced a string larger than " + std::to_string(max_bytes) +
                       " bytes");
 }
 
@@ -49,23 +49,44 @@ Value Value::string(std::string s) {
   return v;
 }
 
-Value Value::list(std::vector<Value> items, bool tuple) {
-  auto data = std::make_shared<ListData>();
+Value Value::from_list(ListData data) {
   uint32_t depth = 0;
   bool has_ns = false;
-  for (const auto& it : items) {
+  for (const auto& it : data.items) {
     depth = std::max(depth, it.depth());
     has_ns = has_ns || it.contains_ns();
   }
   if (depth + 1 > kMaxValueDepth)
     throw TemplateError("value nested deeper than " + std::to_string(kMaxValueDepth) + " levels");
-  data->items = std::move(items);
-  data->tuple = tuple;
-  data->depth = depth + 1;
-  data->has_ns = has_ns;
+  data.depth = depth + 1;
+  data.has_ns = has_ns;
   Value v;
-  v.v_ = std::shared_ptr<const ListData>(std::move(data));
+  v.v_ = std::make_shared<const ListData>(std::move(data));
   return v;
+}
+
+Value Value::list(std::vector<Value> items, bool tuple) {
+  ListData d;
+  d.items = std::move(items);
+  d.tuple = tuple;
+  return from_list(std::move(d));
+}
+
+Value Value::lazy(std::vector<Value> items, Lazy kind, std::string deferred_error) {
+  ListData d;
+  d.items = std::move(items);
+  d.lazy = kind;
+  if (!deferred_error.empty())
+    d.deferred_error = std::make_shared<const std::string>(std::move(deferred_error));
+  return from_list(std::move(d));
+}
+
+Value Value::range(std::vector<Value> items, int64_t start, int64_t stop, int64_t step) {
+  ListData d;
+  d.items = std::move(items);
+  d.lazy = Lazy::range;
+  d.range_bounds[0] = start, d.range_bounds[1] = stop, d.range_bounds[2] = step;
+  return from_list(std::move(d));
 }
 
 Value Value::dict(DictData d) {
@@ -170,7 +191,9 @@ bool truthy(const Value& v) {
     case Value::Kind::integer: return v.as_int() != 0;
     case Value::Kind::floating: return v.as_float() != 0.0;
     case Value::Kind::string: return !v.as_string().empty();
-    case Value::Kind::list: return !v.items().empty();
+    case Value::Kind::list:
+      // A generator is an object, and objects are true.
+      return v.as_list().lazy == Lazy::generator || !v.items().empty();
     case Value::Kind::dict: return v.as_dict().size() != 0;
     default: return true;
   }
@@ -184,7 +207,16 @@ std::string type_name(const Value& v) {
     case Value::Kind::integer: return "int";
     case Value::Kind::floating: return "float";
     case Value::Kind::string: return "str";
-    case Value::Kind::list: return v.as_list().tuple ? "tuple" : "list";
+    case Value::Kind::list:
+      switch (v.as_list().lazy) {
+        case Lazy::generator: return "generator";
+        case Lazy::dict_items: return "dict_items";
+        case Lazy::dict_keys: return "dict_keys";
+        case Lazy::dict_values: return "dict_values";
+        case Lazy::range: return "range";
+        case Lazy::none: break;
+      }
+      return v.as_list().tuple ? "tuple" : "list";
     case Value::Kind::dict: return "dict";
     case Value::Kind::ns: return "Namespace";
     case Value::Kind::function: return "function";
@@ -254,6 +286,17 @@ void append_value(std::string& out, const Value& v, Budget& budget, bool repr) {
       return;
     case Value::Kind::list: {
       const auto& l = v.as_list();
+      if (l.lazy == Lazy::generator)
+        throw TemplateError("cannot print a generator object (Jinja prints its memory address); "
+                            "convert it with |list");
+      if (l.lazy == Lazy::range) {
+        const int64_t* r = l.range_bounds;
+        out += "range(" + std::to_string(r[0]) + ", " + std::to_string(r[1]);
+        if (r[2] != 1) out += ", " + std::to_string(r[2]);
+        out += ")";
+        return;
+      }
+      if (l.lazy != Lazy::none) out += type_name(v) + "(";
       out += l.tuple ? "(" : "[";
       for (size_t i = 0; i < l.items.size(); ++i) {
         if (i) out += ", ";
@@ -262,6 +305,7 @@ void append_value(std::string& out, const Value& v, Budget& budget, bool repr) {
       }
       if (l.tuple && l.items.size() == 1) out += ",";
       out += l.tuple ? ")" : "]";
+      if (l.lazy != Lazy::none) out += ")";
       return;
     }
     case Value::Kind::dict: {
@@ -350,6 +394,10 @@ bool equals(const Value& a, const Value& b, Budget& budget) {
     case Value::Kind::string: return a.as_string() == b.as_string();
     case Value::Kind::list: {
       const auto &x = a.as_list(), &y = b.as_list();
+      // Generators and dict views compare by identity here (Python's set-like view
+      // comparisons are not modelled); ranges compare by their items.
+      if (x.lazy != y.lazy) return false;
+      if (x.lazy != Lazy::none && x.lazy != Lazy::range) return &x == &y;
       if (x.tuple != y.tuple || x.items.size() != y.items.size()) return false;
       if (&x == &y) return true;
       for (size_t i = 0; i < x.items.size(); ++i)
@@ -379,7 +427,7 @@ int compare(const Value& a, const Value& b, Budget& budget, const char* op) {
     int c = a.as_string().compare(b.as_string());
     return c < 0 ? -1 : c > 0 ? 1 : 0;
   }
-  if (a.is_list() && b.is_list() && a.as_list().tuple == b.as_list().tuple) {
+  if (is_plain_sequence(a) && is_plain_sequence(b) && a.as_list().tuple == b.as_list().tuple) {
     const auto &x = a.items(), &y = b.items();
     for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
       if (equals(x[i], y[i], budget)) continue;
@@ -392,5 +440,7 @@ int compare(const Value& a, const Value& b, Budget& budget, const char* op) {
 }
 
 void fail_undefined(const Value& v) { throw TemplateError(v.undefined_message()); }
+
+bool is_plain_sequence(const Value& v) { return v.is_list() && v.as_list().lazy == Lazy::none; }
 
 }  // namespace wick::io::jinja

@@ -51,6 +51,10 @@ struct Args {
 
 struct ListData;
 struct DictData;
+
+/// What a list-like value is in Python: a list or tuple, or one of the lazy objects Jinja's
+/// filters and Python's methods return, which differ in truthiness, len(), printing and JSON.
+enum class Lazy : uint8_t { none, generator, dict_items, dict_keys, dict_values, range };
 struct Namespace;
 struct Function;
 
@@ -83,6 +87,11 @@ class Value {
   static Value string(std::string s);
   /// A list (or tuple); fails when nesting would exceed kMaxValueDepth.
   static Value list(std::vector<Value> items, bool tuple = false);
+  /// A generator or dict view over `items`; a generator may carry the error its producer hit
+  /// (Jinja raises it only when the generator is consumed).
+  static Value lazy(std::vector<Value> items, Lazy kind, std::string deferred_error = {});
+  /// range(start, stop, step) with its items.
+  static Value range(std::vector<Value> items, int64_t start, int64_t stop, int64_t step);
   static Value dict(DictData d);
   static Value ns(std::shared_ptr<Namespace> n);
   static Value function(std::shared_ptr<const Function> f);
@@ -125,6 +134,8 @@ class Value {
   bool contains_ns() const;
 
  private:
+  static Value from_list(ListData data);
+
   std::variant<UndefinedTag, NoneTag, bool, int64_t, double, std::shared_ptr<const std::string>,
                std::shared_ptr<const ListData>, std::shared_ptr<const DictData>,
                std::shared_ptr<Namespace>, std::shared_ptr<const Function>>
@@ -134,6 +145,9 @@ class Value {
 struct ListData {
   std::vector<Value> items;
   bool tuple = false;
+  Lazy lazy = Lazy::none;
+  int64_t range_bounds[3] = {0, 0, 1};
+  std::shared_ptr<const std::string> deferred_error;
   uint32_t depth = 1;
   bool has_ns = false;
 };
@@ -182,5 +196,7 @@ bool equals(const Value& a, const Value& b, Budget& budget);
 int compare(const Value& a, const Value& b, Budget& budget, const char* op);
 /// Raises the error an Undefined raises when it is used as a value.
 [[noreturn]] void fail_undefined(const Value& v);
+/// A real list or tuple (not a generator, dict view or range).
+bool is_plain_sequence(const Value& v);
 
 }  // namespace wick::io::jinja
