@@ -10,6 +10,7 @@ PACKAGES=(
   libcli11-dev                            # the wick command line
   libfmt-dev                              # formatting
   libpcre2-dev pkg-config                 # Unicode regex for tokenizers (found via pkg-config)
+  libutf8proc-dev                         # Unicode normalisation + categories for tokenizers
   libgtest-dev libgmock-dev               # unit tests
   libbenchmark-dev                        # micro-benchmarks
   python3                                 # helper scripts (benchmark tables, fixtures)

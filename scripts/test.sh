@@ -36,6 +36,10 @@ banner "release build ($BUILD/)"
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build "$BUILD" -j "$JOBS"
 
+banner "tokenizer files (scripts/fetch-tokenizers.sh)"
+# Real tokenizer.json files for the tokenizer parity tests and benchmarks (pinned, checksummed).
+bash scripts/fetch-tokenizers.sh
+
 banner "unit tests (release)"
 # Every test carries a label: cpu tests run here; cuda tests skip themselves without a GPU.
 ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS"

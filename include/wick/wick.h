@@ -4,6 +4,8 @@
 #include "wick/dtype.h"
 #include "wick/error.h"
 #include "wick/memory.h"
+#include "wick/model.h"
+#include "wick/nn.h"
 #include "wick/ops.h"
 #include "wick/random.h"
 #include "wick/runtime.h"
@@ -14,3 +16,4 @@
 #include "wick/losses.h"
 #include "wick/optim.h"
 #include "wick/compile.h"
+#include "wick/tokenizer.h"
