@@ -17,3 +17,4 @@
 #include "wick/optim.h"
 #include "wick/compile.h"
 #include "wick/tokenizer.h"
+#include "wick/generate.h"
