@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "io/tok_unicode.h"
 #include "wick/error.h"
 
 namespace wick::detail {
@@ -11,6 +12,10 @@ TextStream::TextStream(const Tokenizer* tokenizer, bool skip_special_tokens,
     : stops_(stop_strings) {
   for (const std::string& s : stops_) {
     if (s.empty()) throw Error("generate: empty stop string");
+    // The text holds whole characters, so a valid stop string matches on character boundaries
+    // and the cut after it never splits one.
+    if (tok::find_invalid_utf8(s) != std::string::npos)
+      throw Error("generate: stop string \"" + s + "\" is not valid UTF-8");
     longest_stop_ = std::max(longest_stop_, s.size());
   }
   if (tokenizer) {

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/byte_tokenizer.h"
 #include "wick/wick.h"
 
 namespace {
@@ -27,37 +28,6 @@ Expected read_expected(const std::string& name) {
   std::ifstream f(fixture(name) + "/expected.json");
   auto j = Json::parse(f);
   return {j.at("sequences").get<std::vector<std::vector<int32_t>>>(), j.at("greedy").get<std::vector<int32_t>>()};
-}
-
-/// Byte-level BPE without merges over the 256 byte tokens: id = byte (the tiny models' vocabulary
-/// is 256), so any id sequence is some byte string, valid UTF-8 or not.
-Tokenizer byte_tokenizer(const std::string& config_json = "") {
-  std::vector<int> direct;
-  for (int b = 33; b <= 126; ++b) direct.push_back(b);
-  for (int b = 161; b <= 172; ++b) direct.push_back(b);
-  for (int b = 174; b <= 255; ++b) direct.push_back(b);
-  Json vocab = Json::object();
-  int extra = 0;
-  for (int b = 0; b < 256; ++b) {
-    bool is_direct = std::find(direct.begin(), direct.end(), b) != direct.end();
-    uint32_t cp = is_direct ? static_cast<uint32_t>(b) : static_cast<uint32_t>(256 + extra++);
-    std::string s;
-    if (cp < 0x80) {
-      s += static_cast<char>(cp);
-    } else {
-      s += static_cast<char>(0xC0 | (cp >> 6));
-      s += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-    vocab[s] = b;
-  }
-  Json j = {{"version", "1.0"},
-            {"added_tokens", Json::array()},
-            {"normalizer", nullptr},
-            {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}}},
-            {"post_processor", nullptr},
-            {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}}},
-            {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", Json::array()}}}};
-  return Tokenizer::from_json(j.dump(), "byte-tokenizer", config_json);
 }
 
 bool valid_utf8(std::string_view s) {
@@ -178,7 +148,7 @@ class Stops : public ::testing::Test {
   }
   std::shared_ptr<CausalLM> model_;
   Expected e_;
-  Tokenizer tok_ = byte_tokenizer();
+  Tokenizer tok_ = wt::byte_tokenizer();
 };
 
 TEST_F(Stops, EosEndsTheSequenceAndKeepsTheId) {
@@ -296,9 +266,35 @@ TEST(Generate, StopsAtTheContextLength) {
   EXPECT_EQ(r.stop_reason, StopReason::length);
 }
 
+TEST(Generate, CacheIsWrittenInPlaceOnEverySchedule) {
+  // A chained step is built on the previous step's unevaluated cache: the cache must still be
+  // updated in place (a copying cache would hold two buffers of a layer at once).
+  ModelConfig c = ModelConfig::parse(R"({"model_type": "qwen2", "vocab_size": 64, "hidden_size": 32,
+      "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+      "max_position_embeddings": 100000})");
+  CausalLM model(c);
+  model.init_random(3);
+  const size_t cache_bytes = model.make_cache(1, 8003).nbytes();  // 2 MB
+  for (bool pipeline : {true, false}) {
+    for (double temperature : {0.0, 1.0}) {
+      GenerationOptions o;
+      o.max_new_tokens = 8000;
+      o.pipeline = pipeline;
+      o.sampling.temperature = temperature;
+      size_t active = memory_stats().active;
+      reset_peak_memory();
+      int n = 0;
+      auto r = generate(model, nullptr, std::vector<int32_t>{1, 2, 3}, o, [&](const TokenEvent&) { return ++n < 20; });
+      EXPECT_EQ(r.tokens.size(), 20u);
+      EXPECT_LT(memory_stats().peak - active, cache_bytes + cache_bytes / 8)
+          << "pipeline " << pipeline << " temperature " << temperature;
+    }
+  }
+}
+
 TEST(Generate, RefusesBadRequests) {
   auto model = CausalLM::load(fixture("qwen2-tied"));
-  Tokenizer tok = byte_tokenizer();
+  Tokenizer tok = wt::byte_tokenizer();
   std::vector<int32_t> ok = {1, 2, 3};
   EXPECT_THROW(generate(*model, nullptr, std::vector<int32_t>{}, greedy_options(4, true)), Error);
   EXPECT_THROW(generate(*model, nullptr, std::vector<int32_t>{1, 256}, greedy_options(4, true)), Error);
@@ -327,7 +323,7 @@ TEST(ChatML, OneUserTurnWithTheTemplatesDefaultSystem) {
       "'<|im_end|>\\n' }}{%- else %}{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a "
       "helpful assistant.<|im_end|>\\n' }}{%- endif %}{%- for message in messages %}...{%- endfor %}"
       "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}";
-  Tokenizer t = byte_tokenizer(with_template(qwen25));
+  Tokenizer t = wt::byte_tokenizer(with_template(qwen25));
   EXPECT_EQ(chatml_prompt(t, "Hi"),
             "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
             "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
@@ -338,15 +334,15 @@ TEST(ChatML, OneUserTurnWithTheTemplatesDefaultSystem) {
       "{%- if messages[0].role == 'system' %}{{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}"
       "{%- endif %}{%- for message in messages %}{{- '<|im_start|>' + message.role + '\\n' + message.content + "
       "'<|im_end|>' + '\\n' }}{%- endfor %}";
-  EXPECT_EQ(chatml_prompt(byte_tokenizer(with_template(qwen3)), "Hi"),
+  EXPECT_EQ(chatml_prompt(wt::byte_tokenizer(with_template(qwen3)), "Hi"),
             "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
 }
 
 TEST(ChatML, OtherFormatsAreRefused) {
-  EXPECT_THROW(chatml_prompt(byte_tokenizer(), "Hi"), Error);  // no template
+  EXPECT_THROW(chatml_prompt(wt::byte_tokenizer(), "Hi"), Error);  // no template
   std::string llama3 = "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' }}";
   try {
-    chatml_prompt(byte_tokenizer(with_template(llama3)), "Hi");
+    chatml_prompt(wt::byte_tokenizer(with_template(llama3)), "Hi");
     ADD_FAILURE() << "accepted a Llama 3 template";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("ChatML"), std::string::npos) << e.what();
