@@ -113,7 +113,10 @@ class CausalLM : public Module {
   /// With a cache, the tokens follow the cache's length() positions, their keys and values are
   /// appended, and the cache advances by T. `attention_mask` [B, S] (S = cache length + T; 1 =
   /// token, 0 = padding; integer or bool) supports left-padded batches: each row's positions
-  /// count only its tokens, as transformers does with position_ids from the mask.
+  /// count only its tokens, as transformers does with position_ids from the mask. The mask is
+  /// read on the host (positions and masks are input preprocessing), so it cannot be a traced
+  /// input of compile(); right-padded (training) batches need no mask at all: causal attention
+  /// never lets a token see the padding after it, and labels of -100 keep it out of the loss.
   Tensor hidden_states(const Tensor& ids, KVCache* cache = nullptr,
                        const std::optional<Tensor>& attention_mask = std::nullopt);
   /// Logits [..., vocab] of hidden states (lm_head, or the tied embedding).

@@ -177,7 +177,8 @@ class Dropout : public Module {
 /// A Linear with a low-rank adapter, in PEFT's layout and semantics:
 /// y = x·Wᵀ + b + scaling · B(A(dropout(x))), scaling = alpha/r (alpha/√r with rsLoRA).
 /// Parameters: "weight" and "bias" (the wrapped Linear's, frozen, so HF names stay valid),
-/// "lora_A.weight" [r, in] ~ U(−1/√in, 1/√in) and "lora_B.weight" [out, r] = 0 (trainable, f32).
+/// "lora_A.weight" [r, in] ~ U(−1/√in, 1/√in) and "lora_B.weight" [out, r] = 0 (trainable; f32,
+/// or f64 over an f64 base for reference checks).
 class LoRALinear : public Module {
  public:
   LoRALinear(const Linear& base, int64_t rank, double alpha, double dropout, bool rslora, Generator& gen);

@@ -22,10 +22,11 @@ LoRALinear::LoRALinear(const Linear& base, int64_t rank, double alpha, double dr
     bias_ = 1;
   }
   // PEFT: A by kaiming_uniform(a=√5), i.e. U(−1/√in, 1/√in); B = 0 so the adapter starts as a
-  // no-op. Adapter weights stay f32 whatever the base dtype.
+  // no-op. Adapter weights are f32 whatever the base dtype (f64 for an f64 base: reference checks).
+  DType adt = base.weight().dtype() == DType::f64 ? DType::f64 : DType::f32;
   double bound = 1.0 / std::sqrt(static_cast<double>(in));
-  register_module("lora_A", std::make_shared<Linear>(uniform({rank, in}, gen, -bound, bound, DType::f32)));
-  register_module("lora_B", std::make_shared<Linear>(zeros({out, rank}, DType::f32)));
+  register_module("lora_A", std::make_shared<Linear>(uniform({rank, in}, gen, -bound, bound, adt)));
+  register_module("lora_B", std::make_shared<Linear>(zeros({out, rank}, adt)));
   register_module("lora_dropout", std::make_shared<Dropout>(dropout, gen.seed() ^ gen.advance(1)));
   a_ = child_index("lora_A");
   b_ = child_index("lora_B");
