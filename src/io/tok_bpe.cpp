@@ -223,42 +223,38 @@ void Bpe::merge(std::vector<Symbol>& syms) const {
     return;
   }
 
-  // Heap of (rank, position, merged id); an entry is stale when its position was merged away
-  // or the pair there no longer merges into the same token.
+  // Heap of (rank, position) entries that remember the pair they were made for; an entry is
+  // stale when its position was merged away or the pair there changed. (The library compares
+  // the merged id instead; with distinct ids per token the two tests agree, since a symbol
+  // only ever grows to the right.)
   struct Entry {
-    int32_t rank, pos, id;
+    int32_t rank, pos, id, left, right;
     bool operator>(const Entry& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
   };
   std::vector<Entry> heap;
   heap.reserve(n);
+  auto push = [&](int32_t i) {
+    int32_t j = syms[i].next;
+    if (j < 0) return;
+    const PairMap::Value* v = merges_.find(syms[i].id, syms[j].id);
+    if (!v) return;
+    heap.push_back({v->rank, i, v->id, syms[i].id, syms[j].id});
+    std::push_heap(heap.begin(), heap.end(), std::greater<>());
+  };
   for (size_t i = 0; i + 1 < n; ++i) {
-    int32_t r, nid;
-    lookup(static_cast<int32_t>(i), r, nid);
-    if (nid >= 0) heap.push_back({r, static_cast<int32_t>(i), nid});
+    const PairMap::Value* v = merges_.find(syms[i].id, syms[i + 1].id);
+    if (v) heap.push_back({v->rank, static_cast<int32_t>(i), v->id, syms[i].id, syms[i + 1].id});
   }
   std::make_heap(heap.begin(), heap.end(), std::greater<>());
   while (!heap.empty()) {
     std::pop_heap(heap.begin(), heap.end(), std::greater<>());
     Entry top = heap.back();
     heap.pop_back();
-    if (syms[top.pos].len == 0 || syms[top.pos].next < 0) continue;
-    int32_t r, nid;
-    lookup(top.pos, r, nid);
-    if (nid != top.id) continue;
-    do_merge(top.pos, nid);
-    int32_t p = syms[top.pos].prev;
-    if (p >= 0) {
-      lookup(p, r, nid);
-      if (nid >= 0) {
-        heap.push_back({r, p, nid});
-        std::push_heap(heap.begin(), heap.end(), std::greater<>());
-      }
-    }
-    lookup(top.pos, r, nid);
-    if (nid >= 0) {
-      heap.push_back({r, top.pos, nid});
-      std::push_heap(heap.begin(), heap.end(), std::greater<>());
-    }
+    const Symbol& s = syms[top.pos];
+    if (s.len == 0 || s.next < 0 || s.id != top.left || syms[s.next].id != top.right) continue;
+    do_merge(top.pos, top.id);
+    if (syms[top.pos].prev >= 0) push(syms[top.pos].prev);
+    push(top.pos);
   }
 }
 

@@ -15,7 +15,7 @@ using namespace wt;
 using wick::SafetensorsFile;
 using wick::Tensor;
 
-const std::string kDir = std::string(WICK_FIXTURES) + "/safetensors";
+const std::string kDir = std::string(WICK_FIXTURES_DIR) + "/safetensors";
 
 nlohmann::json read_json(const std::string& path) { return nlohmann::json::parse(read_raw(path)); }
 

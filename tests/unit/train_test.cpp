@@ -17,7 +17,7 @@ using Json = nlohmann::json;
 
 const Json& fixture() {
   static Json j = [] {
-    std::ifstream f(std::string(WICK_FIXTURES) + "/train/torch_reference.json");
+    std::ifstream f(std::string(WICK_FIXTURES_DIR) + "/train/torch_reference.json");
     if (!f) throw std::runtime_error("missing tests/fixtures/train/torch_reference.json");
     return Json::parse(f);
   }();
