@@ -133,9 +133,11 @@ bool is_punctuation(char32_t c) {
 }
 
 bool is_other(char32_t c) {
+  // Unassigned code points (Cn) do not count: the unicode_categories crate that the library
+  // uses has no table for them (U+0378, U+FFFF survive BertNormalizer's clean_text there).
   auto k = category(c);
-  return k == UTF8PROC_CATEGORY_CN || k == UTF8PROC_CATEGORY_CC || k == UTF8PROC_CATEGORY_CF ||
-         k == UTF8PROC_CATEGORY_CS || k == UTF8PROC_CATEGORY_CO;
+  return k == UTF8PROC_CATEGORY_CC || k == UTF8PROC_CATEGORY_CF || k == UTF8PROC_CATEGORY_CS ||
+         k == UTF8PROC_CATEGORY_CO;
 }
 
 bool is_mark_nonspacing(char32_t c) { return category(c) == UTF8PROC_CATEGORY_MN; }

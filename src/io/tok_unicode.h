@@ -51,7 +51,7 @@ bool is_white_space(char32_t c);
 bool is_letter(char32_t c);             // L*
 bool is_numeric(char32_t c);            // Nd Nl No (Rust's char::is_numeric)
 bool is_punctuation(char32_t c);        // P*
-bool is_other(char32_t c);              // Cc Cf Cs Co Cn
+bool is_other(char32_t c);              // Cc Cf Cs Co (not Cn, as in the library)
 bool is_mark_nonspacing(char32_t c);    // Mn
 /// Rust regex's \w: Alphabetic, marks, decimal numbers, connector punctuation, Join_Control.
 bool is_word_char(char32_t c);

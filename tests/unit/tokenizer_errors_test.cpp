@@ -51,6 +51,10 @@ TEST(TokenizerErrors, SyntaxAndShape) {
   EXPECT_THROW(wick::Tokenizer::from_json("{\"model\": ", "broken.json"), wick::Error);
   EXPECT_THROW(wick::Tokenizer::from_json("[]", "broken.json"), wick::Error);
   EXPECT_THROW(wick::Tokenizer::from_json("", "broken.json"), wick::Error);
+  // A number literal too large for a double (the fuzzer's find).
+  EXPECT_THROW(wick::Tokenizer::from_json("{\"version\": 1e999999}", "broken.json"), wick::Error);
+  EXPECT_THROW(wick::Tokenizer::from_json("111.1e0000000000000000008000000000012618085355", "broken.json"),
+               wick::Error);
   Json j = valid();
   j["version"] = "2.0";
   expect_error(j, {"version"});

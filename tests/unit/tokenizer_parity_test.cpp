@@ -3,11 +3,12 @@
 // tests/fixtures/tokenizers/texts.jsonl: encode with and without special tokens, decode with and
 // without skipping special tokens, and the streaming decoder.
 //
-// The expectations come from tests/tools/make_tokenizer_fixtures.py (the Hugging Face
-// `tokenizers` library; every case must match) or, until that has run, from
-// make_tokenizer_fixtures_js.mjs (@lenml/tokenizers, a JavaScript port of transformers.js). Where
-// that port is known to differ from the Rust library, the case is listed in kJsDeviations with
-// the reason; such a case must then differ from the JS output (so the list stays honest).
+// The expectations come from the Hugging Face `tokenizers` library (0.23.2): its Node binding
+// (tests/tools/make_tokenizer_fixtures_node.mjs) or its Python binding
+// (make_tokenizer_fixtures.py); every case must match. make_tokenizer_fixtures_js.mjs can write
+// them from @lenml/tokenizers (a JavaScript port of transformers.js) instead; where that port
+// differs from the Rust library the case is listed in kJsDeviations with the reason, and must
+// then differ from the JS output (so the list stays honest).
 #include <gtest/gtest.h>
 
 #include <optional>
@@ -25,11 +26,6 @@ using Json = nlohmann::json;
 
 // (tokenizer, case, field) where @lenml/tokenizers is wrong; see the comment of each group.
 const std::set<std::tuple<std::string, std::string, std::string>> kJsDeviations = {
-    // BertNormalizer clean_text: the Rust library drops every "other" character (Cc, Cf, Cn,
-    // Co, Cs: normalizers/bert.rs is_control); the JS port keeps unassigned code points and
-    // noncharacters (Cn), which then become [UNK].
-    {"bert_tiny", "private_use_noncharacters", "ids"},
-    {"bert_tiny", "private_use_noncharacters", "ids_no_special"},
     // handle_chinese_chars: the JS port tests UTF-16 code units, so ideographs outside the BMP
     // are not padded with spaces (the Rust library tests code points).
     {"bert_tiny", "cjk_ext", "ids"},
@@ -45,7 +41,8 @@ const std::set<std::tuple<std::string, std::string, std::string>> kJsDeviations 
 
 struct Param {
   std::string name;
-  std::string path;  // tokenizer.json or folder
+  std::string path;     // tokenizer.json or folder
+  std::string fixture;  // expectations, relative to the source tree
 };
 
 std::string show(const std::vector<int32_t>& v) {
@@ -61,9 +58,11 @@ class TokenizerParity : public ::testing::TestWithParam<Param> {};
 
 TEST_P(TokenizerParity, MatchesReference) {
   const Param& p = GetParam();
-  std::string fixture = wt::source_path("tests/fixtures/tokenizers/" + p.name + "_expected.json");
+  std::string fixture = wt::source_path(p.fixture);
   if (!wt::file_exists(p.path + "/tokenizer.json"))
     GTEST_SKIP() << p.path << " is missing: run scripts/fetch-tokenizers.sh";
+  if (p.fixture.rfind(".cache/", 0) == 0 && !wt::file_exists(fixture))
+    GTEST_SKIP() << fixture << " is missing: run tests/tools/make_tokenizer_random_fixtures.mjs";
   ASSERT_TRUE(wt::file_exists(fixture)) << fixture;
   Json expected = wt::read_json(fixture);
   std::string generator = expected.at("generator").get<std::string>();
@@ -121,12 +120,30 @@ TEST_P(TokenizerParity, MatchesReference) {
                       generator.c_str(), deviations_seen);
 }
 
+Param fixture_param(const std::string& name, const std::string& dir) {
+  return {name, dir, "tests/fixtures/tokenizers/" + name + "_expected.json"};
+}
+Param random_param(const std::string& name, const std::string& dir) {
+  return {name, dir, ".cache/tokenizer-random/" + name + "_expected.json"};
+}
+const std::string kBertTiny = wt::source_path("tests/fixtures/tokenizers/bert_tiny");
+
 INSTANTIATE_TEST_SUITE_P(
     Real, TokenizerParity,
-    ::testing::Values(Param{"qwen3", wt::fetched_tokenizer("qwen3")},
-                      Param{"llama3", wt::fetched_tokenizer("llama3")},
-                      Param{"gemma3", wt::fetched_tokenizer("gemma3")},
-                      Param{"bert_tiny", wt::source_path("tests/fixtures/tokenizers/bert_tiny")}),
+    ::testing::Values(fixture_param("qwen3", wt::fetched_tokenizer("qwen3")),
+                      fixture_param("llama3", wt::fetched_tokenizer("llama3")),
+                      fixture_param("gemma3", wt::fetched_tokenizer("gemma3")),
+                      fixture_param("bert_tiny", kBertTiny)),
+    [](const auto& info) { return info.param.name; });
+
+// Thousands of random texts with the library's answers (make_tokenizer_random_fixtures.mjs);
+// skipped when they have not been generated.
+INSTANTIATE_TEST_SUITE_P(
+    RandomTexts, TokenizerParity,
+    ::testing::Values(random_param("qwen3", wt::fetched_tokenizer("qwen3")),
+                      random_param("llama3", wt::fetched_tokenizer("llama3")),
+                      random_param("gemma3", wt::fetched_tokenizer("gemma3")),
+                      random_param("bert_tiny", kBertTiny)),
     [](const auto& info) { return info.param.name; });
 
 }  // namespace
