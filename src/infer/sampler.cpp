@@ -61,19 +61,49 @@ void apply_top_k(std::span<float> l, int64_t top_k) {
 }
 
 void apply_top_p(std::span<float> l, double top_p) {
-  // Ascending order (ties by id, a stable sort); drop the prefix whose cumulative probability
-  // stays <= 1 - top_p; the most probable token always stays.
+  // The peer sorts the whole row ascending (ties by id: a stable sort) and drops the prefix
+  // whose cumulative probability stays <= 1 - top_p; the most probable token always stays.
+  // Only the top of the order can survive, so this sorts the m largest values (all ties of the
+  // m-th included) and sums everything below them as the cumulative start, growing m until that
+  // start is itself within the threshold (then every token below is dropped, as in the peer).
+  // The tail's sum is accumulated in double in id order rather than sorted order: it differs
+  // from the peer's double cumsum by ~1e-16 before both round to f32.
   std::vector<float> probs;
   softmax_f32(l, probs);
-  std::vector<int32_t> order(l.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return l[a] < l[b]; });
+  std::vector<int32_t> finite;
+  for (size_t i = 0; i < l.size(); ++i)
+    if (l[i] != kNegInf) finite.push_back(static_cast<int32_t>(i));
   const float threshold = static_cast<float>(1.0 - top_p);
-  double cum = 0;
-  for (size_t j = 0; j + 1 < order.size(); ++j) {
-    cum += probs[order[j]];
-    if (static_cast<float>(cum) > threshold) break;
-    l[order[j]] = kNegInf;
+  std::vector<float> values;
+  std::vector<int32_t> cand;
+  for (size_t m = std::min<size_t>(64, finite.size());; m = std::min(finite.size(), m * 4)) {
+    float cut = kNegInf;
+    if (m < finite.size()) {
+      values.clear();
+      for (int32_t i : finite) values.push_back(l[i]);
+      std::nth_element(values.begin(), values.begin() + static_cast<ptrdiff_t>(m - 1), values.end(),
+                       std::greater<float>());
+      cut = values[m - 1];
+    }
+    double cum = 0;
+    cand.clear();
+    for (int32_t i : finite) {
+      if (l[i] >= cut) {
+        cand.push_back(i);
+      } else {
+        cum += probs[i];
+      }
+    }
+    if (static_cast<float>(cum) > threshold && m < finite.size()) continue;  // the cut lies lower
+    std::stable_sort(cand.begin(), cand.end(), [&](int32_t a, int32_t b) { return l[a] < l[b]; });
+    for (int32_t i : finite)
+      if (l[i] < cut) l[i] = kNegInf;
+    for (size_t j = 0; j + 1 < cand.size(); ++j) {
+      cum += probs[cand[j]];
+      if (static_cast<float>(cum) > threshold) break;
+      l[cand[j]] = kNegInf;
+    }
+    return;
   }
 }
 
