@@ -32,7 +32,8 @@ void softmax_f32(std::span<const float> logits, std::vector<float>& probs) {
   probs.resize(logits.size());
   double sum = 0;
   for (size_t i = 0; i < logits.size(); ++i) {
-    probs[i] = std::exp(logits[i] - m);
+    // Filtered entries (most of the row after top-k) cost no exp.
+    probs[i] = logits[i] == kNegInf ? 0.0f : std::exp(logits[i] - m);
     sum += probs[i];
   }
   for (float& p : probs) p = static_cast<float>(p / sum);
@@ -172,7 +173,8 @@ TokenChoice Sampler::sample(std::span<const float> logits, std::span<const int32
     if (l[i] > l[best]) best = i;
   const double m = l[best];
   double total = 0;
-  for (float v : l) total += std::exp(static_cast<double>(v) - m);
+  for (float v : l)
+    if (v != kNegInf) total += std::exp(static_cast<double>(v) - m);
   size_t choice = best;
   if (!params_.greedy()) {
     const double target = uniform_draw(params_.seed, draws_++) * total;
