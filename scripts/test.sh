@@ -75,9 +75,9 @@ cmake -S tests/consumer -B "$PREFIX/consumer-build" -G Ninja -DCMAKE_BUILD_TYPE=
 cmake --build "$PREFIX/consumer-build" -j "$JOBS"
 "$PREFIX/consumer-build/app"
 
-banner "wick bench engine / train / tokenize --quick --json (smoke)"
+banner "wick bench engine / train / tokenize / generate --quick --json (smoke)"
 "$BUILD"/tools/wick/wick --version
-for suite in engine train tokenize; do
+for suite in engine train tokenize generate; do
   "$BUILD"/tools/wick/wick bench "$suite" --quick --json | tee "$PREFIX/bench-$suite.jsonl"
   # The output must be one well-formed JSON object per line with the documented keys.
   python3 - "$PREFIX/bench-$suite.jsonl" <<'PY'

@@ -18,3 +18,4 @@
 #include "wick/compile.h"
 #include "wick/tokenizer.h"
 #include "wick/chat_template.h"
+#include "wick/generate.h"

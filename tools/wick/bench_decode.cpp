@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_models.h"
 #include "bench_util.h"
 #include "command.h"
 #include "wick/wick.h"
@@ -33,13 +34,6 @@ struct DecodeOptions {
   int threads = 0;    // memory-bandwidth threads (0: hardware concurrency)
   bool json = false;
 };
-
-// ~100M parameters in Qwen2's layout (tied embeddings, q/k/v bias, 4:1 GQA); the same shape as
-// bench/peers/decoder_torch.py --shape qwen2-100m.
-const char* kQwen100M = R"({"model_type": "qwen2", "vocab_size": 32000, "hidden_size": 768,
-  "intermediate_size": 2048, "num_hidden_layers": 12, "num_attention_heads": 12,
-  "num_key_value_heads": 3, "max_position_embeddings": 4096, "rope_theta": 1000000.0,
-  "rms_norm_eps": 1e-06, "tie_word_embeddings": true, "hidden_act": "silu"})";
 
 using Clock = std::chrono::steady_clock;
 
@@ -105,7 +99,7 @@ int run_decode(const DecodeOptions& o) {
     model = CausalLM::load(o.model);
     shape = o.model;
   } else {
-    model = std::make_shared<CausalLM>(ModelConfig::parse(kQwen100M, "qwen2-100m"));
+    model = std::make_shared<CausalLM>(ModelConfig::parse(kQwen2_100M, "qwen2-100m"));
     model->init_random(0);
     shape = "qwen2-100m (random weights)";
   }

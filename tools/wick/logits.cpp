@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "command.h"
+#include "token_args.h"
 #include "wick/wick.h"
 
 namespace wick::cli {
@@ -20,35 +21,11 @@ struct LogitsOptions {
   bool json = false;
 };
 
-std::vector<int64_t> parse_tokens(const std::string& text, int64_t vocab) {
-  std::vector<int64_t> ids;
-  size_t pos = 0;
-  while (pos <= text.size()) {
-    size_t comma = text.find(',', pos);
-    std::string item = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-    size_t used = 0;
-    long long v = 0;
-    try {
-      v = std::stoll(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (item.empty() || used != item.size())
-      throw Error("--tokens: \"" + item + "\" is not an integer (expected ids like 1,2,3)");
-    if (v < 0 || v >= vocab)
-      throw Error("--tokens: id " + item + " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
-    ids.push_back(v);
-    if (comma == std::string::npos) break;
-    pos = comma + 1;
-  }
-  return ids;
-}
-
 int run_logits(const LogitsOptions& o) {
   std::shared_ptr<CausalLM> model = CausalLM::load(o.model);
   std::vector<std::string> adapted;
   if (!o.adapter.empty()) adapted = load_peft_adapter(*model, o.adapter);
-  std::vector<int64_t> ids = parse_tokens(o.tokens, model->config().vocab_size);
+  std::vector<int64_t> ids = parse_token_list(o.tokens, model->config().vocab_size);
   const int64_t T = static_cast<int64_t>(ids.size());
   Tensor logits = model->forward(Tensor::from_vector(ids, {1, T}));
   logits = reshape(logits, {T, model->config().vocab_size});
