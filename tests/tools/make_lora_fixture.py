@@ -54,12 +54,16 @@ def linear_case(rslora):
     bb = torch.randn(10, R, generator=g) * 0.2
     cot = torch.randn(2, 5, 10, generator=g)
     if HAVE_PEFT:
-        from peft.tuners.lora import Linear as PeftLinear
-        base = torch.nn.Linear(24, 10)
+        from peft import LoraConfig, get_peft_model
+        # Through get_peft_model (the public API): the LoRA layer's constructor changes across
+        # PEFT versions.
+        holder = torch.nn.Module()
+        holder.proj = torch.nn.Linear(24, 10)
         with torch.no_grad():
-            base.weight.copy_(w)
-            base.bias.copy_(b)
-        layer = PeftLinear(base, "default", r=R, lora_alpha=ALPHA, lora_dropout=0.0, use_rslora=rslora)
+            holder.proj.weight.copy_(w)
+            holder.proj.bias.copy_(b)
+        cfg = LoraConfig(r=R, lora_alpha=ALPHA, lora_dropout=0.0, use_rslora=rslora, target_modules=["proj"])
+        layer = get_peft_model(holder, cfg).base_model.model.proj
         with torch.no_grad():
             layer.lora_A["default"].weight.copy_(a)
             layer.lora_B["default"].weight.copy_(bb)

@@ -140,9 +140,15 @@ class TransformersModel:
 
     def save(self, folder):
         # safetensors is save_pretrained's default format (and, from transformers 5, its only one).
+        # The round trip through bf16 must not round the RoPE frequencies (float buffers follow
+        # .to()), or the expected logits would be made with frequencies no loader computes.
+        rot = self.model.model.rotary_emb
+        saved = {k: getattr(rot, k).clone() for k in ("inv_freq", "original_inv_freq") if hasattr(rot, k)}
         m = self.model.to(torch.bfloat16) if self.storage == "bfloat16" else self.model
         m.save_pretrained(folder)
         self.model.float()
+        for k, v in saved.items():
+            getattr(rot, k).copy_(v) if isinstance(getattr(rot, k), torch.Tensor) else setattr(rot, k, v)
 
     def inv_freq(self):
         return self.model.model.rotary_emb.inv_freq.float()
