@@ -10,9 +10,12 @@ PACKAGES=(
   libcli11-dev                            # the wick command line
   libfmt-dev                              # formatting
   libpcre2-dev pkg-config                 # Unicode regex for tokenizers (found via pkg-config)
+  libutf8proc-dev                         # Unicode normalisation + categories for tokenizers
   libgtest-dev libgmock-dev               # unit tests
   libbenchmark-dev                        # micro-benchmarks
   python3                                 # helper scripts (benchmark tables, fixtures)
+  clang libclang-rt-14-dev libomp-dev     # fuzzing (scripts/fuzz.sh, run briefly by test.sh):
+                                          # libFuzzer + sanitizer runtimes, OpenMP for clang
 )
 
 missing=()

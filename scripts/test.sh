@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # THE test command: installs dependencies, builds and tests wick, then checks it under
-# AddressSanitizer + UndefinedBehaviorSanitizer, checks the installed CMake package with an
-# out-of-tree consumer, and smoke-runs the engine benchmark. Budget: < 30 minutes on 2 cores.
+# AddressSanitizer + UndefinedBehaviorSanitizer, runs each fuzz target briefly (scripts/fuzz.sh),
+# checks the installed CMake package with an out-of-tree consumer, and smoke-runs the engine
+# benchmark. Budget: < 30 minutes on 2 cores.
 #
 #   bash scripts/test.sh
 #
 # Environment: JOBS (default 2) build parallelism; BUILD_DIR / ASAN_BUILD_DIR (default build,
 # build-asan) the build trees; WICK_TEST_SKIP_ASAN=1 skips the sanitizer build (for quick local
-# iterations only; the job runs everything).
+# iterations only; the job runs everything); WICK_TEST_SKIP_FUZZ=1 skips the fuzzing section and
+# FUZZ_SECONDS (default 20) sets its run time per fuzz target.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -34,6 +36,10 @@ banner "release build ($BUILD/)"
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build "$BUILD" -j "$JOBS"
 
+banner "tokenizer files (scripts/fetch-tokenizers.sh)"
+# Real tokenizer.json files for the tokenizer parity tests and benchmarks (pinned, checksummed).
+bash scripts/fetch-tokenizers.sh
+
 banner "unit tests (release)"
 # Every test carries a label: cpu tests run here; cuda tests skip themselves without a GPU.
 ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS"
@@ -53,6 +59,13 @@ if [ "${WICK_TEST_SKIP_ASAN:-0}" != 1 ]; then
   unset ASAN_OPTIONS UBSAN_OPTIONS
 fi
 
+if [ "${WICK_TEST_SKIP_FUZZ:-0}" != 1 ]; then
+  banner "fuzzing, ${FUZZ_SECONDS:-20}s per target (clang, libFuzzer + ASan + UBSan, build-fuzz/)"
+  # A short run on the committed corpora: catches regressions in the parsers of untrusted files.
+  # Longer runs: bash scripts/fuzz.sh all 600.
+  bash scripts/fuzz.sh all "${FUZZ_SECONDS:-20}"
+fi
+
 banner "install + out-of-tree consumer (find_package(wick))"
 PREFIX=$(mktemp -d /tmp/wick-install.XXXXXX)
 trap 'rm -rf "$PREFIX"' EXIT
@@ -62,9 +75,9 @@ cmake -S tests/consumer -B "$PREFIX/consumer-build" -G Ninja -DCMAKE_BUILD_TYPE=
 cmake --build "$PREFIX/consumer-build" -j "$JOBS"
 "$PREFIX/consumer-build/app"
 
-banner "wick bench engine / train --quick --json (smoke)"
+banner "wick bench engine / train / tokenize / generate --quick --json (smoke)"
 "$BUILD"/tools/wick/wick --version
-for suite in engine train; do
+for suite in engine train tokenize generate; do
   "$BUILD"/tools/wick/wick bench "$suite" --quick --json | tee "$PREFIX/bench-$suite.jsonl"
   # The output must be one well-formed JSON object per line with the documented keys.
   python3 - "$PREFIX/bench-$suite.jsonl" <<'PY'

@@ -3,17 +3,82 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <set>
+#include <vector>
 
 #include "io/files.h"
 
 namespace wick::io {
 
+namespace {
+
+[[noreturn]] void syntax_error(const Json::exception& e, const std::string& source) {
+  // nlohmann's texts look like "[json.exception.parse_error.101] parse error at line 1, column 2:
+  // syntax error ..."; keep what follows the tag (and, for syntax errors, the location).
+  std::string what = e.what();
+  size_t tag = what.find("] ");
+  std::string text = tag == std::string::npos ? what : what.substr(tag + 2);
+  // Besides syntax errors the parser throws out_of_range for numbers beyond double ("1e400").
+  const auto* pe = dynamic_cast<const Json::parse_error*>(&e);
+  if (!pe) throw Error(source + ": invalid JSON: " + text);
+  size_t start = what.find_first_not_of(' ', what.find(':') + 1);
+  throw Error(source + ": invalid JSON at byte " + std::to_string(pe->byte) + ": " +
+              (start == std::string::npos ? text : what.substr(start)));
+}
+
+}  // namespace
+
 Json parse_json(std::string_view text, const std::string& source) {
   try {
     return Json::parse(text.begin(), text.end());
-  } catch (const Json::parse_error& e) {
-    throw Error(source + ": invalid JSON at byte " + std::to_string(e.byte) + ": " +
-                std::string(e.what()).substr(std::string(e.what()).find(':') + 1));
+  } catch (const Json::exception& e) {
+    syntax_error(e, source);
+  }
+}
+
+Json parse_json_strict(std::string_view text, const std::string& source, int max_depth) {
+  // The parser reports structure events in document order; one key set per open object (an
+  // empty marker for arrays) is enough to see repeats and depth as they happen.
+  struct Level {
+    bool object;
+    std::string key;  // the key under which this value sits, for messages
+    std::set<std::string> keys;
+  };
+  std::vector<Level> open;
+  std::string last_key;
+  auto path = [&](const std::string& key) {
+    std::string p;
+    for (size_t i = 1; i < open.size(); ++i) p += "\"" + open[i].key + "\".";
+    return p + "\"" + key + "\"";
+  };
+  auto callback = [&](int, Json::parse_event_t event, Json& parsed) {
+    switch (event) {
+      case Json::parse_event_t::object_start:
+      case Json::parse_event_t::array_start:
+        if (static_cast<int>(open.size()) >= max_depth)
+          throw Error(source + ": JSON nested deeper than " + std::to_string(max_depth) +
+                      " levels");
+        open.push_back({event == Json::parse_event_t::object_start,
+                        !open.empty() && open.back().object ? last_key : std::string("[]"), {}});
+        break;
+      case Json::parse_event_t::object_end:
+      case Json::parse_event_t::array_end:
+        if (!open.empty()) open.pop_back();
+        break;
+      case Json::parse_event_t::key: {
+        last_key = parsed.get<std::string>();
+        if (!open.empty() && !open.back().keys.insert(last_key).second)
+          throw Error(source + ": duplicate key " + path(last_key));
+        break;
+      }
+      case Json::parse_event_t::value: break;
+    }
+    return true;
+  };
+  try {
+    return Json::parse(text.begin(), text.end(), callback);
+  } catch (const Json::exception& e) {
+    syntax_error(e, source);
   }
 }
 

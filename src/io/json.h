@@ -15,6 +15,10 @@ using Json = nlohmann::json;
 
 /// Parses `text`; a syntax error names `source` (a file name, "file:line", ...) and the byte.
 Json parse_json(std::string_view text, const std::string& source);
+/// Like parse_json, for formats where a repeated key is a malformed (or hostile) file rather than
+/// something to resolve silently: a key repeated within one object, or nesting deeper than
+/// `max_depth` objects/arrays, is an error naming `source` and the key's path.
+Json parse_json_strict(std::string_view text, const std::string& source, int max_depth = 64);
 /// Reads and parses a JSON file (at most `max_bytes`).
 Json read_json_file(const std::string& path, size_t max_bytes = size_t(1) << 30);
 

@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "backend/cpu/gemv.h"
 #include "backend/cpu/kernel.h"
 #include "backend/cpu/vmath.h"
 #include "graph/primitives.h"
@@ -111,6 +112,11 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, float alpha, GemmOperand a, GemmO
         row[j] = (beta == 0.0f ? 0.0f : beta * row[j]) + (bias ? bias[j] : 0.0f);
     }
     return;
+  }
+  if (a.trans == 'N' && b.trans == 'T' && M <= kGemvMaxRows && N > kSkinny && (bias == nullptr || beta == 0.0f)) {
+    // A few rows against a weight matrix: bandwidth-bound, so every thread streams a share of
+    // the weights (oneDNN runs these as compute-shaped GEMMs on one thread).
+    return gemv_rows(M, N, K, alpha, a.p, a.ld, b.p, b.ld, beta, c, ldc, bias);
   }
   // Below ~4 MFLOP (tens of microseconds on one core) a GEMM runs on the calling thread alone.
   SerialScope serial(2 * M * N * K < (int64_t{1} << 22));

@@ -23,6 +23,8 @@ bool alloc_output_donating(Node& out, std::span<Node* const> candidates) {
     if (out.inputs[i].node_ptr().use_count() != 1 || in->storage.use_count() != 1) continue;
     if (in->size() * itemsize(in->dtype) != bytes || in->offset != 0 || !in->contiguous()) continue;
     if (in->storage->device != out.device) continue;
+    // Memory wick does not own (a read-only file mapping, a caller's buffer) is never written.
+    if (in->storage->external_owner) continue;
     out.storage = in->storage;
     out.strides = contiguous_strides(out.shape);
     out.offset = 0;

@@ -1,0 +1,189 @@
+// `wick bench decode`: prefill and batch-1 greedy decode speed of a decoder model, next to this
+// machine's memory bandwidth measured in the same run, so that decode can be stated as a fraction
+// of its bandwidth bound (every weight is read once per generated token).
+//
+// Timing: each prefill run evaluates the prompt's hidden states and the logits of its last
+// position (all a generator needs; eval() returns with the data ready); each decode step builds
+// the one-token graph, evaluates it and reads the argmax on the host, as greedy generation does.
+// Medians are reported. The PyTorch peer (bench/peers/decoder_torch.py --bench) does the same.
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench_models.h"
+#include "bench_util.h"
+#include "command.h"
+#include "wick/wick.h"
+
+namespace wick::bench {
+namespace {
+
+struct DecodeOptions {
+  std::string model;  // empty: random weights of the built-in shape
+  int64_t prompt = 128;
+  int64_t steps = 64;
+  int64_t reps = 3;
+  int threads = 0;    // memory-bandwidth threads (0: hardware concurrency)
+  bool json = false;
+};
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+double median(std::vector<double> v) { return percentile(v, 0.5); }
+
+/// Copy bandwidth (bytes read + bytes written per second) and read bandwidth (a streaming sum)
+/// over buffers far larger than the caches, split over `threads` threads. Best of a few runs.
+std::pair<double, double> memory_bandwidth(int threads) {
+  const size_t bytes = size_t{512} << 20;
+  const size_t n = bytes / sizeof(float);
+  std::vector<float> src(n, 1.0f), dst(n, 0.0f);
+  auto split = [&](auto&& fn) {
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t)
+      pool.emplace_back([&, t] {
+        size_t b = n * t / threads, e = n * (t + 1) / threads;
+        fn(b, e);
+      });
+    for (auto& th : pool) th.join();
+  };
+  double copy = 0, read = 0;
+  std::vector<double> sums(static_cast<size_t>(threads));
+  for (int rep = 0; rep < 4; ++rep) {
+    auto t0 = Clock::now();
+    split([&](size_t b, size_t e) { std::memcpy(dst.data() + b, src.data() + b, (e - b) * sizeof(float)); });
+    copy = std::max(copy, 2.0 * bytes / seconds_since(t0));
+    t0 = Clock::now();
+    split([&](size_t b, size_t e) {
+      float acc[16] = {};
+      for (size_t i = b; i + 16 <= e; i += 16)
+        for (int k = 0; k < 16; ++k) acc[k] += src[i + k];
+      float s = 0;
+      for (float a : acc) s += a;
+      sums[b * threads / n] = s;
+    });
+    read = std::max(read, static_cast<double>(bytes) / seconds_since(t0));
+  }
+  keep(dst.data());
+  keep(sums.data());
+  return {copy, read};
+}
+
+int64_t argmax_last(const Tensor& logits) {
+  int64_t T = logits.shape()[1];
+  return argmax(reshape(slice(logits, 1, T - 1, T), {-1}), 0).item<int64_t>();
+}
+
+/// Logits [B, 1, vocab] of the last position only: prefill needs no others.
+Tensor last_logits(CausalLM& model, const Tensor& ids, KVCache& cache) {
+  Tensor h = model.hidden_states(ids, &cache);
+  int64_t T = h.shape()[1];
+  return model.logits(slice(h, 1, T - 1, T));
+}
+
+int run_decode(const DecodeOptions& o) {
+  std::shared_ptr<CausalLM> model;
+  std::string shape;
+  if (!o.model.empty()) {
+    model = CausalLM::load(o.model);
+    shape = o.model;
+  } else {
+    model = std::make_shared<CausalLM>(ModelConfig::parse(kQwen2_100M, "qwen2-100m"));
+    model->init_random(0);
+    shape = "qwen2-100m (random weights)";
+  }
+  const ModelConfig& c = model->config();
+  int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  auto [copy_bw, read_bw] = memory_bandwidth(threads);
+
+  double weight_bytes = 0;
+  for (const auto& [name, t] : model->parameters()) weight_bytes += static_cast<double>(t.nbytes());
+  const int64_t max_len = o.prompt + o.steps + 8;
+  std::vector<int64_t> prompt(static_cast<size_t>(o.prompt));
+  for (int64_t i = 0; i < o.prompt; ++i) prompt[i] = (i * 7919 + 13) % c.vocab_size;
+  Tensor prompt_ids = Tensor::from_vector(prompt, {1, o.prompt});
+
+  // Prefill: fresh cache each run; the first run warms allocator, oneDNN and RoPE tables.
+  std::vector<double> prefill;
+  for (int64_t r = 0; r <= o.reps; ++r) {
+    KVCache cache = model->make_cache(1, max_len);
+    auto t0 = Clock::now();
+    Tensor logits = last_logits(*model, prompt_ids, cache).eval();
+    double dt = seconds_since(t0);
+    if (r > 0) prefill.push_back(dt);
+  }
+  // Decode: greedy steps after the prompt.
+  KVCache cache = model->make_cache(1, max_len);
+  Tensor logits = last_logits(*model, prompt_ids, cache);
+  int64_t next = argmax_last(logits);
+  std::vector<double> steps;
+  for (int64_t s = 0; s < o.steps + 2; ++s) {
+    auto t0 = Clock::now();
+    logits = model->forward(Tensor::from_vector<int64_t>({next}, {1, 1}), &cache);
+    next = argmax_last(logits);
+    double dt = seconds_since(t0);
+    if (s >= 2) steps.push_back(dt);
+  }
+  double prefill_s = median(prefill), step_s = median(steps);
+  // Per token: every weight once, plus the keys and values of the cache at mid-decode.
+  double kv_bytes = 2.0 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim * 4.0 *
+                    static_cast<double>(o.prompt + o.steps / 2);
+  double bound_s = (weight_bytes + kv_bytes) / copy_bw;
+  double bound_read_s = (weight_bytes + kv_bytes) / read_bw;
+
+  if (o.json) {
+    nlohmann::json j = {{"model", shape},
+                        {"parameters", c.parameter_count()},
+                        {"weight_bytes", weight_bytes},
+                        {"copy_bandwidth_gbs", copy_bw / 1e9},
+                        {"read_bandwidth_gbs", read_bw / 1e9},
+                        {"prefill_tokens", o.prompt},
+                        {"prefill_s", prefill_s},
+                        {"prefill_tok_s", o.prompt / prefill_s},
+                        {"decode_step_s", step_s},
+                        {"decode_tok_s", 1.0 / step_s},
+                        {"decode_bound_tok_s", 1.0 / bound_s},
+                        {"decode_fraction_of_bound", bound_s / step_s},
+                        {"decode_fraction_of_read_bound", bound_read_s / step_s}};
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  std::printf("model      %s: %.1fM parameters, %.0f MiB of weights (f32)\n", shape.c_str(),
+              c.parameter_count() / 1e6, weight_bytes / 1048576.0);
+  std::printf("memory     copy %.1f GB/s (read + write), read %.1f GB/s (%d threads)\n", copy_bw / 1e9,
+              read_bw / 1e9, threads);
+  std::printf("prefill    %lld tokens: %.1f ms = %.0f tok/s\n", static_cast<long long>(o.prompt), prefill_s * 1e3,
+              o.prompt / prefill_s);
+  std::printf("decode     batch 1: %.2f ms/token = %.1f tok/s\n", step_s * 1e3, 1.0 / step_s);
+  std::printf("bound      %.1f tok/s at the copy bandwidth: decode reaches %.0f%% (%.0f%% of the read bound)\n",
+              1.0 / bound_s, 100.0 * bound_s / step_s, 100.0 * bound_read_s / step_s);
+  return 0;
+}
+
+[[maybe_unused]] const wick::cli::Command bench_decode{
+    "bench decode", "Prefill and batch-1 decode speed of a decoder, against the memory-bandwidth bound",
+    [](CLI::App& app) -> wick::cli::Action {
+      auto o = std::make_shared<DecodeOptions>();
+      app.add_option("--model", o->model, "Model folder (default: random weights of a ~100M Qwen2 shape)")
+          ->check(CLI::ExistingDirectory);
+      app.add_option("--prompt", o->prompt, "Prompt tokens for prefill")->check(CLI::Range(1, 32768));
+      app.add_option("--steps", o->steps, "Decode steps to time")->check(CLI::Range(1, 32768));
+      app.add_option("--reps", o->reps, "Prefill repetitions")->check(CLI::Range(1, 1000));
+      app.add_option("--threads", o->threads, "Threads for the bandwidth measurement")->check(CLI::Range(0, 1024));
+      app.add_flag("--json", o->json, "One JSON object instead of text");
+      return [o] { return run_decode(*o); };
+    }};
+
+}  // namespace
+}  // namespace wick::bench

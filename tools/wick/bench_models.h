@@ -1,0 +1,13 @@
+#pragma once
+// Model shapes shared by the `wick bench` subcommands.
+
+namespace wick::bench {
+
+/// ~100M parameters in Qwen2's layout (tied embeddings, q/k/v bias, 4:1 GQA); the same shape as
+/// bench/peers/decoder_torch.py --shape qwen2-100m.
+inline constexpr const char* kQwen2_100M = R"({"model_type": "qwen2", "vocab_size": 32000, "hidden_size": 768,
+  "intermediate_size": 2048, "num_hidden_layers": 12, "num_attention_heads": 12,
+  "num_key_value_heads": 3, "max_position_embeddings": 4096, "rope_theta": 1000000.0,
+  "rms_norm_eps": 1e-06, "tie_word_embeddings": true, "hidden_act": "silu"})";
+
+}  // namespace wick::bench
