@@ -42,17 +42,9 @@ io::jinja::RenderSettings settings_of(const ChatRenderOptions& o) {
   return s;
 }
 
-template <class J>
-std::string render_value(const ChatTemplate& tmpl, const J& context,
-                         const ChatRenderOptions& options) {
+std::string render_context(const ChatTemplate& tmpl, io::jinja::Value ctx,
+                           const ChatRenderOptions& options) {
   using namespace io::jinja;
-  if (!context.is_object()) throw Error(tmpl.origin() + ": the context must be a JSON object");
-  Value ctx;
-  try {
-    ctx = value_from_json(context);
-  } catch (const TemplateError& e) {
-    throw Error(tmpl.origin() + ": context: " + e.what());
-  }
   try {
     Interp interp(tmpl.program(), std::move(ctx), settings_of(options));
     return interp.run();
@@ -61,35 +53,53 @@ std::string render_value(const ChatTemplate& tmpl, const J& context,
   }
 }
 
+template <class J>
+io::jinja::Value convert(const ChatTemplate& tmpl, const J& j, const char* what) {
+  try {
+    return io::jinja::value_from_json(j);
+  } catch (const io::jinja::TemplateError& e) {
+    throw Error(tmpl.origin() + ": " + what + ": " + e.what());
+  }
+}
+
+template <class J>
+std::string render_value(const ChatTemplate& tmpl, const J& context,
+                         const ChatRenderOptions& options) {
+  if (!context.is_object()) throw Error(tmpl.origin() + ": the context must be a JSON object");
+  return render_context(tmpl, convert(tmpl, context, "context"), options);
+}
+
 // The variables transformers renders with: special tokens, then the caller's kwargs, then
 // messages, tools, documents and add_generation_prompt (explicit arguments win).
 template <class J>
-J build_context(const ChatTemplate& tmpl, const J& messages, const ChatTemplateArgs& args,
-                const J& extra) {
+std::string render_chat(const ChatTemplate& tmpl, const J& messages, const ChatTemplateArgs& args,
+                        const J& extra) {
+  using io::jinja::Value;
   if (!messages.is_array()) throw Error(tmpl.origin() + ": messages must be a JSON array");
   if (!extra.is_null() && !extra.is_object())
     throw Error(tmpl.origin() + ": extra variables must be a JSON object");
-  J ctx = J::object();
-  if (args.bos_token) ctx["bos_token"] = *args.bos_token;
-  if (args.eos_token) ctx["eos_token"] = *args.eos_token;
-  J tools = nullptr, documents = nullptr;
+  io::jinja::DictData ctx;
+  if (args.bos_token) ctx.set("bos_token", Value::string(*args.bos_token));
+  if (args.eos_token) ctx.set("eos_token", Value::string(*args.eos_token));
+  Value tools = Value::none(), documents = Value::none();
   if (extra.is_object()) {
     for (auto it = extra.begin(); it != extra.end(); ++it) {
       if (it.key() == "messages" || it.key() == "add_generation_prompt")
         throw Error(tmpl.origin() + ": extra variables may not set '" + it.key() + "'");
+      Value v = convert(tmpl, it.value(), "extra variables");
       if (it.key() == "tools")
-        tools = it.value();
+        tools = std::move(v);
       else if (it.key() == "documents")
-        documents = it.value();
+        documents = std::move(v);
       else
-        ctx[it.key()] = it.value();
+        ctx.set(it.key(), std::move(v));
     }
   }
-  ctx["messages"] = messages;
-  ctx["tools"] = tools;
-  ctx["documents"] = documents;
-  ctx["add_generation_prompt"] = args.add_generation_prompt;
-  return ctx;
+  ctx.set("messages", convert(tmpl, messages, "messages"));
+  ctx.set("tools", std::move(tools));
+  ctx.set("documents", std::move(documents));
+  ctx.set("add_generation_prompt", Value::boolean(args.add_generation_prompt));
+  return render_context(tmpl, Value::dict(std::move(ctx)), args.options);
 }
 
 std::optional<std::string> special_token(const io::Json& config, const char* key) {
@@ -192,12 +202,12 @@ std::string render_chat_template(const ChatTemplate& tmpl, const nlohmann::order
 
 std::string apply_chat_template(const ChatTemplate& tmpl, const nlohmann::ordered_json& messages,
                                 const ChatTemplateArgs& args, const nlohmann::ordered_json& extra) {
-  return render_value(tmpl, build_context(tmpl, messages, args, extra), args.options);
+  return render_chat(tmpl, messages, args, extra);
 }
 
 std::string apply_chat_template(const ChatTemplate& tmpl, const nlohmann::json& messages,
                                 const ChatTemplateArgs& args, const nlohmann::json& extra) {
-  return render_value(tmpl, build_context(tmpl, messages, args, extra), args.options);
+  return render_chat(tmpl, messages, args, extra);
 }
 
 }  // namespace io

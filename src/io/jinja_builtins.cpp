@@ -389,7 +389,10 @@ std::optional<Value> find_method(const Value& obj, const std::string& name) {
   return m;
 }
 
-void install_globals(std::unordered_map<std::string, Value>& g) {
+namespace {
+
+std::unordered_map<std::string, Value> make_globals() {
+  std::unordered_map<std::string, Value> g;
   g["range"] = make_fn("range", [](Interp& in, Args& a) {
     if (!a.kw.empty()) fail("range() takes no keyword arguments");
     if (a.pos.empty() || a.pos.size() > 3)
@@ -449,6 +452,14 @@ void install_globals(std::unordered_map<std::string, Value>& g) {
     g[name] = make_fn(name, [name = std::string(name)](Interp&, Args&) -> Value {
       fail(name + "() is not supported by wick's template engine");
     });
+  return g;
+}
+
+}  // namespace
+
+const std::unordered_map<std::string, Value>& template_globals() {
+  static const std::unordered_map<std::string, Value> globals = make_globals();
+  return globals;
 }
 
 }  // namespace wick::io::jinja

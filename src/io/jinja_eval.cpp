@@ -79,10 +79,9 @@ double py_floordiv(double x, double y) {
 }  // namespace
 
 Interp::Interp(const Program& program, Value context, const RenderSettings& settings)
-    : program_(program), settings_(settings) {
+    : program_(program), settings_(settings), globals_(template_globals()) {
   budget_.max_steps = settings.max_steps;
   budget_.max_bytes = settings.max_bytes;
-  install_globals(globals_);
   auto ctx = std::make_shared<Scope>();
   if (context.is_dict())
     for (const auto& [k, v] : context.as_dict().entries) ctx->vars[k] = v;
@@ -290,18 +289,20 @@ Interp::Flow Interp::exec_for(const Stmt& s) {
     assign(s, items[i]);
     DictData loop;
     auto count = static_cast<int64_t>(n), idx = static_cast<int64_t>(i);
-    loop.set("index", Value::integer(idx + 1));
-    loop.set("index0", Value::integer(idx));
-    loop.set("revindex", Value::integer(count - idx));
-    loop.set("revindex0", Value::integer(count - idx - 1));
-    loop.set("first", Value::boolean(i == 0));
-    loop.set("last", Value::boolean(i + 1 == n));
-    loop.set("length", Value::integer(count));
-    loop.set("depth", Value::integer(1));
-    loop.set("depth0", Value::integer(0));
-    if (i > 0) loop.set("previtem", items[i - 1]);
-    if (i + 1 < n) loop.set("nextitem", items[i + 1]);
-    loop.set("cycle", cycle_fn);
+    auto& e = loop.entries;  // distinct keys, so no lookups needed
+    e.reserve(12);
+    e.emplace_back("index", Value::integer(idx + 1));
+    e.emplace_back("index0", Value::integer(idx));
+    e.emplace_back("revindex", Value::integer(count - idx));
+    e.emplace_back("revindex0", Value::integer(count - idx - 1));
+    e.emplace_back("first", Value::boolean(i == 0));
+    e.emplace_back("last", Value::boolean(i + 1 == n));
+    e.emplace_back("length", Value::integer(count));
+    e.emplace_back("depth", Value::integer(1));
+    e.emplace_back("depth0", Value::integer(0));
+    if (i > 0) e.emplace_back("previtem", items[i - 1]);
+    if (i + 1 < n) e.emplace_back("nextitem", items[i + 1]);
+    e.emplace_back("cycle", cycle_fn);
     scope_->vars["loop"] = Value::dict(std::move(loop));
     Flow f = exec(s.bodies[0]);
     if (f == Flow::break_) break;

@@ -84,7 +84,7 @@ class Interp {
   const Program& program_;
   RenderSettings settings_;
   Budget budget_;
-  std::unordered_map<std::string, Value> globals_;
+  const std::unordered_map<std::string, Value>& globals_;
   std::shared_ptr<Scope> scope_;
   std::string* out_ = nullptr;
   Value slot_;
@@ -92,8 +92,9 @@ class Interp {
   int call_depth_ = 0;
 };
 
-/// Installs the global functions (range, dict, namespace, raise_exception, strftime_now, ...).
-void install_globals(std::unordered_map<std::string, Value>& globals);
+/// The global functions (range, dict, namespace, raise_exception, strftime_now, ...): built once,
+/// stateless, shared by every rendering.
+const std::unordered_map<std::string, Value>& template_globals();
 /// The Python attribute `obj.name` of a str / dict / list: a bound method, or an Undefined
 /// that fails when called for the methods the sandbox blocks (list.append, dict.update, ...);
 /// nullopt when the type has no such attribute.

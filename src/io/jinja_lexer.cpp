@@ -14,11 +14,6 @@ bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_bin_digit(char c) { return c == '0' || c == '1'; }
 bool is_oct_digit(char c) { return c >= '0' && c <= '7'; }
 bool is_hex_digit(char c) { return is_digit(c) || ((c | 32) >= 'a' && (c | 32) <= 'f'); }
-bool is_ident_start(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-         static_cast<unsigned char>(c) >= 0x80;
-}
-bool is_ident_char(char c) { return is_ident_start(c) || is_digit(c); }
 
 class Lexer {
  public:
@@ -84,6 +79,12 @@ class Lexer {
         return i;
     }
     return std::string_view::npos;
+  }
+
+  // An identifier character at `i` (see is_identifier_char); returns its size or 0.
+  size_t ident_char_at(size_t i, bool start) const {
+    CodePoint c = decode_at(src_, i);
+    return is_identifier_char(c.value, start) ? c.size : 0;
   }
 
   // Python's str.isspace over the code point at `i`; returns its size or 0.
@@ -215,9 +216,13 @@ class Lexer {
       char c = src_[i];
       if (is_digit(c)) {
         i = lex_number(i);
-      } else if (is_ident_start(c)) {
-        size_t j = i;
-        while (j < src_.size() && is_ident_char(src_[j])) ++j;
+      } else if (size_t n = ident_char_at(i, true)) {
+        size_t j = i + n;
+        while (j < src_.size()) {
+          size_t m = ident_char_at(j, false);
+          if (!m) break;
+          j += m;
+        }
         push(Tok::name, i, std::string(src_.substr(i, j - i)));
         i = j;
       } else if (c == '\'' || c == '"') {

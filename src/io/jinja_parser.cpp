@@ -60,6 +60,13 @@ class Parser {
     if (cur().type != Tok::name) fail("expected a name, got " + describe(cur()));
     return next().text;
   }
+  // A name that is assigned to: the constants' names are not variables.
+  std::string expect_target() {
+    static const char* constants[] = {"true", "false", "none", "True", "False", "None"};
+    for (const char* c : constants)
+      if (is_name(c)) fail(std::string("cannot assign to the constant '") + c + "'");
+    return expect_name();
+  }
 
   struct Depth {
     explicit Depth(Parser& p) : p_(p) {
@@ -208,7 +215,7 @@ class Parser {
   void parse_targets(Stmt& s) {
     bool parens = skip_op("(");
     while (true) {
-      s.targets.push_back(expect_name());
+      s.targets.push_back(expect_target());
       if (!skip_op(",")) break;
       s.unpack = true;
       if (parens && is_op(")")) break;
@@ -263,12 +270,12 @@ class Parser {
 
   void parse_macro(Stmt& s) {
     s.kind = StmtKind::macro;
-    s.text = expect_name();
+    s.text = expect_target();
     expect_op("(");
     while (!is_op(")")) {
       if (!s.targets.empty()) expect_op(",");
       if (is_op(")")) break;
-      s.targets.push_back(expect_name());
+      s.targets.push_back(expect_target());
       if (skip_op("=")) {
         s.exprs.push_back(parse_expression(true));
       } else {
@@ -290,7 +297,7 @@ class Parser {
     s.kind = StmtKind::with;
     while (cur().type != Tok::block_end) {
       if (!s.targets.empty()) expect_op(",");
-      s.targets.push_back(expect_name());
+      s.targets.push_back(expect_target());
       expect_op("=");
       s.exprs.push_back(parse_expression(true));
     }

@@ -187,6 +187,22 @@ bool is_py_space(uint32_t cp) {
          cp == 0x2028 || cp == 0x2029 || cp == 0x202f || cp == 0x205f || cp == 0x3000;
 }
 
+bool is_identifier_char(uint32_t cp, bool start) {
+  if (cp < 0x80) {
+    bool alpha = (cp | 32) >= 'a' && (cp | 32) <= 'z';
+    return alpha || cp == '_' || (!start && cp >= '0' && cp <= '9');
+  }
+  if (is_raw_byte(cp)) return false;
+  locale_t loc = utf8_locale();
+  if (!loc) return false;
+  auto w = static_cast<wint_t>(cp);
+  // Combining marks continue identifiers (Mn/Mc are XID_Continue).
+  bool mark = (cp >= 0x0300 && cp <= 0x036F) || (cp >= 0x1AB0 && cp <= 0x1AFF) ||
+              (cp >= 0x1DC0 && cp <= 0x1DFF) || (cp >= 0x20D0 && cp <= 0x20FF) ||
+              (cp >= 0xFE20 && cp <= 0xFE2F);
+  return iswalpha_l(w, loc) != 0 || (!start && (iswalnum_l(w, loc) != 0 || mark));
+}
+
 bool is_py_printable(uint32_t cp) {
   if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0)) return false;
   if (cp < 0x7f) return true;

@@ -29,6 +29,9 @@ void append_utf8(std::string& out, uint32_t cp);
 
 /// Python str.isspace() for one code point.
 bool is_py_space(uint32_t cp);
+/// Whether `cp` may start (or continue) a Python identifier: ASCII letters, digits and '_', and
+/// the letters and digits of other scripts as the C library's Unicode tables classify them.
+bool is_identifier_char(uint32_t cp, bool start);
 /// Python str.isprintable() for one code point (used by repr()).
 bool is_py_printable(uint32_t cp);
 

@@ -330,6 +330,22 @@ FEATURES = [
                     "{{ '<a href=\"x\">&</a>'|e }} {{ 'x'|safe }} {{ d|attr('s') }}|{{ 'abc'|attr('upper') is callable }} "
                     "{% filter upper %}inside {{ 'filter' }}{% endfilter %}", {"d": D}),
     ("unknown_filter_error", "{{ 'x'|no_such_filter }}", {}),
+    # generators (map, select*, reject*, unique, items, reverse) and dict views
+    ("generators", "{% if []|select %}T{% endif %}{% if []|selectattr('x') %}T{% endif %}"
+                   "{{ [1, 2]|map('string')|join }} {% set g = none|map('upper') %}ok {{ [3, 1]|reverse|list }} "
+                   "{{ {'a': 1}|items|list }} {% if {}|items %}I{% endif %} {{ d.keys()|list }} {{ d.items() }} "
+                   "{{ d.values() }} {{ range(3) }} {{ range(1, 9, 2) }} {{ d.values()|length }} "
+                   "{{ [1, none]|select|first }} {{ (none|map('upper')) is iterable }} "
+                   "{{ users|map(attribute='nested.k', default='-')|first }} {{ none|map('upper')|list }}",
+     {"d": D, "users": USERS}),
+    ("generator_length_error", "{{ [1]|map('string')|length }}", {}),
+    ("generator_consumed_error", "{{ 5|map('upper')|list }}", {}),
+    ("generator_first_error", "{{ users|map(attribute='nested.k')|first }}", {"users": USERS}),
+    ("generator_last_error", "{{ [1]|select|last }}", {}),
+    ("view_tojson_error", "{{ {'a': 1}.items()|tojson }}", {}),
+    ("unicode_identifier", "{% set é = 'accent' %}{{ é }} {{ 日本 }}|", {}),
+    ("bad_identifier_error", "{{ x… }}", {}),
+    ("assign_constant_error", "{% set true = 1 %}", {}),
     # tests
     ("tests", "{{ 1 is number }} {{ 1 is integer }} {{ 1.0 is float }} {{ true is boolean }} "
               "{{ true is number }} {{ true is integer }} {{ 'a' is string }} {{ d is mapping }} {{ [] is mapping }} "

