@@ -179,12 +179,4 @@ struct GenerationConfig {
 std::vector<int32_t> default_eos_token_ids(const ModelConfig& config, const GenerationConfig& generation,
                                            const Tokenizer* tokenizer);
 
-/// One user message (after an optional system message) in ChatML with the assistant turn
-/// opened: `<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n
-/// <|im_start|>assistant\n`, as a ChatML chat template (Qwen's) renders it. Without `system`,
-/// the default system message the template writes as a plain literal (Qwen2.5: "You are Qwen,
-/// ...") is used, if it has one. A stand-in until chat templates are rendered as Jinja: a
-/// tokenizer without a chat template, or with a non-ChatML one, is a wick::Error.
-std::string chatml_prompt(const Tokenizer& tokenizer, const std::string& user, const std::string& system = "");
-
 }  // namespace wick
