@@ -165,7 +165,8 @@ std::vector<GenerationResult> generate_batch(CausalLM& model, const Tokenizer* t
 /// (do_sample, temperature, top_k (50 when absent, as GenerationConfig's default), top_p,
 /// min_p, repetition_penalty) and eos_token_id (int or list).
 struct GenerationConfig {
-  SamplingParams sampling;  // greedy unless the file sets do_sample: true
+  /// GenerationConfig's defaults (greedy; top_k 50 should do_sample be switched on).
+  SamplingParams sampling{.top_k = 50, .do_sample = false};
   std::vector<int32_t> eos_token_ids;
   std::optional<int64_t> max_new_tokens;
   /// Parses the text; malformed fields are errors naming `source` and the field.

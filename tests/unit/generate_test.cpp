@@ -326,6 +326,8 @@ TEST(GenerationConfigFile, ParsesTransformersDefaults) {
   EXPECT_TRUE(GenerationConfig::parse(R"({"eos_token_id": 2})", "gc.json").sampling.greedy());
   EXPECT_EQ(GenerationConfig::parse(R"({"eos_token_id": 2})", "gc.json").eos_token_ids, std::vector<int32_t>{2});
   EXPECT_TRUE(GenerationConfig::load(fixture("qwen2-tied")).sampling.greedy());  // no file: greedy
+  EXPECT_TRUE(GenerationConfig{}.sampling.greedy());
+  EXPECT_EQ(GenerationConfig{}.sampling.top_k, 50);
 }
 
 TEST(GenerationConfigFile, MalformedFieldsNameTheFile) {
