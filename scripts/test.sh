@@ -92,6 +92,18 @@ for l in lines:
 print(f"bench smoke {sys.argv[1]}: {len(lines)} results OK")
 PY
 done
+banner "wick generate --json (smoke, tiny fixture model)"
+"$BUILD"/tools/wick/wick generate --model tests/fixtures/models/qwen2-tied --tokens 5,17,101 --max-tokens 6 \
+  --temperature 0.8 --top-k 20 --seed 1 --ignore-eos --json | tee "$PREFIX/generate.jsonl"
+python3 - "$PREFIX/generate.jsonl" <<'PY'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+*tokens, last = lines
+assert len(tokens) == 6 and all(set(t) == {"id", "text", "logprob"} for t in tokens), lines
+assert last["tokens"] == [t["id"] for t in tokens] and last["stop_reason"] == "max_tokens", last
+assert last["prefill_tok_s"] > 0 and last["decode_tok_s"] > 0, last
+print("generate smoke OK")
+PY
 printf '    (%s: %ds)\n' "$LAST_SECTION" $((SECONDS - section_start))
 printf '\n==================== all passed in %dm%02ds ====================\n' \
   $(((SECONDS - START) / 60)) $(((SECONDS - START) % 60))

@@ -165,7 +165,8 @@ std::vector<GenerationResult> generate_batch(CausalLM& model, const Tokenizer* t
 /// (do_sample, temperature, top_k (50 when absent, as GenerationConfig's default), top_p,
 /// min_p, repetition_penalty) and eos_token_id (int or list).
 struct GenerationConfig {
-  SamplingParams sampling;  // greedy unless the file sets do_sample: true
+  /// GenerationConfig's defaults (greedy; top_k 50 should do_sample be switched on).
+  SamplingParams sampling{.top_k = 50, .do_sample = false};
   std::vector<int32_t> eos_token_ids;
   std::optional<int64_t> max_new_tokens;
   /// Parses the text; malformed fields are errors naming `source` and the field.
@@ -178,13 +179,5 @@ struct GenerationConfig {
 /// tokenizer's eos token, without duplicates, in that order.
 std::vector<int32_t> default_eos_token_ids(const ModelConfig& config, const GenerationConfig& generation,
                                            const Tokenizer* tokenizer);
-
-/// One user message (after an optional system message) in ChatML with the assistant turn
-/// opened: `<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n
-/// <|im_start|>assistant\n`, as a ChatML chat template (Qwen's) renders it. Without `system`,
-/// the default system message the template writes as a plain literal (Qwen2.5: "You are Qwen,
-/// ...") is used, if it has one. A stand-in until chat templates are rendered as Jinja: a
-/// tokenizer without a chat template, or with a non-ChatML one, is a wick::Error.
-std::string chatml_prompt(const Tokenizer& tokenizer, const std::string& user, const std::string& system = "");
 
 }  // namespace wick

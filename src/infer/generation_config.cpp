@@ -53,11 +53,7 @@ GenerationConfig GenerationConfig::parse(std::string_view json_text, const std::
 
 GenerationConfig GenerationConfig::load(const std::string& dir) {
   std::string path = io::join_path(dir, "generation_config.json");
-  if (!io::is_file(path)) {
-    GenerationConfig g;
-    g.sampling.do_sample = false;
-    return g;
-  }
+  if (!io::is_file(path)) return GenerationConfig{};
   return parse(io::read_file(path, size_t(1) << 20), path);
 }
 

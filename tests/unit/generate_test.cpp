@@ -312,55 +312,6 @@ TEST(Generate, RefusesBadRequests) {
   EXPECT_THROW(generate_batch(*model, nullptr, {ok, {}}, greedy_options(4, true)), Error);
 }
 
-// ---- --chat until Jinja templates render: ChatML ----
-
-std::string with_template(const std::string& tmpl) { return Json{{"chat_template", tmpl}}.dump(); }
-
-TEST(ChatML, OneUserTurnWithTheTemplatesDefaultSystem) {
-  // Qwen2.5's shape: a default system message as a plain literal.
-  std::string qwen25 =
-      "{%- if messages[0]['role'] == 'system' %}{{- '<|im_start|>system\\n' + messages[0]['content'] + "
-      "'<|im_end|>\\n' }}{%- else %}{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a "
-      "helpful assistant.<|im_end|>\\n' }}{%- endif %}{%- for message in messages %}...{%- endfor %}"
-      "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}";
-  Tokenizer t = wt::byte_tokenizer(with_template(qwen25));
-  EXPECT_EQ(chatml_prompt(t, "Hi"),
-            "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
-            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
-  EXPECT_EQ(chatml_prompt(t, "Hi", "Be brief."),
-            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
-  // Qwen3's shape: a system turn only when given.
-  std::string qwen3 =
-      "{%- if messages[0].role == 'system' %}{{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}"
-      "{%- endif %}{%- for message in messages %}{{- '<|im_start|>' + message.role + '\\n' + message.content + "
-      "'<|im_end|>' + '\\n' }}{%- endfor %}";
-  EXPECT_EQ(chatml_prompt(wt::byte_tokenizer(with_template(qwen3)), "Hi"),
-            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
-}
-
-TEST(ChatML, OtherFormatsAreRefused) {
-  EXPECT_THROW(chatml_prompt(wt::byte_tokenizer(), "Hi"), Error);  // no template
-  std::string llama3 = "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' }}";
-  try {
-    chatml_prompt(wt::byte_tokenizer(with_template(llama3)), "Hi");
-    ADD_FAILURE() << "accepted a Llama 3 template";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("ChatML"), std::string::npos) << e.what();
-  }
-}
-
-TEST(ChatML, RealQwen3TokenizerEncodesTheMarkersAsSpecialTokens) {
-  std::string dir = std::string(WICK_SOURCE_DIR) + "/.cache/tokenizers/qwen3";
-  if (!std::ifstream(dir + "/tokenizer.json").good()) GTEST_SKIP() << "run scripts/fetch-tokenizers.sh";
-  Tokenizer t = Tokenizer::load(dir);
-  std::string p = chatml_prompt(t, "Hello");
-  EXPECT_EQ(p, "<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\n");
-  auto ids = t.encode(p, false);
-  ASSERT_FALSE(ids.empty());
-  EXPECT_EQ(ids.front(), *t.token_to_id("<|im_start|>"));
-  EXPECT_TRUE(t.is_special(ids.front()));
-}
-
 // ---- generation_config.json ----
 
 TEST(GenerationConfigFile, ParsesTransformersDefaults) {
@@ -375,6 +326,8 @@ TEST(GenerationConfigFile, ParsesTransformersDefaults) {
   EXPECT_TRUE(GenerationConfig::parse(R"({"eos_token_id": 2})", "gc.json").sampling.greedy());
   EXPECT_EQ(GenerationConfig::parse(R"({"eos_token_id": 2})", "gc.json").eos_token_ids, std::vector<int32_t>{2});
   EXPECT_TRUE(GenerationConfig::load(fixture("qwen2-tied")).sampling.greedy());  // no file: greedy
+  EXPECT_TRUE(GenerationConfig{}.sampling.greedy());
+  EXPECT_EQ(GenerationConfig{}.sampling.top_k, 50);
 }
 
 TEST(GenerationConfigFile, MalformedFieldsNameTheFile) {

@@ -40,6 +40,23 @@ std::string unescape(const std::string& s) {
   return out;
 }
 
+/// --prompt as one user message (after the --system one) rendered with the model's chat
+/// template and the assistant turn opened, as apply_chat_template(add_generation_prompt=True).
+std::string chat_text(const GenerateOptions& o) {
+  namespace fs = std::filesystem;
+  std::string dir = o.model;
+  if (!o.tokenizer.empty()) dir = fs::is_directory(o.tokenizer) ? o.tokenizer : fs::path(o.tokenizer).parent_path().string();
+  ChatTemplateConfig cfg = load_chat_template(dir.empty() ? "." : dir);
+  std::vector<ChatMessage> messages;
+  if (!o.system.empty()) messages.push_back({"system", o.system});
+  messages.push_back({"user", o.prompt});
+  ChatTemplateArgs args;
+  args.add_generation_prompt = true;
+  args.bos_token = cfg.bos_token;
+  args.eos_token = cfg.eos_token;
+  return apply_chat_template(cfg.tmpl, messages, args);
+}
+
 SamplingParams sampling_from(const GenerateOptions& o, const GenerationConfig& g) {
   SamplingParams s = g.sampling;
   if (o.temperature) {
@@ -79,7 +96,7 @@ int run_generate(const GenerateOptions& o) {
     if (o.chat) throw Error("--chat renders text: use it with --prompt, not --tokens");
     for (int64_t id : parse_token_list(o.tokens, c.vocab_size)) prompt.push_back(static_cast<int32_t>(id));
   } else {
-    std::string text = o.chat ? chatml_prompt(*tok, o.prompt, o.system) : o.prompt;
+    std::string text = o.chat ? chat_text(o) : o.prompt;
     // A rendered chat template already holds its special tokens (apply_chat_template encodes
     // without adding more).
     prompt = tok->encode(text, !o.chat);
@@ -154,9 +171,9 @@ int run_generate(const GenerateOptions& o) {
       prompt->excludes(tokens);
       tokens->excludes(prompt);
       app.add_flag("--chat", o->chat,
-                   "Wrap --prompt as one user message in the model's chat template, assistant turn opened "
-                   "(ChatML templates, as Qwen's, only)");
-      app.add_option("--system", o->system, "System message for --chat (default: the template's own, if any)");
+                   "Render --prompt as one user message with the model's chat template (chat_template.jinja or "
+                   "tokenizer_config.json), assistant turn opened");
+      app.add_option("--system", o->system, "System message for --chat (default: none; the template may add its own)");
       app.add_option("--max-tokens", o->max_tokens, "Most tokens to generate (default: generation_config.json's "
                                                     "max_new_tokens, else 256)")
           ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
