@@ -15,6 +15,9 @@ namespace {
 
 // Macro recursion beyond this is a runaway template (Jinja itself would hit Python's limit).
 constexpr int kMaxCallDepth = 64;
+// Statements and expressions nested at run time, macro calls included: the parser bounds each
+// template's nesting, but macros multiply it, and the C++ stack must hold it all.
+constexpr int kMaxRuntimeDepth = 1000;
 
 [[noreturn]] void type_error(const std::string& msg) { throw TemplateError(msg); }
 
@@ -173,7 +176,20 @@ void Interp::assign(const Stmt& s, const Value& v) {
   for (size_t i = 0; i < items.size(); ++i) scope_->vars[s.targets[i]] = items[i];
 }
 
+struct Interp::DepthGuard {
+  explicit DepthGuard(Interp& in) : in_(in) {
+    if (++in_.depth_ > kMaxRuntimeDepth) {
+      --in_.depth_;
+      type_error("template evaluation nested deeper than " + std::to_string(kMaxRuntimeDepth) +
+                 " levels (runaway macro recursion?)");
+    }
+  }
+  ~DepthGuard() { --in_.depth_; }
+  Interp& in_;
+};
+
 Interp::Flow Interp::exec(const Stmt& s) {
+  DepthGuard guard(*this);
   budget_.tick();
   pos_ = s.pos;
   switch (s.kind) {
@@ -387,6 +403,7 @@ void Interp::eval_args(const Expr& e, size_t first, Args& out) {
 }
 
 Value Interp::eval(const Expr& e) {
+  DepthGuard guard(*this);
   budget_.tick();
   switch (e.kind) {
     case ExprKind::constant: return e.value;

@@ -60,6 +60,7 @@ class Interp {
 
  private:
   enum class Flow { normal, break_, continue_ };
+  struct DepthGuard;
 
   Flow exec(const Body& body);
   Flow exec(const Stmt& s);
@@ -90,6 +91,7 @@ class Interp {
   Value slot_;
   Pos pos_;
   int call_depth_ = 0;
+  int depth_ = 0;  // statements and expressions being evaluated, across macro calls
 };
 
 /// The global functions (range, dict, namespace, raise_exception, strftime_now, ...): built once,
