@@ -101,6 +101,8 @@ const std::unordered_map<std::string, Value>& template_globals();
 /// that fails when called for the methods the sandbox blocks (list.append, dict.update, ...);
 /// nullopt when the type has no such attribute.
 std::optional<Value> find_method(const Value& obj, const std::string& name);
+/// Whether a filter of that name exists (the `filter` test).
+bool is_filter_name(const std::string& name);
 /// Binds call arguments to named parameters (positional first, then keywords); missing ones
 /// stay Undefined. `what` names the callee in errors.
 std::vector<Value> bind_args(const std::string& what, Args& args,
