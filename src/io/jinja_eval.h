@@ -60,6 +60,7 @@ class Interp {
 
  private:
   enum class Flow { normal, break_, continue_ };
+  struct DepthGuard;
 
   Flow exec(const Body& body);
   Flow exec(const Stmt& s);
@@ -90,6 +91,7 @@ class Interp {
   Value slot_;
   Pos pos_;
   int call_depth_ = 0;
+  int depth_ = 0;  // statements and expressions being evaluated, across macro calls
 };
 
 /// The global functions (range, dict, namespace, raise_exception, strftime_now, ...): built once,
@@ -99,6 +101,8 @@ const std::unordered_map<std::string, Value>& template_globals();
 /// that fails when called for the methods the sandbox blocks (list.append, dict.update, ...);
 /// nullopt when the type has no such attribute.
 std::optional<Value> find_method(const Value& obj, const std::string& name);
+/// Whether a filter of that name exists (the `filter` test).
+bool is_filter_name(const std::string& name);
 /// Binds call arguments to named parameters (positional first, then keywords); missing ones
 /// stay Undefined. `what` names the callee in errors.
 std::vector<Value> bind_args(const std::string& what, Args& args,

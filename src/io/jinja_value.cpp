@@ -199,29 +199,35 @@ bool truthy(const Value& v) {
   }
 }
 
-std::string type_name(const Value& v) {
+// Static strings: returning references keeps `"'" + type_name(v)` on the const& overload of
+// operator+ (the rvalue one trips a GCC 12 -Wrestrict false positive).
+const std::string& type_name(const Value& v) {
+  static const std::string names[] = {"Undefined", "NoneType",  "bool",        "int",
+                                      "float",     "str",       "list",        "tuple",
+                                      "dict",      "Namespace", "function",    "generator",
+                                      "dict_items", "dict_keys", "dict_values", "range"};
   switch (v.kind()) {
-    case Value::Kind::undefined: return "Undefined";
-    case Value::Kind::none: return "NoneType";
-    case Value::Kind::boolean: return "bool";
-    case Value::Kind::integer: return "int";
-    case Value::Kind::floating: return "float";
-    case Value::Kind::string: return "str";
+    case Value::Kind::undefined: return names[0];
+    case Value::Kind::none: return names[1];
+    case Value::Kind::boolean: return names[2];
+    case Value::Kind::integer: return names[3];
+    case Value::Kind::floating: return names[4];
+    case Value::Kind::string: return names[5];
     case Value::Kind::list:
       switch (v.as_list().lazy) {
-        case Lazy::generator: return "generator";
-        case Lazy::dict_items: return "dict_items";
-        case Lazy::dict_keys: return "dict_keys";
-        case Lazy::dict_values: return "dict_values";
-        case Lazy::range: return "range";
+        case Lazy::generator: return names[11];
+        case Lazy::dict_items: return names[12];
+        case Lazy::dict_keys: return names[13];
+        case Lazy::dict_values: return names[14];
+        case Lazy::range: return names[15];
         case Lazy::none: break;
       }
-      return v.as_list().tuple ? "tuple" : "list";
-    case Value::Kind::dict: return "dict";
-    case Value::Kind::ns: return "Namespace";
-    case Value::Kind::function: return "function";
+      return v.as_list().tuple ? names[7] : names[6];
+    case Value::Kind::dict: return names[8];
+    case Value::Kind::ns: return names[9];
+    case Value::Kind::function: return names[10];
   }
-  return "object";
+  return names[0];
 }
 
 std::string format_float(double d) {

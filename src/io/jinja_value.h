@@ -181,7 +181,7 @@ struct Function {
 /// Python truthiness (Undefined is false).
 bool truthy(const Value& v);
 /// Python type name for messages ("str", "int", "list", "dict", "NoneType", "Undefined", ...).
-std::string type_name(const Value& v);
+const std::string& type_name(const Value& v);
 /// Python float repr (shortest round trip; "1.0", "1e-05", "1e+16", "inf", "nan").
 std::string format_float(double d);
 /// Appends str(v) as Python and Jinja print it (Undefined prints as nothing).

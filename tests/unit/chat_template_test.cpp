@@ -332,6 +332,17 @@ TEST(ChatTemplate, HostileTemplatesHitLimits) {
             std::string::npos);
   EXPECT_NE(error_of("{% set ns = namespace() %}{% set ns.self = ns %}").find("namespace inside"),
             std::string::npos);
+  // Macros multiply the nesting the parser allows: recursion through 90 nested ifs, or through
+  // an expression 45 lists deep, stops at the run-time depth limit.
+  std::string deep_macro = "{% macro r(n) %}";
+  for (int i = 0; i < 90; ++i) deep_macro += "{% if true %}";
+  deep_macro += "{{ r(n + 1) }}";
+  for (int i = 0; i < 90; ++i) deep_macro += "{% endif %}";
+  EXPECT_NE(error_of(deep_macro + "{% endmacro %}{{ r(0) }}").find("nested deeper"), std::string::npos);
+  EXPECT_NE(error_of("{% macro r(n) %}{{ " + std::string(45, '[') + "r(n + 1)" + std::string(45, ']') +
+                     " }}{% endmacro %}{{ r(0) }}")
+                .find("nested deeper"),
+            std::string::npos);
 }
 
 TEST(ChatTemplate, BadContextAndMessages) {
