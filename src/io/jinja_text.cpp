@@ -1,4 +1,5 @@
 #include "io/jinja_text.h"
+#include "io/tok_unicode.h"
 
 #include <locale.h>
 #include <wctype.h>
@@ -162,23 +163,9 @@ size_t utf8_length(std::string_view s) {
 }
 
 void append_utf8(std::string& out, uint32_t cp) {
-  if (is_raw_byte(cp)) {
-    out.push_back(static_cast<char>(cp - kRawByteBase));
-  } else if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
+  // Raw bytes (invalid input kept as is) go out unchanged; code points share the tokenizer's encoder.
+  if (is_raw_byte(cp)) out.push_back(static_cast<char>(cp - kRawByteBase));
+  else detail::tok::append_utf8(out, static_cast<char32_t>(cp));
 }
 
 bool is_py_space(uint32_t cp) {
