@@ -36,7 +36,10 @@ Json parse_json(std::string_view text, const std::string& source) {
   }
 }
 
-Json parse_json_strict(std::string_view text, const std::string& source, int max_depth) {
+namespace {
+
+template <class J>
+J strict_parse(std::string_view text, const std::string& source, int max_depth) {
   // The parser reports structure events in document order; one key set per open object (an
   // empty marker for arrays) is enough to see repeats and depth as they happen.
   struct Level {
@@ -51,43 +54,57 @@ Json parse_json_strict(std::string_view text, const std::string& source, int max
     for (size_t i = 1; i < open.size(); ++i) p += "\"" + open[i].key + "\".";
     return p + "\"" + key + "\"";
   };
-  auto callback = [&](int, Json::parse_event_t event, Json& parsed) {
+  auto callback = [&](int, typename J::parse_event_t event, J& parsed) {
     switch (event) {
-      case Json::parse_event_t::object_start:
-      case Json::parse_event_t::array_start:
+      case J::parse_event_t::object_start:
+      case J::parse_event_t::array_start:
         if (static_cast<int>(open.size()) >= max_depth)
           throw Error(source + ": JSON nested deeper than " + std::to_string(max_depth) +
                       " levels");
-        open.push_back({event == Json::parse_event_t::object_start,
+        open.push_back({event == J::parse_event_t::object_start,
                         !open.empty() && open.back().object ? last_key : std::string("[]"), {}});
         break;
-      case Json::parse_event_t::object_end:
-      case Json::parse_event_t::array_end:
+      case J::parse_event_t::object_end:
+      case J::parse_event_t::array_end:
         if (!open.empty()) open.pop_back();
         break;
-      case Json::parse_event_t::key: {
-        last_key = parsed.get<std::string>();
+      case J::parse_event_t::key: {
+        last_key = parsed.template get<std::string>();
         if (!open.empty() && !open.back().keys.insert(last_key).second)
           throw Error(source + ": duplicate key " + path(last_key));
         break;
       }
-      case Json::parse_event_t::value: break;
+      case J::parse_event_t::value: break;
     }
     return true;
   };
   try {
-    return Json::parse(text.begin(), text.end(), callback);
-  } catch (const Json::exception& e) {
+    return J::parse(text.begin(), text.end(), callback);
+  } catch (const typename J::exception& e) {
     syntax_error(e, source);
   }
+}
+
+}  // namespace
+
+Json parse_json_strict(std::string_view text, const std::string& source, int max_depth) {
+  return strict_parse<Json>(text, source, max_depth);
+}
+
+nlohmann::ordered_json parse_json_strict_ordered(std::string_view text, const std::string& source,
+                                                 int max_depth) {
+  return strict_parse<nlohmann::ordered_json>(text, source, max_depth);
 }
 
 Json read_json_file(const std::string& path, size_t max_bytes) {
   return parse_json(read_file(path, max_bytes), path);
 }
 
-const char* json_type_name(const Json& j) {
-  switch (j.type()) {
+const char* json_type_name(const Json& j) { return json_type_name(j.type()); }
+const char* json_type_name(const nlohmann::ordered_json& j) { return json_type_name(j.type()); }
+
+const char* json_type_name(nlohmann::detail::value_t type) {
+  switch (type) {
     case Json::value_t::null: return "null";
     case Json::value_t::object: return "an object";
     case Json::value_t::array: return "an array";

@@ -19,11 +19,17 @@ Json parse_json(std::string_view text, const std::string& source);
 /// something to resolve silently: a key repeated within one object, or nesting deeper than
 /// `max_depth` objects/arrays, is an error naming `source` and the key's path.
 Json parse_json_strict(std::string_view text, const std::string& source, int max_depth = 64);
+/// parse_json_strict keeping object keys in document order (dataset records rendered by chat
+/// templates, where key order shows in `tojson`).
+nlohmann::ordered_json parse_json_strict_ordered(std::string_view text, const std::string& source,
+                                                 int max_depth = 64);
 /// Reads and parses a JSON file (at most `max_bytes`).
 Json read_json_file(const std::string& path, size_t max_bytes = size_t(1) << 30);
 
 /// JSON type names for messages ("a string", "an array", ...).
 const char* json_type_name(const Json& j);
+const char* json_type_name(const nlohmann::ordered_json& j);
+const char* json_type_name(nlohmann::detail::value_t type);
 
 /// Converts `j` to T (bool, integers, floating point, std::string) or throws naming
 /// `source` and `key`: "config.json: hidden_size: expected an integer, got a string".

@@ -12,9 +12,11 @@ namespace wt {
 
 /// Byte-level BPE over the 256 byte tokens: id = byte (the tiny models' vocabulary is 256), so
 /// any id sequence is some byte string, valid UTF-8 or not. `merges` of printable ASCII
-/// strings add tokens 256, 257, ... (their concatenations).
+/// strings add tokens 256, 257, ... (their concatenations); `special` tokens (matched whole in
+/// the raw text, like "<|im_end|>") come after them.
 inline wick::Tokenizer byte_tokenizer(const std::string& config_json = "",
-                                      const std::vector<std::pair<std::string, std::string>>& merges = {}) {
+                                      const std::vector<std::pair<std::string, std::string>>& merges = {},
+                                      const std::vector<std::string>& special = {}) {
   std::vector<int> direct;
   for (int b = 33; b <= 126; ++b) direct.push_back(b);
   for (int b = 161; b <= 172; ++b) direct.push_back(b);
@@ -38,8 +40,13 @@ inline wick::Tokenizer byte_tokenizer(const std::string& config_json = "",
     vocab[merges[i].first + merges[i].second] = 256 + static_cast<int>(i);
     merge_list.push_back(merges[i].first + " " + merges[i].second);
   }
+  nlohmann::json added = nlohmann::json::array();
+  for (size_t i = 0; i < special.size(); ++i)
+    added.push_back({{"id", 256 + static_cast<int>(merges.size() + i)}, {"content", special[i]},
+                     {"single_word", false}, {"lstrip", false}, {"rstrip", false},
+                     {"normalized", false}, {"special", true}});
   nlohmann::json j = {{"version", "1.0"},
-            {"added_tokens", nlohmann::json::array()},
+            {"added_tokens", added},
             {"normalizer", nullptr},
             {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}}},
             {"post_processor", nullptr},
