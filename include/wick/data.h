@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "wick/chat_template.h"
@@ -53,6 +54,9 @@ class Dataset {
   /// matching no shape, or mixing two, is an error. `chat` is the model's template, needed only
   /// for messages records (a messages record without one is an error naming the line).
   static Dataset load_jsonl(const std::string& path, const Tokenizer& tok,
+                            const ChatTemplateConfig* chat, const DatasetOptions& opts);
+  /// load_jsonl of text already in memory; `name` stands for the path in errors.
+  static Dataset from_jsonl(std::string_view text, const std::string& name, const Tokenizer& tok,
                             const ChatTemplateConfig* chat, const DatasetOptions& opts);
   /// A dataset of examples built in memory (`name` stands for the path); each needs at least
   /// two ids, a target flag per id, and a target after the first position.

@@ -76,10 +76,14 @@ void read_chunk(const io::data::RecordContext& ctx, const std::string& path,
 
 Dataset Dataset::load_jsonl(const std::string& path, const Tokenizer& tok,
                             const ChatTemplateConfig* chat, const DatasetOptions& opts) {
+  return from_jsonl(io::read_file(path, opts.max_file_bytes), path, tok, chat, opts);
+}
+
+Dataset Dataset::from_jsonl(std::string_view text, const std::string& path, const Tokenizer& tok,
+                            const ChatTemplateConfig* chat, const DatasetOptions& opts) {
   if (opts.max_seq_len < 2)
     throw Error(path + ": the maximum sequence length must be at least 2, got " +
                 std::to_string(opts.max_seq_len));
-  std::string text = io::read_file(path, opts.max_file_bytes);
   std::vector<Line> lines = split_lines(text);
   if (lines.empty()) throw Error(path + ": no records (the file is empty or all blank lines)");
 

@@ -274,6 +274,32 @@ TEST(DatasetChatReal, Qwen3Masks) {
   EXPECT_NE(d.warnings()[0].find("first at line 2"), std::string::npos) << d.warnings()[0];
 }
 
+TEST(DatasetChatReal, Qwen3ToolCallsAndTools) {
+  REAL_MODEL_OR_SKIP(m, "qwen3");
+  auto fx = ordered_json::parse(wt::read_text(std::string(WICK_FIXTURES_DIR) + "/chat/qwen3_expected.json"));
+  const ordered_json* tools_case = nullptr;
+  for (const auto& c : fx["cases"])
+    if (c["name"] == "tools") tools_case = &c;
+  ASSERT_TRUE(tools_case);
+  // transformers rendered it with the generation prompt; a training record has none.
+  std::string expected = (*tools_case)["expected"].get<std::string>();
+  const std::string gen = "<|im_start|>assistant\n";
+  ASSERT_EQ(expected.substr(expected.size() - gen.size()), gen);
+  expected.resize(expected.size() - gen.size());
+  ordered_json record = {{"messages", (*tools_case)["messages"]},
+                         {"tools", (*tools_case)["variables"]["tools"]}};
+  DataFile f(record.dump() + "\n");
+  auto d = f.load({}, &m->chat, m->tok);
+  EXPECT_EQ(d[0].ids, m->tok.encode(expected, false));
+  // Masked: Qwen3 writes the tool-calling turn differently when it is last, so only the final
+  // answer is a target.
+  auto masked_d = f.load(masked(), &m->chat, m->tok);
+  EXPECT_EQ(target_texts(*m, masked_d[0]),
+            std::vector<std::string>{"<think>\n\n</think>\n\nParis 21\u00b0C, Rome 25\u00b0C.<|im_end|>\n"});
+  EXPECT_EQ(m->tok.decode(masked_d[0].ids), expected);
+  EXPECT_EQ(masked_d.warnings().size(), 1u);
+}
+
 TEST(DatasetChatReal, Llama3Masks) {
   REAL_MODEL_OR_SKIP(m, "llama3");
   DataFile f(R"({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]})");
