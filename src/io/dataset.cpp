@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <ctime>
 #include <exception>
+#include <system_error>
 #include <thread>
 
 #include "io/dataset_records.h"
@@ -98,12 +99,16 @@ Dataset Dataset::from_jsonl(std::string_view text, const std::string& path, cons
   std::vector<std::thread> workers;
   for (size_t t = 0; t < threads; ++t) {
     size_t begin = lines.size() * t / threads, end = lines.size() * (t + 1) / threads;
-    if (t + 1 == threads) {
-      read_chunk(ctx, path, lines, begin, end, chunks[t]);
-    } else {
-      workers.emplace_back(
-          [&, begin, end, t] { read_chunk(ctx, path, lines, begin, end, chunks[t]); });
+    bool inline_run = t + 1 == threads;
+    if (!inline_run) {
+      try {
+        workers.emplace_back(
+            [&, begin, end, t] { read_chunk(ctx, path, lines, begin, end, chunks[t]); });
+      } catch (const std::system_error&) {
+        inline_run = true;  // no thread to be had: this thread reads the chunk
+      }
     }
+    if (inline_run) read_chunk(ctx, path, lines, begin, end, chunks[t]);
   }
   for (auto& w : workers) w.join();
 
