@@ -41,8 +41,9 @@ void check(const wick::Dataset& d, int64_t max_len, int32_t vocab) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const wick::Tokenizer tok = wt::byte_tokenizer(
-      R"({"eos_token": "</s>"})", {{"a", "b"}, {"ab", "c"}}, {"<|im_start|>", "<|im_end|>", "</s>"});
+  static const wick::Tokenizer tok =
+      wt::byte_tokenizer(R"({"eos_token": "</s>"})", {{"a", "b"}, {"ab", "c"}},
+                         {"<|im_start|>", "<|im_end|>", "</s>"});
   static const wick::ChatTemplateConfig chat{wick::ChatTemplate::parse(kChatML, "chatml"),
                                              std::nullopt, std::string("<|im_end|>")};
   if (size == 0) return 0;

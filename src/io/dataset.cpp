@@ -132,8 +132,8 @@ Dataset Dataset::from_jsonl(std::string_view text, const std::string& path, cons
         " record(s) everything before the last assistant message is masked: earlier assistant "
         "turns are not trained on");
   if (d.truncated_)
-    d.warnings_.push_back(path + ": " + std::to_string(d.truncated_) +
-                          " record(s) longer than " + std::to_string(opts.max_seq_len) +
+    d.warnings_.push_back(path + ": " + std::to_string(d.truncated_) + " record(s) longer than " +
+                          std::to_string(opts.max_seq_len) +
                           " tokens were truncated (first at line " +
                           std::to_string(first_truncated) + ")");
   return d;

@@ -103,8 +103,9 @@ ChatTokens tokenize_chat(const RecordContext& ctx, const ordered_json& messages,
   for (size_t i = 0; i < messages.size(); ++i)
     if (messages[i].at("role").get_ref<const std::string&>() == "assistant") turns.push_back(i);
   if (turns.empty())
-    throw Error(where + ": no assistant message (with prompt masking only assistant turns are "
-                        "targets)");
+    throw Error(where +
+                ": no assistant message (with prompt masking only assistant turns are "
+                "targets)");
   // Messages after the last assistant turn would carry no target; the conversation is rendered
   // as ending with that turn, as a model trained on it would see it when writing the turn.
   ordered_json used = messages;
@@ -117,9 +118,10 @@ ChatTokens tokenize_chat(const RecordContext& ctx, const ordered_json& messages,
     // user message) still render the conversation up to its last assistant turn as a prefix.
     auto begin = r.prefix_end(full, turns.back(), true);
     if (!begin)
-      throw Error(where + ": the chat template does not render the conversation before the last "
-                          "assistant message as a prefix of the whole, so the prompt cannot be "
-                          "masked (train without prompt masking)");
+      throw Error(where +
+                  ": the chat template does not render the conversation before the last "
+                  "assistant message as a prefix of the whole, so the prompt cannot be "
+                  "masked (train without prompt masking)");
     spans = {{*begin, full.size()}};
     out.fallback = true;
   }

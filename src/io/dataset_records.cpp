@@ -27,8 +27,9 @@ Shape detect_shape(const ordered_json& j, const std::string& where) {
   if (messages) found.push_back("\"messages\"");
   if (ids) found.push_back("\"input_ids\"");
   if (found.empty())
-    throw Error(where + ": no known record shape: expected a \"text\", \"prompt\" and "
-                        "\"completion\", \"messages\" or \"input_ids\" field");
+    throw Error(where +
+                ": no known record shape: expected a \"text\", \"prompt\" and "
+                "\"completion\", \"messages\" or \"input_ids\" field");
   if (found.size() > 1)
     throw Error(where + ": mixes the " + found[0] + " and " + found[1] +
                 " record shapes (one shape per record)");
@@ -44,8 +45,7 @@ Shape detect_shape(const ordered_json& j, const std::string& where) {
 std::string string_field(const ordered_json& j, const char* key, const std::string& where) {
   const auto& v = j.at(key);
   if (!v.is_string())
-    throw Error(where + ": \"" + key + "\": expected a string, got " +
-                json_type_name(v));
+    throw Error(where + ": \"" + key + "\": expected a string, got " + json_type_name(v));
   return v.get<std::string>();
 }
 
@@ -148,8 +148,7 @@ void check_messages(const ordered_json& messages, const std::string& where) {
     bool has_calls = m.contains("tool_calls") && !m.at("tool_calls").is_null();
     if (content == m.end() || content->is_null()) {
       // An assistant turn that only calls tools may have no text.
-      if (!(r == "assistant" && has_calls))
-        throw Error(at + ": missing field \"content\"");
+      if (!(r == "assistant" && has_calls)) throw Error(at + ": missing field \"content\"");
     } else if (content->is_array()) {
       for (const auto& part : *content)
         if (!part.is_object())
@@ -173,8 +172,9 @@ Example messages_record(const RecordContext& ctx, const ordered_json& j, const s
     tools = *t;
   }
   if (!ctx.chat)
-    throw Error(where + ": a \"messages\" record needs a chat template, and the model has none "
-                        "(chat_template.jinja or chat_template in tokenizer_config.json)");
+    throw Error(where +
+                ": a \"messages\" record needs a chat template, and the model has none "
+                "(chat_template.jinja or chat_template in tokenizer_config.json)");
   ChatTokens chat = tokenize_chat(ctx, messages, tools, where);
   notes.chat_fallback = chat.fallback;
   Example ex;
@@ -193,14 +193,21 @@ Example read_record(const RecordContext& ctx, std::string_view line, const std::
                 ": a NUL byte (not allowed in JSON text)");
   ordered_json j = parse_json_strict_ordered(line, where, kMaxRecordDepth);
   if (!j.is_object())
-    throw Error(where + ": expected a JSON object (one record a line), got " +
-                json_type_name(j));
+    throw Error(where + ": expected a JSON object (one record a line), got " + json_type_name(j));
   Example ex;
   switch (detect_shape(j, where)) {
-    case Shape::text: ex = text_record(ctx, j, where); break;
-    case Shape::prompt_completion: ex = prompt_completion_record(ctx, j, where); break;
-    case Shape::messages: ex = messages_record(ctx, j, where, notes); break;
-    case Shape::input_ids: ex = input_ids_record(ctx, j, where); break;
+    case Shape::text:
+      ex = text_record(ctx, j, where);
+      break;
+    case Shape::prompt_completion:
+      ex = prompt_completion_record(ctx, j, where);
+      break;
+    case Shape::messages:
+      ex = messages_record(ctx, j, where, notes);
+      break;
+    case Shape::input_ids:
+      ex = input_ids_record(ctx, j, where);
+      break;
   }
   if (ex.ids.size() < 2)
     throw Error(where + ": the record is " + std::to_string(ex.ids.size()) +
@@ -210,8 +217,8 @@ Example read_record(const RecordContext& ctx, std::string_view line, const std::
   if (static_cast<int64_t>(ex.ids.size()) > max_len) {
     if (ctx.opts.overlong == Overlong::error)
       throw Error(where + ": the record is " + std::to_string(ex.ids.size()) +
-                  " tokens long, more than the maximum sequence length " +
-                  std::to_string(max_len) + " (raise --max-seq-len, or pass --truncate to cut "
+                  " tokens long, more than the maximum sequence length " + std::to_string(max_len) +
+                  " (raise --max-seq-len, or pass --truncate to cut "
                   "long records)");
     ex.ids.resize(static_cast<size_t>(max_len));
     ex.target.resize(static_cast<size_t>(max_len));
@@ -220,9 +227,9 @@ Example read_record(const RecordContext& ctx, std::string_view line, const std::
   // Position 0 is never predicted, so a target there alone teaches nothing.
   if (std::find(ex.target.begin() + 1, ex.target.end(), 1) == ex.target.end())
     throw Error(where + ": the record has no target tokens" +
-                std::string(notes.truncated ? " left after truncation to " +
-                                                  std::to_string(max_len) + " tokens"
-                                            : "") +
+                std::string(notes.truncated
+                                ? " left after truncation to " + std::to_string(max_len) + " tokens"
+                                : "") +
                 (ctx.opts.mask_prompt ? " (with prompt masking only completion / assistant "
                                         "tokens are targets)"
                                       : ""));

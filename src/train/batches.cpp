@@ -23,8 +23,8 @@ class SplitMix {
   }
   // Uniform in [0, n), without modulo bias.
   uint64_t below(uint64_t n) {
-    uint64_t limit = std::numeric_limits<uint64_t>::max() -
-                     std::numeric_limits<uint64_t>::max() % n;
+    uint64_t limit =
+        std::numeric_limits<uint64_t>::max() - std::numeric_limits<uint64_t>::max() % n;
     uint64_t x;
     do x = next();
     while (x >= limit);
@@ -97,16 +97,15 @@ std::vector<Batch> ordered_batches(const Dataset& data, int64_t batch_size, int3
   return out;
 }
 
-BatchIterator::BatchIterator(const Dataset& data, BatchOptions opts)
-    : data_(&data), opts_(opts) {
+BatchIterator::BatchIterator(const Dataset& data, BatchOptions opts) : data_(&data), opts_(opts) {
   if (opts_.batch_size < 1)
     throw Error("batches: batch size must be at least 1, got " + std::to_string(opts_.batch_size));
   if (opts_.pad_multiple < 1)
     throw Error("batches: pad multiple must be at least 1, got " +
                 std::to_string(opts_.pad_multiple));
   const int64_t n = static_cast<int64_t>(data.size());
-  per_epoch_ = opts_.drop_last ? n / opts_.batch_size
-                               : (n + opts_.batch_size - 1) / opts_.batch_size;
+  per_epoch_ =
+      opts_.drop_last ? n / opts_.batch_size : (n + opts_.batch_size - 1) / opts_.batch_size;
   if (per_epoch_ == 0)
     throw Error(data.path() + ": " + std::to_string(n) + " example(s), fewer than one batch of " +
                 std::to_string(opts_.batch_size) +
@@ -149,8 +148,8 @@ Batch BatchIterator::next() {
     plan_ = epoch_plan(pos_.epoch);
     plan_epoch_ = pos_.epoch;
   }
-  Batch b = make_batch(*data_, plan_[static_cast<size_t>(pos_.batch)], opts_.pad_id,
-                       opts_.pad_multiple);
+  Batch b =
+      make_batch(*data_, plan_[static_cast<size_t>(pos_.batch)], opts_.pad_id, opts_.pad_multiple);
   if (++pos_.batch == per_epoch_) {
     pos_.batch = 0;
     ++pos_.epoch;

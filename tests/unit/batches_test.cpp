@@ -139,12 +139,14 @@ TEST(Batches, NoShuffleIsFileOrder) {
   o.batch_size = 3;
   o.shuffle = false;
   wick::BatchIterator it(d, o);
-  EXPECT_EQ(take(it, 8), (std::vector<std::vector<size_t>>{
-                             {0, 1, 2}, {3, 4, 5}, {6, 7, 8}, {9}, {0, 1, 2}, {3, 4, 5}, {6, 7, 8}, {9}}));
+  EXPECT_EQ(take(it, 8),
+            (std::vector<std::vector<size_t>>{
+                {0, 1, 2}, {3, 4, 5}, {6, 7, 8}, {9}, {0, 1, 2}, {3, 4, 5}, {6, 7, 8}, {9}}));
   o.drop_last = true;
   wick::BatchIterator dropped(d, o);
   EXPECT_EQ(dropped.batches_per_epoch(), 3);
-  EXPECT_EQ(take(dropped, 4), (std::vector<std::vector<size_t>>{{0, 1, 2}, {3, 4, 5}, {6, 7, 8}, {0, 1, 2}}));
+  EXPECT_EQ(take(dropped, 4),
+            (std::vector<std::vector<size_t>>{{0, 1, 2}, {3, 4, 5}, {6, 7, 8}, {0, 1, 2}}));
 }
 
 TEST(Batches, DropLastKeepsFullBatches) {
@@ -197,7 +199,8 @@ TEST(Batches, SeekResumesTheUninterruptedSequence) {
   for (int k : {0, 1, 9, 10, 11, 23}) {
     wick::BatchIterator resumed(d, o);
     resumed.seek(positions[k]);
-    for (int i = k; i < 30; ++i) ASSERT_EQ(resumed.next().rows, seq[i]) << "from " << k << " at " << i;
+    for (int i = k; i < 30; ++i)
+      ASSERT_EQ(resumed.next().rows, seq[i]) << "from " << k << " at " << i;
   }
   // Positions past an epoch's end, or negative, are refused.
   wick::BatchIterator it(d, o);

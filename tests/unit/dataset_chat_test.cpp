@@ -5,9 +5,9 @@
 // transformers renders (tests/fixtures/chat/*_expected.json).
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -48,7 +48,8 @@ TEST(DatasetChat, ChatMLEveryAssistantTurnIsATarget) {
   auto chat = chatml();
   DataFile f(std::string(kConversation) + "\n");
   const std::string sys = "<|im_start|>system\nBe brief.<|im_end|>\n";
-  const std::string u1 = "<|im_start|>user\nHi<|im_end|>\n", u2 = "<|im_start|>user\n2+2?<|im_end|>\n";
+  const std::string u1 = "<|im_start|>user\nHi<|im_end|>\n",
+                    u2 = "<|im_start|>user\n2+2?<|im_end|>\n";
   const std::string head = "<|im_start|>assistant\n";
   expect_example(f.load(masked(), &chat)[0], pieces({{sys + u1 + head, false},
                                                      {"Hello!<|im_end|>\n", true},
@@ -56,16 +57,16 @@ TEST(DatasetChat, ChatMLEveryAssistantTurnIsATarget) {
                                                      {"4<|im_end|>\n", true}}));
   // Unmasked: the whole rendering, tokenised as one text, no EOS appended.
   auto d = f.load({}, &chat);
-  expect_example(d[0], pieces({{sys + u1 + head + "Hello!<|im_end|>\n" + u2 + head +
-                                    "4<|im_end|>\n",
-                                true}}));
+  expect_example(
+      d[0], pieces({{sys + u1 + head + "Hello!<|im_end|>\n" + u2 + head + "4<|im_end|>\n", true}}));
   EXPECT_TRUE(d.warnings().empty());
 }
 
 TEST(DatasetChat, MaskedConversationEndsWithItsLastAssistantTurn) {
   auto chat = chatml();
-  DataFile f(R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},)"
-             R"( {"role": "user", "content": "c"}]})");
+  DataFile f(
+      R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},)"
+      R"( {"role": "user", "content": "c"}]})");
   expect_example(f.load(masked(), &chat)[0],
                  pieces({{"<|im_start|>user\na<|im_end|>\n<|im_start|>assistant\n", false},
                          {"b<|im_end|>\n", true}}));
@@ -81,12 +82,13 @@ TEST(DatasetChat, ToolsAndSpecialTokensReachTheTemplate) {
       "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
       "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}");
   chat.bos_token = "<s>";
-  DataFile f(R"({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "r"}],)"
-             R"( "tools": [{"name": "calc"}, {"name": "web"}]})");
-  expect_example(f.load(masked(), &chat)[0],
-                 pieces({{"<s>[2 tools: calc]<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n",
-                          false},
-                         {"r<|im_end|>\n", true}}));
+  DataFile f(
+      R"({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "r"}],)"
+      R"( "tools": [{"name": "calc"}, {"name": "web"}]})");
+  expect_example(
+      f.load(masked(), &chat)[0],
+      pieces({{"<s>[2 tools: calc]<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n", false},
+              {"r<|im_end|>\n", true}}));
 }
 
 // Like Qwen3, this template writes the final assistant turn differently from earlier ones, so
@@ -112,7 +114,8 @@ TEST(DatasetChat, TemplateThatRewritesEarlierTurnsMasksAllButTheLastTurn) {
   EXPECT_NE(d.warnings()[0].find("first at line 2"), std::string::npos) << d.warnings()[0];
   EXPECT_NE(d.warnings()[0].find("2 record(s)"), std::string::npos) << d.warnings()[0];
   // A single-turn conversation renders incrementally: no warning.
-  DataFile g(R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]})");
+  DataFile g(
+      R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]})");
   auto one = g.load(masked(), &chat);
   expect_example(one[0], pieces({{"<|im_start|>user\na<|im_end|>\n<|im_start|>assistant\n", false},
                                  {"[last]b<|im_end|>\n", true}}));
@@ -139,13 +142,16 @@ TEST(DatasetChat, Errors) {
     const char* message;
   };
   const std::vector<Case> cases = {
-      {"not an array", R"({"messages": {"role": "user"}})", "expected an array of messages, got an object"},
+      {"not an array", R"({"messages": {"role": "user"}})",
+       "expected an array of messages, got an object"},
       {"empty", R"({"messages": []})", "\"messages\" is empty"},
       {"message not object", R"({"messages": ["hi"]})", "\"messages\"[0]: expected an object"},
-      {"missing role", R"({"messages": [{"content": "hi"}]})", "\"messages\"[0]: missing field \"role\""},
+      {"missing role", R"({"messages": [{"content": "hi"}]})",
+       "\"messages\"[0]: missing field \"role\""},
       {"role not string", R"({"messages": [{"role": 1, "content": "hi"}]})",
        "\"role\": expected a string, got an integer"},
-      {"unknown role", R"({"messages": [{"role": "user", "content": "a"}, {"role": "asistant", "content": "b"}]})",
+      {"unknown role",
+       R"({"messages": [{"role": "user", "content": "a"}, {"role": "asistant", "content": "b"}]})",
        "\"messages\"[1]: unknown role \"asistant\""},
       {"missing content", R"({"messages": [{"role": "user"}]})", "missing field \"content\""},
       {"content number", R"({"messages": [{"role": "user", "content": 3}]})",
@@ -159,12 +165,16 @@ TEST(DatasetChat, Errors) {
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
-    DataFile f(R"({"text": "ok"})" "\n\n" + c.record + "\n");
+    DataFile f(R"({"text": "ok"})"
+               "\n\n" +
+               c.record + "\n");
     std::string err = f.error({}, &chat);
     EXPECT_NE(err.find(f.path + ":3: "), std::string::npos) << err;
     EXPECT_NE(err.find(c.message), std::string::npos) << err;
   }
-  DataFile f(R"({"text": "ok"})" "\n" + std::string(kConversation) + "\n");
+  DataFile f(R"({"text": "ok"})"
+             "\n" +
+             std::string(kConversation) + "\n");
   std::string err = f.error({}, nullptr);
   EXPECT_NE(err.find(f.path + ":2: a \"messages\" record needs a chat template"), std::string::npos)
       << err;
@@ -174,7 +184,8 @@ TEST(DatasetChat, Errors) {
   EXPECT_NE(err.find(g.path + ":1: no assistant message"), std::string::npos) << err;
   // An assistant turn that only calls tools needs no content; the template still sees it (and
   // fails here, ChatML adding None to a string), which is an error naming the line.
-  DataFile h(R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "tool_calls": [{"name": "f"}]}]})");
+  DataFile h(
+      R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "tool_calls": [{"name": "f"}]}]})");
   err = h.error({}, &chat);
   EXPECT_NE(err.find(h.path + ":1: test template"), std::string::npos) << err;
   // The template's own raise_exception names the line too.
@@ -204,8 +215,8 @@ const RealModel* real_model(const std::string& name) {
   return cache.emplace(name, std::move(m)).first->second.get();
 }
 
-#define REAL_MODEL_OR_SKIP(var, name)                                                       \
-  const RealModel* var = real_model(name);                                                  \
+#define REAL_MODEL_OR_SKIP(var, name)      \
+  const RealModel* var = real_model(name); \
   if (!var) GTEST_SKIP() << ".cache/tokenizers/" name " missing (scripts/fetch-tokenizers.sh)"
 
 // Fixture conversations rendered as dataset records render as transformers renders them (only
@@ -257,15 +268,18 @@ TEST(DatasetChatReal, Llama3RendersAsTransformers) {
 
 TEST(DatasetChatReal, Qwen3Masks) {
   REAL_MODEL_OR_SKIP(m, "qwen3");
-  DataFile f(std::string(R"({"messages": [{"role": "user", "content": "Hi there"}, {"role": "assistant", "content": "Hello! How can I help?"}]})") +
-             "\n" + kConversation + "\n");
+  DataFile f(
+      std::string(
+          R"({"messages": [{"role": "user", "content": "Hi there"}, {"role": "assistant", "content": "Hello! How can I help?"}]})") +
+      "\n" + kConversation + "\n");
   auto d = f.load(masked(), &m->chat, m->tok);
   // The last turn after the user's query gets Qwen3's empty thinking block; it is the model's
   // to write, so it is a target.
   EXPECT_EQ(target_texts(*m, d[0]),
             std::vector<std::string>{"<think>\n\n</think>\n\nHello! How can I help?<|im_end|>\n"});
   std::string prompt;
-  for (size_t i = 0; i < d[0].ids.size() && !d[0].target[i]; ++i) prompt += m->tok.decode({&d[0].ids[i], 1});
+  for (size_t i = 0; i < d[0].ids.size() && !d[0].target[i]; ++i)
+    prompt += m->tok.decode({&d[0].ids[i], 1});
   EXPECT_EQ(prompt, "<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n");
   // Qwen3 renders earlier turns without the thinking block: only the last turn is trained on.
   EXPECT_EQ(target_texts(*m, d[1]),
@@ -276,7 +290,8 @@ TEST(DatasetChatReal, Qwen3Masks) {
 
 TEST(DatasetChatReal, Qwen3ToolCallsAndTools) {
   REAL_MODEL_OR_SKIP(m, "qwen3");
-  auto fx = ordered_json::parse(wt::read_text(std::string(WICK_FIXTURES_DIR) + "/chat/qwen3_expected.json"));
+  auto fx = ordered_json::parse(
+      wt::read_text(std::string(WICK_FIXTURES_DIR) + "/chat/qwen3_expected.json"));
   const ordered_json* tools_case = nullptr;
   for (const auto& c : fx["cases"])
     if (c["name"] == "tools") tools_case = &c;
@@ -295,24 +310,27 @@ TEST(DatasetChatReal, Qwen3ToolCallsAndTools) {
   // answer is a target.
   auto masked_d = f.load(masked(), &m->chat, m->tok);
   EXPECT_EQ(target_texts(*m, masked_d[0]),
-            std::vector<std::string>{"<think>\n\n</think>\n\nParis 21\u00b0C, Rome 25\u00b0C.<|im_end|>\n"});
+            std::vector<std::string>{
+                "<think>\n\n</think>\n\nParis 21\u00b0C, Rome 25\u00b0C.<|im_end|>\n"});
   EXPECT_EQ(m->tok.decode(masked_d[0].ids), expected);
   EXPECT_EQ(masked_d.warnings().size(), 1u);
 }
 
 TEST(DatasetChatReal, Llama3Masks) {
   REAL_MODEL_OR_SKIP(m, "llama3");
-  DataFile f(R"({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]})");
+  DataFile f(
+      R"({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]})");
   auto d = f.load(masked(), &m->chat, m->tok);
   // This template ends every rendering with the assistant header (it has no
   // add_generation_prompt test), so the header follows the turn as target.
   EXPECT_EQ(target_texts(*m, d[0]),
             std::vector<std::string>{
                 "Hello!<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"});
-  EXPECT_EQ(m->tok.decode(d[0].ids),
-            "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
-            "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant"
-            "<|end_header_id|>\n\nHello!<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
+  EXPECT_EQ(
+      m->tok.decode(d[0].ids),
+      "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
+      "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant"
+      "<|end_header_id|>\n\nHello!<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
   // Exactly one BOS: the template writes it, and chat text is tokenised without adding another.
   EXPECT_EQ(d[0].ids[0], *m->tok.token_to_id("<|begin_of_text|>"));
   EXPECT_NE(d[0].ids[1], d[0].ids[0]);

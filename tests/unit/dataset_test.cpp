@@ -179,14 +179,15 @@ TEST(DatasetErrors, EveryMalformedRecordNamesItsLine) {
       {"id out of range", "{\"input_ids\": [1, 259]}\n", 1,
        "\"input_ids\"[1]: token id 259 is outside the vocabulary [0, 259)"},
       {"negative id", "{\"input_ids\": [-1, 2]}\n", 1, "token id -1 is outside"},
-      {"huge id", "{\"input_ids\": [1, 18446744073709551615]}\n", 1, "token id 18446744073709551615 is outside"},
+      {"huge id", "{\"input_ids\": [1, 18446744073709551615]}\n", 1,
+       "token id 18446744073709551615 is outside"},
       {"float id", "{\"input_ids\": [1, 2.5]}\n", 1, "expected an integer token id, got a number"},
       {"invalid utf-8", ok + "{\"text\": \"a\xff\xfe\"}\n", 2, "invalid JSON"},
       {"lone surrogate", "{\"text\": \"\\ud800\"}\n", 1, "invalid JSON"},
       {"duplicate key", "{\"text\": \"a\", \"text\": \"b\"}\n", 1, "duplicate key"},
-      {"deep nesting", "{\"text\": \"a\", \"x\": " + std::string(100, '[') + std::string(100, ']') +
-                           "}\n",
-       1, "nested deeper"},
+      {"deep nesting",
+       "{\"text\": \"a\", \"x\": " + std::string(100, '[') + std::string(100, ']') + "}\n", 1,
+       "nested deeper"},
       {"nul byte", std::string("{\"text\": \"a\"}\0 x\n", 17), 1, "invalid JSON at byte 14"},
   };
   for (const auto& c : cases) {

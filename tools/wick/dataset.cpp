@@ -1,9 +1,9 @@
 // `wick dataset`: reads a JSONL training file the way `wick train` does and tells what the
 // trainer would see: record and token counts, warnings, and (with --show) examples decoded with
 // their target tokens marked, to check prompt masking and chat rendering before a long run.
+#include <unistd.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
-#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -67,16 +67,13 @@ int run_dataset(const DatasetCliOptions& o) {
   opts.mask_prompt = o.mask_prompt;
   opts.add_eos = !o.no_eos;
   Dataset d = Dataset::load_jsonl(o.data, tok, chat ? &*chat : nullptr, opts);
-  const size_t shown = static_cast<size_t>(std::min<int64_t>(o.show, static_cast<int64_t>(d.size())));
+  const size_t shown =
+      static_cast<size_t>(std::min<int64_t>(o.show, static_cast<int64_t>(d.size())));
   if (o.json) {
-    nlohmann::json j = {{"path", d.path()},
-                        {"records", d.size()},
-                        {"tokens", d.total_tokens()},
-                        {"target_tokens", d.target_tokens()},
-                        {"longest", d.longest()},
-                        {"truncated", d.truncated()},
-                        {"warnings", d.warnings()},
-                        {"examples", nlohmann::json::array()}};
+    nlohmann::json j = {{"path", d.path()},           {"records", d.size()},
+                        {"tokens", d.total_tokens()}, {"target_tokens", d.target_tokens()},
+                        {"longest", d.longest()},     {"truncated", d.truncated()},
+                        {"warnings", d.warnings()},   {"examples", nlohmann::json::array()}};
     for (size_t i = 0; i < shown; ++i)
       j["examples"].push_back({{"line", d[i].line}, {"ids", d[i].ids}, {"target", d[i].target}});
     std::printf("%s\n", j.dump().c_str());
@@ -119,16 +116,16 @@ wick::cli::Command dataset_command{
           ->capture_default_str()
           ->check(CLI::Range(int64_t(2), int64_t(1) << 30));
       app.add_flag("--truncate", o->truncate, "Cut longer records instead of failing");
-      app.add_flag("--mask-prompt", o->mask_prompt,
-                   "Targets only completion / assistant tokens");
+      app.add_flag("--mask-prompt", o->mask_prompt, "Targets only completion / assistant tokens");
       app.add_flag("--no-eos", o->no_eos, "Do not append EOS to text and completion records");
       app.add_option("--show", o->show,
                      "Print the first N examples, targets marked (reverse video, or [[ ]] when "
                      "not a terminal)")
           ->capture_default_str()
           ->check(CLI::NonNegativeNumber);
-      app.add_flag("--json", o->json, "One JSON object (counts, warnings, shown examples' ids and "
-                                      "target flags)");
+      app.add_flag("--json", o->json,
+                   "One JSON object (counts, warnings, shown examples' ids and "
+                   "target flags)");
       return [o] { return run_dataset(*o); };
     }};
 
