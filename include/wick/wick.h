@@ -17,5 +17,6 @@
 #include "wick/optim.h"
 #include "wick/compile.h"
 #include "wick/tokenizer.h"
+#include "wick/tokenizer_train.h"
 #include "wick/chat_template.h"
 #include "wick/generate.h"
