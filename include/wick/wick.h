@@ -3,6 +3,7 @@
 #include "wick/device.h"
 #include "wick/dtype.h"
 #include "wick/error.h"
+#include "wick/files.h"
 #include "wick/memory.h"
 #include "wick/model.h"
 #include "wick/nn.h"
