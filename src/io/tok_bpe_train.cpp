@@ -52,6 +52,7 @@ class Merger {
       }
       Entry top = heap_.top();
       heap_.pop();
+      if (std::find(blocked_.begin(), blocked_.end(), top.key) != blocked_.end()) continue;
       uint64_t current = count_of(top.key);
       if (current != top.count) {
         if (current > 0) heap_.push({current, top.key});
@@ -63,6 +64,12 @@ class Merger {
       }
       int32_t a = left_of(top.key), b = right_of(top.key);
       std::string token = in_.vocab[a] + in_.vocab[b];
+      if (auto r = ids_.find(token); r != ids_.end() && static_cast<size_t>(r->second) < in_.reserved) {
+        // Dropped for good: fresh occurrences would only bring it back to the top.
+        counts_.erase(top.key);
+        blocked_.push_back(top.key);
+        continue;
+      }
       auto [it, fresh] = ids_.emplace(token, static_cast<int32_t>(in_.vocab.size()));
       if (fresh) in_.vocab.push_back(std::move(token));
       out.merges.emplace_back(a, b);
@@ -159,6 +166,7 @@ class Merger {
   std::unordered_map<std::string, int32_t> ids_;
   std::vector<uint32_t> stamp_;
   std::vector<Key> fresh_;
+  std::vector<Key> blocked_;  // pairs whose text is a reserved token (rare: a linear scan)
   uint32_t step_ = 0;
 };
 

@@ -18,6 +18,9 @@ struct BpeMergeInput {
   /// Token strings by id: the initial symbols (and anything else with an id, such as special
   /// tokens). Merged tokens are appended; a merge whose token already exists reuses its id.
   std::vector<std::string> vocab;
+  /// Ids below this (special tokens) are never the result of a merge: a pair whose merged text
+  /// equals one of them is never merged.
+  size_t reserved = 0;
   /// Words as symbol ids (each < vocab.size()), and how often each occurs.
   std::vector<std::vector<int32_t>> words;
   std::vector<uint64_t> counts;

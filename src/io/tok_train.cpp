@@ -176,6 +176,9 @@ void validate(const BpeTrainerOptions& o) {
     if (o.special_tokens[i].empty()) throw Error("tokenizer training: special token " + std::to_string(i) + " is empty");
     if (size_t bad = tok::find_invalid_utf8(o.special_tokens[i]); bad != std::string_view::npos)
       throw Error("tokenizer training: special token " + std::to_string(i) + " is not valid UTF-8");
+    for (const std::string& b : byte_symbols())
+      if (o.special_tokens[i] == b)
+        throw Error("tokenizer training: special token \"" + b + "\" is one of the 256 byte symbols");
     for (size_t j = 0; j < i; ++j)
       if (o.special_tokens[j] == o.special_tokens[i])
         throw Error("tokenizer training: special token \"" + o.special_tokens[i] + "\" is given twice");
@@ -249,6 +252,7 @@ BpeTrainResult train(std::span<const std::string_view> texts, const std::vector<
   }
   sorted.clear();
   in.vocab = std::move(vocab);
+  in.reserved = n_special;
   in.vocab_size = static_cast<size_t>(o.vocab_size);
   in.min_frequency = o.min_frequency;
   BpeTrainProgress progress;

@@ -258,6 +258,18 @@ TEST(BpeTrain, SpecialTokensAreNeverSplitNorMergedInto) {
   EXPECT_EQ(tok.decode(ids, true), "ab");
   // Words: "user", " hi", "\n" per line, the special tokens not counted.
   EXPECT_EQ(r.words, 600u);
+
+  // A special token written in the byte alphabet ("Ġ" is how a space looks there) is never
+  // what a merge produces, though " hello" would merge into exactly that text.
+  o.special_tokens = {"Ġhello"};
+  o.vocab_size = 1 + 256 + 5;
+  r = train({" hello hello hello hello"}, o);
+  for (const auto& [a, b] : merges_of(r.tokenizer_json)) EXPECT_NE(a + b, "Ġhello");
+  EXPECT_EQ(r.merges, 4u);  // the fifth would have made the whole word
+  EXPECT_EQ(r.stopped_by, "min_frequency");
+  tok = wick::Tokenizer::from_json(r.tokenizer_json, "trained");
+  EXPECT_EQ(tok.decode(tok.encode(" hello")), " hello");
+  EXPECT_EQ(tok.encode("Ġhello"), std::vector<int32_t>{0});
 }
 
 TEST(BpeTrain, Errors) {
@@ -285,6 +297,9 @@ TEST(BpeTrain, Errors) {
   o.special_tokens = {"<|a|>", "<|a|>"};
   e = expect_error([&] { train({"x"}, o); });
   EXPECT_NE(e.find("given twice"), std::string::npos) << e;
+  o.special_tokens = {"x"};
+  e = expect_error([&] { train({"x"}, o); });
+  EXPECT_NE(e.find("one of the 256 byte symbols"), std::string::npos) << e;
 
   o.special_tokens = {};
   e = expect_error([&] { wick::train_bpe_tokenizer_files({"/nonexistent/corpus.txt"}, o); });
