@@ -139,12 +139,8 @@ void TokenizerImpl::encode_text(std::string_view text, bool at_origin, std::vect
   model->tokenize_pieces(p, out);
 }
 
-void TokenizerImpl::encode(std::string_view text, bool add_special_tokens,
-                           std::vector<int32_t>& out) const {
-  if (size_t bad = tok::find_invalid_utf8(text); bad != std::string_view::npos)
-    throw Error(source + ": encode: the text is not valid UTF-8 (at byte " + std::to_string(bad) + ")");
-  if (text.size() > std::numeric_limits<uint32_t>::max() / 4)
-    throw Error(source + ": encode: the text is too long (" + std::to_string(text.size()) + " bytes)");
+template <class OnId, class OnText>
+void TokenizerImpl::for_each_segment(std::string_view text, OnId&& on_id, OnText&& on_text) const {
   EncodeScratch& sc = encode_scratch();
   // Segments hold offsets into `text` or into the normalized copy, so they are consumed
   // before the next piece reuses the buffers.
@@ -152,12 +148,9 @@ void TokenizerImpl::encode(std::string_view text, bool add_special_tokens,
   raw.swap(sc.raw);
   raw.clear();
   added.split(text, true, raw);
-  std::vector<int32_t> ids;
-  ids.swap(sc.ids);
-  ids.clear();
   for (const tok::Segment& seg : raw) {
     if (seg.id >= 0) {
-      ids.push_back(seg.id);
+      on_id(seg.id);
       continue;
     }
     std::string_view piece = text.substr(seg.begin, seg.end - seg.begin);
@@ -169,7 +162,7 @@ void TokenizerImpl::encode(std::string_view text, bool add_special_tokens,
       piece = normalized;
     }
     if (!added.has_normalized()) {
-      encode_text(piece, origin, ids);
+      on_text(piece, origin);
       continue;
     }
     std::vector<tok::Segment>& sub = sc.sub;
@@ -177,12 +170,48 @@ void TokenizerImpl::encode(std::string_view text, bool add_special_tokens,
     added.split(piece, false, sub);
     for (const tok::Segment& s : sub) {
       if (s.id >= 0)
-        ids.push_back(s.id);
+        on_id(s.id);
       else
-        encode_text(piece.substr(s.begin, s.end - s.begin), origin && s.begin == 0, ids);
+        on_text(piece.substr(s.begin, s.end - s.begin), origin && s.begin == 0);
     }
   }
   raw.swap(sc.raw);
+}
+
+void TokenizerImpl::pre_tokenize(std::string_view text,
+                                 const std::function<void(std::string_view)>& fn) const {
+  if (size_t bad = tok::find_invalid_utf8(text); bad != std::string_view::npos)
+    throw Error(source + ": pre_tokenize: the text is not valid UTF-8 (at byte " + std::to_string(bad) + ")");
+  if (text.size() > std::numeric_limits<uint32_t>::max() / 4)
+    throw Error(source + ": pre_tokenize: the text is too long (" + std::to_string(text.size()) + " bytes)");
+  // The pieces live in their own buffers: encode_text's scratch may be in use by the caller.
+  tok::Pieces p, tmp;
+  for_each_segment(
+      text, [](int32_t) {},
+      [&](std::string_view piece, bool origin) {
+        if (piece.empty()) return;
+        p.buf.assign(piece);
+        p.spans.assign(1, {0u, static_cast<uint32_t>(piece.size())});
+        p.first_at_origin = origin;
+        if (pre_tokenizer) pre_tokenizer->pre_tokenize(p, tmp);
+        for (size_t i = 0; i < p.spans.size(); ++i)
+          if (p.spans[i].second > p.spans[i].first) fn(p.piece(i));
+      });
+}
+
+void TokenizerImpl::encode(std::string_view text, bool add_special_tokens,
+                           std::vector<int32_t>& out) const {
+  if (size_t bad = tok::find_invalid_utf8(text); bad != std::string_view::npos)
+    throw Error(source + ": encode: the text is not valid UTF-8 (at byte " + std::to_string(bad) + ")");
+  if (text.size() > std::numeric_limits<uint32_t>::max() / 4)
+    throw Error(source + ": encode: the text is too long (" + std::to_string(text.size()) + " bytes)");
+  EncodeScratch& sc = encode_scratch();
+  std::vector<int32_t> ids;
+  ids.swap(sc.ids);
+  ids.clear();
+  for_each_segment(
+      text, [&](int32_t id) { ids.push_back(id); },
+      [&](std::string_view piece, bool origin) { encode_text(piece, origin, ids); });
 
   if (truncation) {
     size_t max_len = truncation->max_length;

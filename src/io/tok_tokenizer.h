@@ -1,5 +1,6 @@
 #pragma once
 // The loaded tokenizer behind wick::Tokenizer.
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -50,8 +51,17 @@ struct TokenizerImpl {
   std::string decode(std::span<const int32_t> ids, bool skip_special_tokens) const;
   std::optional<int32_t> token_to_id(std::string_view token) const;
 
+  /// Calls fn(piece) for every piece that encode() would hand the model for `text` (valid
+  /// UTF-8): added tokens cut out, normalized, pre-tokenized. What a BPE trainer counts, so that
+  /// training sees exactly the words that encoding will.
+  void pre_tokenize(std::string_view text, const std::function<void(std::string_view)>& fn) const;
+
  private:
   void encode_text(std::string_view text, bool at_origin, std::vector<int32_t>& out) const;
+  // Cuts `text` at the added tokens and normalizes the rest: on_id(id) for an added token,
+  // on_text(piece, at_origin) for normalized text (defined in tok_tokenizer.cpp).
+  template <class OnId, class OnText>
+  void for_each_segment(std::string_view text, OnId&& on_id, OnText&& on_text) const;
   void load_config(std::string_view config_json);
 };
 
