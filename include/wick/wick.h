@@ -19,3 +19,4 @@
 #include "wick/tokenizer.h"
 #include "wick/chat_template.h"
 #include "wick/generate.h"
+#include "wick/adapter.h"
