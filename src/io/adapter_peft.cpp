@@ -46,7 +46,8 @@ void LoraAdapter::validate() const {
     if (p.a.shape()[1] <= 0 || p.b.shape()[0] <= 0)
       throw Error(src + ": module " + io::quote_name(name) + ": empty lora_A or lora_B");
     if (p.a.dtype() != DType::f32 || p.b.dtype() != DType::f32)
-      throw Error(src + ": module " + io::quote_name(name) + ": LoRA weights must be f32 in memory");
+      throw Error(src + ": module " + io::quote_name(name) + ": lora_A and lora_B must be floating-point (got " +
+                  dtype_name(p.a.dtype()) + " and " + dtype_name(p.b.dtype()) + ")");
   }
 }
 

@@ -51,7 +51,8 @@ void write_directory_atomic(const std::string& dir, const std::function<void(con
   fs::path parent_path = fs::path(target).parent_path();
   if (parent_path.empty()) parent_path = ".";
   const std::string parent = parent_path.string();
-  if (!fs::is_directory(parent, ec)) throw Error(target + ": the parent folder " + parent + " does not exist");
+  fs::create_directories(parent_path, ec);  // as save_pretrained does for a new path
+  if (!fs::is_directory(parent, ec)) throw Error(target + ": cannot create the parent folder " + parent);
 
   std::string tmp = make_temp_dir(target, ".tmp-");
   try {

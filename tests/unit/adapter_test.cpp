@@ -243,6 +243,10 @@ TEST(PeftRead, BrokenFoldersFailNamingTheFile) {
   v["model.layers.0.x.lora_A.weight"] = zeros({4, 4});
   write(v);
   expect_error([&] { read_peft_adapter(tmp.path); }, {"base_model.model."});
+  v = w;
+  v[qa] = Tensor::from_vector(std::vector<int32_t>(4 * 64, 1), {4, 64});
+  write(v);
+  expect_error([&] { read_peft_adapter(tmp.path); }, {"adapter_model.safetensors", "floating-point"});
   // A truncated weights file.
   std::string bytes = wt::read_raw(peft_dir() + "/adapter_model.safetensors");
   wt::write_raw(tmp.file("adapter_model.safetensors"), bytes.substr(0, bytes.size() / 2));
