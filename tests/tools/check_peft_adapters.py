@@ -42,7 +42,13 @@ OUT = os.path.join(WRITTEN, "peft_logits.safetensors")
 def load_base(path):
     import transformers as tf
     model, info = tf.AutoModelForCausalLM.from_pretrained(path, output_loading_info=True)
-    problems = {k: v for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
+    problems = {}
+    for k in ("missing_keys", "unexpected_keys", "mismatched_keys"):
+        v = list(info.get(k) or [])
+        if k == "missing_keys" and model.config.tie_word_embeddings:
+            v = [n for n in v if n != "lm_head.weight"]  # the embedding is the head
+        if v:
+            problems[k] = v
     if problems:
         sys.exit("%s: transformers reports %s" % (path, problems))
     return model.float().eval()

@@ -200,7 +200,9 @@ int run_generate(const GenerateOptions& o) {
           ->required()
           ->check(CLI::ExistingDirectory);
       app.add_option("--adapter", o->adapters,
-                     "PEFT LoRA adapter folder to apply; repeatable as NAME=DIR to load several (with --use)");
+                     "PEFT LoRA adapter folder to apply; repeatable as NAME=DIR to load several (with --use)")
+          ->expected(1)
+          ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
       app.add_option("--use", o->use, "Which NAME of the --adapter NAME=DIR to apply (\"none\": the base model)");
       app.add_option("--tokenizer", o->tokenizer, "tokenizer.json or its folder (default: the model folder)")
           ->check(CLI::ExistingPath);
