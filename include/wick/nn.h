@@ -216,6 +216,11 @@ struct LoraOptions {
   std::vector<int64_t> layers;
 };
 
+/// Whether a Linear module named `name` (dotted) is one that `options` targets: a target suffix
+/// ends the name at a component boundary ("all-linear": anything but lm_head), within
+/// options.layers when given. PEFT's rule for list targets; apply_lora selects with it.
+bool lora_targets_module(const LoraOptions& options, const std::string& name);
+
 /// Wraps every matching Linear under `root` in a LoRALinear (in module order, A drawn from one
 /// Generator seeded with options.seed) and freezes every parameter of `root` that is not an
 /// adapter's (lora_A / lora_B), as PEFT does. Returns the dotted names of the wrapped modules; no match is an error.

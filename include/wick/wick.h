@@ -22,3 +22,6 @@
 #include "wick/chat_template.h"
 #include "wick/generate.h"
 #include "wick/data.h"
+#include "wick/adapter.h"
+#include "wick/files.h"
+#include "wick/trainer.h"

@@ -1,4 +1,5 @@
 // LoRALinear (PEFT semantics) and apply_lora, which wraps a model's Linear layers in place.
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <set>
@@ -86,10 +87,21 @@ bool ends_with_component(const std::string& name, const std::string& suffix) {
 
 }  // namespace
 
+bool lora_targets_module(const LoraOptions& options, const std::string& name) {
+  bool all_linear = options.targets.size() == 1 && options.targets[0] == "all-linear";
+  bool match = false;
+  if (all_linear) {
+    match = !ends_with_component(name, "lm_head");
+  } else {
+    for (const auto& t : options.targets) match = match || ends_with_component(name, t);
+  }
+  if (match && !options.layers.empty())
+    match = std::find(options.layers.begin(), options.layers.end(), layer_index(name)) != options.layers.end();
+  return match;
+}
+
 std::vector<std::string> apply_lora(Module& root, const LoraOptions& options) {
   if (options.targets.empty()) throw Error("apply_lora: no target modules given");
-  bool all_linear = options.targets.size() == 1 && options.targets[0] == "all-linear";
-  std::set<int64_t> layers(options.layers.begin(), options.layers.end());
 
   std::vector<std::string> chosen;
   std::set<std::string> inside_lora;  // modules within an existing LoRALinear are never wrapped
@@ -103,14 +115,7 @@ std::vector<std::string> apply_lora(Module& root, const LoraOptions& options) {
       continue;
     }
     if (!dynamic_cast<Linear*>(m.get())) continue;
-    bool match = false;
-    if (all_linear) {
-      match = !ends_with_component(name, "lm_head");
-    } else {
-      for (const auto& t : options.targets) match = match || ends_with_component(name, t);
-    }
-    if (match && !layers.empty()) match = layers.count(layer_index(name)) > 0;
-    if (match) chosen.push_back(name);
+    if (lora_targets_module(options, name)) chosen.push_back(name);
   }
   if (chosen.empty()) {
     std::string list;

@@ -18,7 +18,8 @@ namespace wick::cli {
 namespace {
 
 struct GenerateOptions {
-  std::string model, adapter, tokenizer, prompt, tokens, system;
+  std::string model, tokenizer, prompt, tokens, system, use;
+  std::vector<std::string> adapters;  // DIR or NAME=DIR
   bool chat = false, json = false, no_pipeline = false, ignore_eos = false, skip_special = false;
   std::optional<int64_t> max_tokens, top_k;
   std::optional<double> temperature, top_p, min_p, repetition_penalty;
@@ -76,9 +77,44 @@ SamplingParams sampling_from(const GenerateOptions& o, const GenerationConfig& g
 
 std::string dump(const nlohmann::ordered_json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
 
-int run_generate(const GenerateOptions& o) {
+/// The model with the chosen adapter active. Every --adapter is loaded into one registry (so a
+/// broken one fails now, whichever is used) over a single copy of the base weights.
+std::shared_ptr<CausalLM> load_model(const GenerateOptions& o, std::unique_ptr<AdapterRegistry>& registry) {
   std::shared_ptr<CausalLM> model = CausalLM::load(o.model);
-  if (!o.adapter.empty()) load_peft_adapter(*model, o.adapter);
+  if (o.adapters.empty()) {
+    if (!o.use.empty()) throw Error("--use " + o.use + ": no --adapter was given");
+    return model;
+  }
+  registry = std::make_unique<AdapterRegistry>(model);
+  std::vector<std::string> names;
+  for (const std::string& spec : o.adapters) {
+    // A folder that exists is taken as a path even if its name holds '='.
+    std::string name = "default", dir = spec;
+    size_t eq = spec.find('=');
+    if (!std::filesystem::is_directory(spec) && eq != std::string::npos) {
+      name = spec.substr(0, eq);
+      dir = spec.substr(eq + 1);
+      if (name.empty()) throw Error("--adapter " + spec + ": empty name before '='");
+    }
+    if (!std::filesystem::is_directory(dir)) throw Error("--adapter " + spec + ": " + dir + " is not a folder");
+    for (const auto& n : names)
+      if (n == name)
+        throw Error("--adapter: the name \"" + name + "\" is given twice (use NAME=DIR to name each adapter)");
+    registry->load(name, dir);
+    names.push_back(name);
+  }
+  std::string use = o.use;
+  if (use.empty()) {
+    if (names.size() > 1) throw Error("several adapters are loaded: choose one with --use NAME");
+    use = names[0];
+  }
+  if (use != "none") registry->activate(use);
+  return model;
+}
+
+int run_generate(const GenerateOptions& o) {
+  std::unique_ptr<AdapterRegistry> registry;
+  std::shared_ptr<CausalLM> model = load_model(o, registry);
   const ModelConfig& c = model->config();
   GenerationConfig gen = GenerationConfig::load(o.model);
 
@@ -163,7 +199,11 @@ int run_generate(const GenerateOptions& o) {
       app.add_option("--model", o->model, "Hugging Face model folder (config.json, safetensors, tokenizer.json)")
           ->required()
           ->check(CLI::ExistingDirectory);
-      app.add_option("--adapter", o->adapter, "PEFT LoRA adapter folder to apply")->check(CLI::ExistingDirectory);
+      app.add_option("--adapter", o->adapters,
+                     "PEFT LoRA adapter folder to apply; repeatable as NAME=DIR to load several (with --use)")
+          ->expected(1)
+          ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+      app.add_option("--use", o->use, "Which NAME of the --adapter NAME=DIR to apply (\"none\": the base model)");
       app.add_option("--tokenizer", o->tokenizer, "tokenizer.json or its folder (default: the model folder)")
           ->check(CLI::ExistingPath);
       auto* prompt = app.add_option("--prompt", o->prompt, "Prompt text (encoded with the tokenizer's special tokens)");
