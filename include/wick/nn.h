@@ -168,6 +168,9 @@ class Dropout : public Module {
   double p() const { return p_; }
   /// True when forward would drop anything (training and p > 0).
   bool active() const { return is_training() && p_ > 0; }
+  /// The source of the masks: a trainer sets its counter per step so that resumed runs draw
+  /// the same masks as uninterrupted ones.
+  Generator& generator() { return gen_; }
 
  private:
   double p_;

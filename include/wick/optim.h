@@ -5,6 +5,7 @@
 // Per-step scalars (learning rate, bias corrections) enter the graph as 0-d f32 tensors, so a
 // compiled training step takes them as inputs instead of being retraced every step.
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -19,6 +20,9 @@ struct AdamWOptions {
   double beta1 = 0.9, beta2 = 0.999;
   double eps = 1e-8;
   double weight_decay = 0.01;
+  /// Parameters (by name) that weight decay skips; empty: decay applies to every parameter, as
+  /// torch.optim.AdamW does with one parameter group.
+  std::function<bool(const std::string& name)> no_decay;
 };
 
 /// AdamW (torch.optim.AdamW, decoupled weight decay). The step counter t counts optimizer steps

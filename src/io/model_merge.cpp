@@ -6,6 +6,7 @@
 #include "io/adapter_match.h"
 #include "io/atomic_dir.h"
 #include "io/files.h"
+#include "io/model_folder.h"
 #include "io/json.h"
 #include "io/safetensors_header.h"
 #include "wick/adapter.h"
@@ -13,49 +14,6 @@
 #include "wick/safetensors.h"
 
 namespace wick {
-
-namespace {
-
-/// Files of a model folder besides its weights that a merged model needs to be used as the
-/// original was: the tokenizer in its fast and slow forms, the chat template, generation defaults.
-constexpr const char* kCopiedFiles[] = {"tokenizer.json",         "tokenizer_config.json", "special_tokens_map.json",
-                                        "generation_config.json", "chat_template.jinja",   "chat_template.json",
-                                        "vocab.txt",              "vocab.json",            "merges.txt",
-                                        "added_tokens.json",      "tokenizer.model"};
-
-const char* torch_dtype_name(DType t) {
-  switch (t) {
-    case DType::f32: return "float32";
-    case DType::bf16: return "bfloat16";
-    case DType::f16: return "float16";
-    case DType::f64: return "float64";
-    default: return nullptr;
-  }
-}
-
-/// config.json with its dtype fields set to `dtype` (both spellings transformers has used, where
-/// present; torch_dtype when neither is).
-std::string retyped_config(const std::string& text, const std::string& path, DType dtype) {
-  // Ordered so that the rewritten file keeps the original's key order.
-  nlohmann::ordered_json j;
-  try {
-    j = nlohmann::ordered_json::parse(text);
-  } catch (const std::exception& e) {
-    throw Error(path + ": invalid JSON: " + e.what());
-  }
-  if (!j.is_object()) throw Error(path + ": expected a JSON object");
-  const char* name = torch_dtype_name(dtype);
-  bool set = false;
-  for (const char* k : {"torch_dtype", "dtype"})
-    if (j.contains(k)) {
-      j[k] = name;
-      set = true;
-    }
-  if (!set) j["torch_dtype"] = name;
-  return j.dump(2) + "\n";
-}
-
-}  // namespace
 
 MergeReport merge_adapter(const std::string& model_dir, const std::string& adapter_dir, const std::string& output_dir,
                           const MergeOptions& options) {
@@ -110,8 +68,8 @@ MergeReport merge_adapter(const std::string& model_dir, const std::string& adapt
   std::string config_text = io::read_file(config_path, size_t{16} << 20);
   if (options.dtype) {
     // Only a change of dtype rewrites the file; otherwise it is copied byte for byte.
-    const char* name = torch_dtype_name(*options.dtype);
-    if (name && config.torch_dtype != name) config_text = retyped_config(config_text, config_path, *options.dtype);
+    const char* name = io::torch_dtype_name(*options.dtype);
+    if (name && config.torch_dtype != name) config_text = io::retyped_config(config_text, config_path, *options.dtype);
   }
   io::write_directory_atomic(
       output_dir,
@@ -121,12 +79,7 @@ MergeReport merge_adapter(const std::string& model_dir, const std::string& adapt
         report.bytes = static_cast<uint64_t>(std::filesystem::file_size(st));
         io::write_file_atomic(io::join_path(tmp, "config.json"), config_text);
         report.copied_files.push_back("config.json");
-        for (const char* f : kCopiedFiles) {
-          std::string src = io::join_path(model_dir, f);
-          if (!io::is_file(src)) continue;
-          io::write_file_atomic(io::join_path(tmp, f), io::read_file(src, size_t{1} << 31));
-          report.copied_files.push_back(f);
-        }
+        for (const std::string& f : io::copy_tokenizer_files(model_dir, tmp)) report.copied_files.push_back(f);
       },
       options.force);
   return report;

@@ -46,7 +46,7 @@ AdamW::Result AdamW::update(const TensorMap& params, const TensorMap& grads, con
     Tensor pf = astype(p, DType::f32);
     // torch: p.mul_(1 - lr·wd); m.mul_(β1).add_(g, 1-β1); v.mul_(β2).addcmul_(g, g, 1-β2);
     //        denom = v.sqrt() / sqrt(bc2) + eps; p.addcdiv_(m, denom, -lr/bc1)
-    Tensor p1 = pf * decay;
+    Tensor p1 = opts_.no_decay && opts_.no_decay(name) ? pf : pf * decay;
     Tensor m1 = find_or_throw(m, name, "first moment") * b1 + g * (1 - b1);
     Tensor v1 = find_or_throw(v, name, "second moment") * b2 + (g * (1 - b2)) * g;
     Tensor denom = sqrt(v1) / bc2_sqrt + opts_.eps;

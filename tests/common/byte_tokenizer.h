@@ -14,9 +14,9 @@ namespace wt {
 /// any id sequence is some byte string, valid UTF-8 or not. `merges` of printable ASCII
 /// strings add tokens 256, 257, ... (their concatenations); `special` tokens (matched whole in
 /// the raw text, like "<|im_end|>") come after them.
-inline wick::Tokenizer byte_tokenizer(const std::string& config_json = "",
-                                      const std::vector<std::pair<std::string, std::string>>& merges = {},
-                                      const std::vector<std::string>& special = {}) {
+/// The tokenizer.json text of that tokenizer (to write into a model folder).
+inline std::string byte_tokenizer_json(const std::vector<std::pair<std::string, std::string>>& merges = {},
+                                       const std::vector<std::string>& special = {}) {
   std::vector<int> direct;
   for (int b = 33; b <= 126; ++b) direct.push_back(b);
   for (int b = 161; b <= 172; ++b) direct.push_back(b);
@@ -52,7 +52,13 @@ inline wick::Tokenizer byte_tokenizer(const std::string& config_json = "",
             {"post_processor", nullptr},
             {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}}},
             {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merge_list}}}};
-  return wick::Tokenizer::from_json(j.dump(), "byte-tokenizer", config_json);
+  return j.dump();
+}
+
+inline wick::Tokenizer byte_tokenizer(const std::string& config_json = "",
+                                      const std::vector<std::pair<std::string, std::string>>& merges = {},
+                                      const std::vector<std::string>& special = {}) {
+  return wick::Tokenizer::from_json(byte_tokenizer_json(merges, special), "byte-tokenizer", config_json);
 }
 
 }  // namespace wt
