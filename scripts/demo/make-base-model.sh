@@ -6,12 +6,12 @@
 #   bash scripts/demo/make-base-model.sh            (uses build/tools/wick/wick)
 #
 # Environment: WICK (the wick binary), WORK (scratch folder, default .cache/kjv), EPOCHS (default
-# 3), THREADS (OMP_NUM_THREADS for the run; default: all cores).
+# 2), THREADS (OMP_NUM_THREADS for the run; default: all cores).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 WICK=${WICK:-build/tools/wick/wick}
 WORK=${WORK:-.cache/kjv}
-EPOCHS=${EPOCHS:-3}
+EPOCHS=${EPOCHS:-2}
 mkdir -p "$WORK"
 
 if ! command -v bible >/dev/null; then
@@ -33,7 +33,7 @@ cp scripts/demo/generation_config.json "$WORK/init/generation_config.json"
   --data "$WORK/pretrain.jsonl" --valid "$WORK/pretrain-valid.jsonl" --output "$WORK/base" \
   --epochs "$EPOCHS" --batch-size 16 --max-seq-len 512 --lr 2e-3 --lr-schedule cosine \
   --warmup-steps 100 --min-lr 1e-4 --weight-decay 0.1 --max-grad-norm 1.0 --seed 0 \
-  --eval-every 200 --save-every 200 --save-dtype bf16 ${RESUME:+--resume "$WORK/base"}
+  --eval-every 100 --save-every 100 --save-dtype bf16 ${RESUME:+--resume "$WORK/base"}
 
 mkdir -p models/wick-kjv
 for f in model.safetensors config.json tokenizer.json tokenizer_config.json generation_config.json metrics.jsonl; do

@@ -141,6 +141,14 @@ LoraAdapter extract_lora_adapter(const Module& root, const PeftAdapterConfig& cf
     }
   }
   if (out.modules.empty()) throw Error("save_peft_adapter: the model has no LoRALinear modules");
+  // PEFT refuses "all-linear" together with layers_to_transform: name the adapted modules instead
+  // (the same selection, since every one of them lies under layers.{i}.).
+  const auto& tm = out.config.target_modules;
+  if (tm.size() == 1 && tm[0] == "all-linear" && !out.config.layers_to_transform.empty()) {
+    std::set<std::string> leaves;
+    for (const auto& [name, pair] : out.modules) leaves.insert(name.substr(name.rfind('.') + 1));
+    out.config.target_modules.assign(leaves.begin(), leaves.end());
+  }
   return out;
 }
 
