@@ -9,7 +9,7 @@
 # Environment: JOBS (default 2) build parallelism; BUILD_DIR / ASAN_BUILD_DIR (default build,
 # build-asan) the build trees; WICK_TEST_SKIP_ASAN=1 skips the sanitizer build (for quick local
 # iterations only; the job runs everything); WICK_TEST_SKIP_FUZZ=1 skips the fuzzing section and
-# FUZZ_SECONDS (default 20) sets its run time per fuzz target.
+# FUZZ_SECONDS (default 10) sets its run time per fuzz target.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -60,10 +60,10 @@ if [ "${WICK_TEST_SKIP_ASAN:-0}" != 1 ]; then
 fi
 
 if [ "${WICK_TEST_SKIP_FUZZ:-0}" != 1 ]; then
-  banner "fuzzing, ${FUZZ_SECONDS:-20}s per target (clang, libFuzzer + ASan + UBSan, build-fuzz/)"
+  banner "fuzzing, ${FUZZ_SECONDS:-10}s per target (clang, libFuzzer + ASan + UBSan, build-fuzz/)"
   # A short run on the committed corpora: catches regressions in the parsers of untrusted files.
   # Longer runs: bash scripts/fuzz.sh all 600.
-  bash scripts/fuzz.sh all "${FUZZ_SECONDS:-20}"
+  bash scripts/fuzz.sh all "${FUZZ_SECONDS:-10}"
 fi
 
 banner "install + out-of-tree consumer (find_package(wick))"
