@@ -8,14 +8,14 @@
 #   bash scripts/main.sh
 #
 # Environment: JOBS (build parallelism, default 2), BUILD_DIR (default build), OUT_DIR (default
-# out/demo-adapter), STEPS (LoRA steps, default 120).
+# out/demo-adapter), STEPS (LoRA steps, default 240).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 JOBS=${JOBS:-2}
 BUILD=${BUILD_DIR:-build}
 OUT=${OUT_DIR:-out/demo-adapter}
-STEPS=${STEPS:-120}
+STEPS=${STEPS:-240}
 MODEL=models/wick-kjv
 START=$SECONDS
 # libgomp's spinning workers fight each other on a busy 2-core machine; passive waiting does not.
@@ -52,8 +52,8 @@ ask base
 banner "LoRA fine-tuning ($STEPS steps, all linear layers, rank 16)"
 rm -rf "$OUT"
 "$WICK" train --model "$MODEL" --data data/demo/train.jsonl --valid data/demo/valid.jsonl --output "$OUT" \
-  --targets all-linear --rank 16 --alpha 32 --lr 2e-3 --lr-schedule cosine --warmup-steps 10 \
-  --steps "$STEPS" --batch-size 8 --mask-prompt --eval-every 40 --save-every 60 --seed 0
+  --targets all-linear --rank 16 --alpha 32 --lr 3e-3 --lr-schedule cosine --warmup-steps 10 \
+  --steps "$STEPS" --batch-size 8 --mask-prompt --eval-every 80 --save-every 120 --seed 0
 
 banner "after: the same prompts with the adapter"
 ask lora --adapter "$OUT"

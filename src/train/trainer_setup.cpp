@@ -28,7 +28,6 @@ DType save_dtype(const TrainOptions& o, const ModelConfig& cfg) {
   throw Error("train: --save-dtype " + o.save_dtype + ": expected auto, f32, bf16 or f16");
 }
 
-
 LoraOptions lora_options(const TrainOptions& o) {
   LoraOptions lo;
   lo.targets = o.targets;
