@@ -40,7 +40,7 @@ ask() {  # ask LABEL [extra generate flags...]
   shift
   for p in "${PROMPTS[@]}"; do
     printf '\n[%s] user: %s\n[%s] model: ' "$label" "$p" "$label"
-    "$WICK" generate --model "$MODEL" --chat --prompt "$p" --max-tokens 48 --seed 7 --skip-special-tokens "$@"
+    "$WICK" generate --model "$MODEL" --chat --prompt "$p" --max-tokens 48 --seed 7 --skip-special-tokens "$@" 2>/dev/null
     echo
   done
 }
