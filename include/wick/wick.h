@@ -19,3 +19,5 @@
 #include "wick/tokenizer.h"
 #include "wick/chat_template.h"
 #include "wick/generate.h"
+#include "wick/encoder.h"
+#include "wick/embed.h"

@@ -1,0 +1,163 @@
+// BertModel: embeddings, post-norm encoder layers with GELU and padded keys masked out of
+// attention, named as transformers' BertModel.
+#include <cmath>
+
+#include "wick/encoder.h"
+#include "wick/ops.h"
+#include "wick/random.h"
+
+namespace wick {
+
+namespace {
+
+/// A named node of the tree that only holds children ("attention", "encoder", ...).
+class Group : public Module {
+ public:
+  explicit Group(std::string kind) : kind_(std::move(kind)) {}
+  std::string kind() const override { return kind_; }
+
+ private:
+  std::string kind_;
+};
+
+std::shared_ptr<Linear> placeholder_linear(int64_t in, int64_t out, DType dtype) {
+  return std::make_shared<Linear>(zeros({out, in}, dtype), zeros({out}, dtype));
+}
+
+std::shared_ptr<Module> group(std::string kind,
+                              std::vector<std::pair<std::string, std::shared_ptr<Module>>> children) {
+  auto g = std::make_shared<Group>(std::move(kind));
+  for (auto& [name, m] : children) g->register_module(name, std::move(m));
+  return g;
+}
+
+/// The module at `path` under `root`; a replaced or missing one is an error, not a crash.
+Module& at(const Module& root, const std::string& path) {
+  auto m = root.find_module(path);
+  if (!m) throw Error("BertModel: no module \"" + path + "\"");
+  return *m;
+}
+
+Embedding& embedding_at(const Module& root, const std::string& path) {
+  auto* e = dynamic_cast<Embedding*>(&at(root, path));
+  if (!e) throw Error("BertModel: " + path + " was replaced by a module of another kind");
+  return *e;
+}
+
+Tensor activation(const Tensor& x, const std::string& act) {
+  if (act == "gelu") return gelu(x);
+  if (act == "relu") return relu(x);
+  return gelu_tanh(x);  // gelu_new, gelu_pytorch_tanh (checked by BertConfig::parse)
+}
+
+/// One post-norm encoder layer.
+class BertLayer : public Module {
+ public:
+  BertLayer(const BertConfig& c, DType dtype) : heads_(c.num_attention_heads), head_dim_(c.head_dim), act_(c.hidden_act) {
+    int64_t h = c.hidden_size, i = c.intermediate_size;
+    auto ln = [&] { return std::make_shared<LayerNorm>(h, c.layer_norm_eps, true, true, dtype); };
+    register_module("attention",
+                    group("BertAttention", {{"self", group("BertSelfAttention", {{"query", placeholder_linear(h, h, dtype)},
+                                                                                 {"key", placeholder_linear(h, h, dtype)},
+                                                                                 {"value", placeholder_linear(h, h, dtype)}})},
+                                            {"output", group("BertSelfOutput", {{"dense", placeholder_linear(h, h, dtype)},
+                                                                                {"LayerNorm", ln()}})}}));
+    register_module("intermediate", group("BertIntermediate", {{"dense", placeholder_linear(h, i, dtype)}}));
+    register_module("output", group("BertOutput", {{"dense", placeholder_linear(i, h, dtype)}, {"LayerNorm", ln()}}));
+  }
+  std::string kind() const override { return "BertLayer"; }
+
+  Tensor forward(const Tensor& x, const std::optional<Tensor>& mask) {
+    const int64_t B = x.shape()[0], T = x.shape()[1];
+    auto split_heads = [&](const Tensor& y) { return transpose(reshape(y, {B, T, heads_, head_dim_}), {0, 2, 1, 3}); };
+    Tensor q = split_heads(at(*this, "attention.self.query").forward(x));
+    Tensor k = split_heads(at(*this, "attention.self.key").forward(x));
+    Tensor v = split_heads(at(*this, "attention.self.value").forward(x));
+    Tensor o = scaled_dot_product_attention(q, k, v, 1.0 / std::sqrt(static_cast<double>(head_dim_)),
+                                            /*causal=*/false, mask);
+    o = reshape(transpose(o, {0, 2, 1, 3}), {B, T, heads_ * head_dim_});
+    Tensor h = at(*this, "attention.output.LayerNorm").forward(add(at(*this, "attention.output.dense").forward(o), x));
+    Tensor mid = activation(at(*this, "intermediate.dense").forward(h), act_);
+    return at(*this, "output.LayerNorm").forward(add(at(*this, "output.dense").forward(mid), h));
+  }
+
+ private:
+  int64_t heads_, head_dim_;
+  std::string act_;
+};
+
+}  // namespace
+
+BertModel::BertModel(const BertConfig& config, DType dtype) : config_(config), dtype_(dtype) {
+  if (!is_floating(dtype)) throw Error(std::string("BertModel: floating dtype expected, got ") + dtype_name(dtype));
+  const BertConfig& c = config_;
+  int64_t h = c.hidden_size;
+  register_module(
+      "embeddings",
+      group("BertEmbeddings",
+            {{"word_embeddings", std::make_shared<Embedding>(zeros({c.vocab_size, h}, dtype))},
+             {"position_embeddings", std::make_shared<Embedding>(zeros({c.max_position_embeddings, h}, dtype))},
+             {"token_type_embeddings", std::make_shared<Embedding>(zeros({c.type_vocab_size, h}, dtype))},
+             {"LayerNorm", std::make_shared<LayerNorm>(h, c.layer_norm_eps, true, true, dtype)}}));
+  auto layers = std::make_shared<Group>("ModuleList");
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->register_module(std::to_string(i), std::make_shared<BertLayer>(c, dtype));
+  register_module("encoder", group("BertEncoder", {{"layer", layers}}));
+}
+
+void BertModel::init_random(uint64_t seed, double std) {
+  Generator gen(seed);
+  std::map<std::string, Tensor> values;
+  for (const auto& [name, p] : parameters()) {
+    bool norm = name.ends_with("LayerNorm.weight");
+    bool bias = name.ends_with(".bias");
+    Tensor v = norm ? ones(p.shape(), p.dtype()) : bias ? zeros(p.shape(), p.dtype())
+                                                        : normal(p.shape(), gen, 0.0, std, p.dtype());
+    values.emplace(name, v.eval());
+  }
+  update(values);
+}
+
+Tensor BertModel::forward(const Tensor& ids, const std::optional<Tensor>& attention_mask,
+                          const std::optional<Tensor>& token_type_ids) {
+  auto int_2d = [](const Tensor& t) {
+    return t.defined() && t.ndim() == 2 && (t.dtype() == DType::i32 || t.dtype() == DType::i64);
+  };
+  if (!int_2d(ids))
+    throw Error("BertModel: ids must be an i32/i64 tensor [batch, tokens], got " +
+                (ids.defined() ? shape_str(ids.shape()) + " " + dtype_name(ids.dtype()) : std::string("null")));
+  const int64_t B = ids.shape()[0], T = ids.shape()[1];
+  if (B == 0 || T == 0) throw Error("BertModel: empty batch " + shape_str(ids.shape()));
+  if (T > config_.max_tokens())
+    throw Error("BertModel: " + std::to_string(T) + " tokens exceed the model's " +
+                std::to_string(config_.max_tokens()) + " positions (max_position_embeddings)");
+  std::optional<Tensor> mask;
+  if (attention_mask) {
+    const Tensor& m = *attention_mask;
+    if (!m.defined() || m.shape() != ids.shape() || is_floating(m.dtype()))
+      throw Error("BertModel: attention_mask must be an integer or bool tensor shaped like ids " +
+                  shape_str(ids.shape()));
+    // Keys of padding get -inf before the softmax (bool masks: true = keep).
+    mask = reshape(astype(m, DType::boolean), {B, 1, 1, T});
+  }
+  if (token_type_ids && (!int_2d(*token_type_ids) || token_type_ids->shape() != ids.shape()))
+    throw Error("BertModel: token_type_ids must be an i32/i64 tensor shaped like ids " + shape_str(ids.shape()));
+
+  Embedding& word = embedding_at(*this, "embeddings.word_embeddings");
+  Embedding& pos = embedding_at(*this, "embeddings.position_embeddings");
+  Embedding& type = embedding_at(*this, "embeddings.token_type_embeddings");
+  // As transformers: (word + token type) + position. Right padding means every row's real tokens
+  // sit at positions offset, offset + 1, ... so the position rows are one slice of the table
+  // (padding rows get other positions than transformers gives them, but nothing reads them).
+  Tensor types = token_type_ids ? type.forward(*token_type_ids) : slice(type.weight(), 0, 0, 1);
+  Tensor x = add(add(word.forward(ids), types),
+                 slice(pos.weight(), 0, config_.position_offset, config_.position_offset + T));
+  x = at(*this, "embeddings.LayerNorm").forward(x);
+  for (const auto& [name, m] : at(*this, "encoder.layer").children()) {
+    auto* layer = dynamic_cast<BertLayer*>(m.get());
+    if (!layer) throw Error("BertModel: encoder.layer." + name + " was replaced by a module of another kind");
+    x = layer->forward(x, mask);
+  }
+  return x;
+}
+
+}  // namespace wick
