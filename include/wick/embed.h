@@ -76,7 +76,6 @@ class Embedder {
   std::shared_ptr<BertModel> model_;
   Tokenizer tokenizer_;
   EmbedOptions defaults_;
-  int32_t pad_id_ = 0;
 };
 
 /// Sentence vectors [B, hidden] (f32) of hidden states [B, T, hidden] under `attention_mask`

@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "wick/nn.h"
 #include "wick/tensor.h"
@@ -12,6 +13,15 @@
 // transformers' BertModel, so checkpoints load by name.
 
 namespace wick {
+
+namespace detail {
+/// Where the packed tokens of a batch go in its [batch, tokens] grid (private to BertModel).
+struct BertPacking {
+  int64_t batch = 0, tokens = 0;
+  Tensor to_grid;    // [batch·tokens]: packed row of each grid slot (padding: its row's first token)
+  Tensor from_grid;  // [packed]: grid slot of each packed token
+};
+}  // namespace detail
 
 /// The fields of an encoder's config.json that the forward pass depends on.
 struct BertConfig {
@@ -75,7 +85,16 @@ class BertModel : public Module {
                  const std::optional<Tensor>& token_type_ids = std::nullopt);
   Tensor forward(const Tensor& ids) override { return forward(ids, std::nullopt); }
 
+  /// last_hidden_state [B, T, hidden] of a batch of token sequences of different lengths (T the
+  /// longest), the same values as forward() with right padding and its mask, computed without
+  /// padding where it costs: the dense layers run on the real tokens only (packed), and only
+  /// attention sees the padded grid. Padding rows of the result repeat their row's first token.
+  Tensor forward_packed(const std::vector<std::vector<int32_t>>& sequences);
+
  private:
+  Tensor encode(const Tensor& ids, const Tensor& types, const Tensor& positions, const std::optional<Tensor>& mask,
+                const detail::BertPacking* packing);
+
   BertConfig config_;
   DType dtype_;
 };

@@ -28,12 +28,6 @@ const char* pooling_name(Pooling p) {
 Embedder::Embedder(std::shared_ptr<BertModel> model, Tokenizer tokenizer)
     : model_(std::move(model)), tokenizer_(std::move(tokenizer)) {
   if (!model_) throw Error("Embedder: null model");
-  // Padding ids are never attended to, but must be valid rows of the embedding table.
-  std::optional<int32_t> pad = tokenizer_.pad_token_id();
-  if (!pad) pad = tokenizer_.token_to_id("[PAD]");
-  if (!pad) pad = tokenizer_.token_to_id("<pad>");
-  int64_t p = pad ? *pad : model_->config().pad_token_id;
-  pad_id_ = static_cast<int32_t>(p >= 0 && p < model_->config().vocab_size ? p : 0);
 }
 
 int64_t Embedder::dimension() const { return model_->config().hidden_size; }
@@ -116,19 +110,16 @@ Tensor Embedder::embed_tokens(const std::vector<std::vector<int32_t>>& ids, cons
     size_t b1 = std::min(order.size(), b0 + static_cast<size_t>(o.batch_size));
     const int64_t B = static_cast<int64_t>(b1 - b0);
     const int64_t T = static_cast<int64_t>(ids[order[b0]].size());
-    std::vector<int32_t> batch(static_cast<size_t>(B * T), pad_id_);
+    std::vector<std::vector<int32_t>> seqs;
     std::vector<bool> mask(static_cast<size_t>(B * T), false);
-    bool padded = false;
     for (int64_t r = 0; r < B; ++r) {
       const auto& seq = ids[order[b0 + static_cast<size_t>(r)]];
-      std::copy(seq.begin(), seq.end(), batch.begin() + r * T);
+      seqs.push_back(seq);
       std::fill(mask.begin() + r * T, mask.begin() + r * T + static_cast<int64_t>(seq.size()), true);
-      padded = padded || static_cast<int64_t>(seq.size()) < T;
     }
-    Tensor ids_t = Tensor::from_vector(batch, {B, T});
     Tensor mask_t = Tensor::from_vector(mask, {B, T});
-    // Without padding the mask changes nothing in attention: leave it out there.
-    Tensor hidden = model_->forward(ids_t, padded ? std::optional<Tensor>(mask_t) : std::nullopt);
+    // The dense layers see only real tokens; attention masks the padding of the [B, T] grid.
+    Tensor hidden = model_->forward_packed(seqs);
     Tensor v = pool(hidden, mask_t, o.pooling);
     if (o.normalize) v = l2_normalize(v);
     std::vector<float> rows = v.to_vector<float>();

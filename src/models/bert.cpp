@@ -1,5 +1,6 @@
 // BertModel: embeddings, post-norm encoder layers with GELU and padded keys masked out of
 // attention, named as transformers' BertModel.
+#include <algorithm>
 #include <cmath>
 
 #include "wick/encoder.h"
@@ -67,15 +68,22 @@ class BertLayer : public Module {
   }
   std::string kind() const override { return "BertLayer"; }
 
-  Tensor forward(const Tensor& x, const std::optional<Tensor>& mask) {
-    const int64_t B = x.shape()[0], T = x.shape()[1];
-    auto split_heads = [&](const Tensor& y) { return transpose(reshape(y, {B, T, heads_, head_dim_}), {0, 2, 1, 3}); };
+  /// x [B, T, hidden] (padded rows), or x [N, hidden] (the real tokens of B rows, packed) with
+  /// `packing` saying where they go in the [B, T] grid.
+  Tensor forward(const Tensor& x, const std::optional<Tensor>& mask, const detail::BertPacking* packing) {
+    const int64_t B = packing ? packing->batch : x.shape()[0], T = packing ? packing->tokens : x.shape()[1];
+    auto split_heads = [&](Tensor y) {
+      if (packing) y = take(y, packing->to_grid, 0);  // [B·T, hidden]; padding slots repeat a real row
+      return transpose(reshape(y, {B, T, heads_, head_dim_}), {0, 2, 1, 3});
+    };
     Tensor q = split_heads(at(*this, "attention.self.query").forward(x));
     Tensor k = split_heads(at(*this, "attention.self.key").forward(x));
     Tensor v = split_heads(at(*this, "attention.self.value").forward(x));
     Tensor o = scaled_dot_product_attention(q, k, v, 1.0 / std::sqrt(static_cast<double>(head_dim_)),
                                             /*causal=*/false, mask);
-    o = reshape(transpose(o, {0, 2, 1, 3}), {B, T, heads_ * head_dim_});
+    o = transpose(o, {0, 2, 1, 3});
+    o = packing ? take(reshape(o, {B * T, heads_ * head_dim_}), packing->from_grid, 0)
+                : reshape(o, {B, T, heads_ * head_dim_});
     Tensor h = at(*this, "attention.output.LayerNorm").forward(add(at(*this, "attention.output.dense").forward(o), x));
     Tensor mid = activation(at(*this, "intermediate.dense").forward(h), act_);
     return at(*this, "output.LayerNorm").forward(add(at(*this, "output.dense").forward(mid), h));
@@ -142,22 +150,65 @@ Tensor BertModel::forward(const Tensor& ids, const std::optional<Tensor>& attent
   if (token_type_ids && (!int_2d(*token_type_ids) || token_type_ids->shape() != ids.shape()))
     throw Error("BertModel: token_type_ids must be an i32/i64 tensor shaped like ids " + shape_str(ids.shape()));
 
-  Embedding& word = embedding_at(*this, "embeddings.word_embeddings");
-  Embedding& pos = embedding_at(*this, "embeddings.position_embeddings");
   Embedding& type = embedding_at(*this, "embeddings.token_type_embeddings");
+  Embedding& pos = embedding_at(*this, "embeddings.position_embeddings");
   // As transformers: (word + token type) + position. Right padding means every row's real tokens
   // sit at positions offset, offset + 1, ... so the position rows are one slice of the table
   // (padding rows get other positions than transformers gives them, but nothing reads them).
   Tensor types = token_type_ids ? type.forward(*token_type_ids) : slice(type.weight(), 0, 0, 1);
-  Tensor x = add(add(word.forward(ids), types),
-                 slice(pos.weight(), 0, config_.position_offset, config_.position_offset + T));
+  return encode(ids, types, slice(pos.weight(), 0, config_.position_offset, config_.position_offset + T), mask,
+                nullptr);
+}
+
+Tensor BertModel::encode(const Tensor& ids, const Tensor& types, const Tensor& positions, const std::optional<Tensor>& mask,
+                         const detail::BertPacking* packing) {
+  Tensor x = add(add(embedding_at(*this, "embeddings.word_embeddings").forward(ids), types), positions);
   x = at(*this, "embeddings.LayerNorm").forward(x);
   for (const auto& [name, m] : at(*this, "encoder.layer").children()) {
     auto* layer = dynamic_cast<BertLayer*>(m.get());
     if (!layer) throw Error("BertModel: encoder.layer." + name + " was replaced by a module of another kind");
-    x = layer->forward(x, mask);
+    x = layer->forward(x, mask, packing);
   }
   return x;
+}
+
+Tensor BertModel::forward_packed(const std::vector<std::vector<int32_t>>& sequences) {
+  const int64_t B = static_cast<int64_t>(sequences.size());
+  if (B == 0) throw Error("BertModel: empty batch");
+  int64_t T = 0, N = 0;
+  for (const auto& s : sequences) {
+    if (s.empty()) throw Error("BertModel: empty sequence in a batch");
+    T = std::max<int64_t>(T, static_cast<int64_t>(s.size()));
+    N += static_cast<int64_t>(s.size());
+  }
+  if (T > config_.max_tokens())
+    throw Error("BertModel: " + std::to_string(T) + " tokens exceed the model's " +
+                std::to_string(config_.max_tokens()) + " positions (max_position_embeddings)");
+  std::vector<int32_t> ids, pos, to_grid(static_cast<size_t>(B * T)), from_grid;
+  std::vector<bool> keep(static_cast<size_t>(B * T), false);
+  ids.reserve(static_cast<size_t>(N));
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& s = sequences[static_cast<size_t>(b)];
+    const int64_t start = static_cast<int64_t>(ids.size()), len = static_cast<int64_t>(s.size());
+    for (int64_t t = 0; t < T; ++t) {
+      // Padding slots borrow the row's first token: masked as keys, dropped as queries.
+      to_grid[b * T + t] = static_cast<int32_t>(start + (t < len ? t : 0));
+      if (t >= len) continue;
+      keep[b * T + t] = true;
+      from_grid.push_back(static_cast<int32_t>(b * T + t));
+      ids.push_back(s[static_cast<size_t>(t)]);
+      pos.push_back(static_cast<int32_t>(config_.position_offset + t));
+    }
+  }
+  // Nothing to pad: the plain layout, no gathers.
+  if (N == B * T) return forward(Tensor::from_vector(ids, {B, T}), std::nullopt);
+  Tensor ids_t = Tensor::from_vector(ids, {N});
+  Tensor type_row = slice(embedding_at(*this, "embeddings.token_type_embeddings").weight(), 0, 0, 1);
+  Tensor positions = take(embedding_at(*this, "embeddings.position_embeddings").weight(), Tensor::from_vector(pos, {N}), 0);
+  detail::BertPacking packing{B, T, Tensor::from_vector(to_grid, {B * T}), Tensor::from_vector(from_grid, {N})};
+  Tensor mask = Tensor::from_vector(keep, {B, 1, 1, T});
+  Tensor h = encode(ids_t, type_row, positions, mask, &packing);
+  return reshape(take(h, packing.to_grid, 0), {B, T, config_.hidden_size});
 }
 
 }  // namespace wick

@@ -101,6 +101,28 @@ TEST_P(Reference, HiddenStatesOfPaddedBatch) {
   EXPECT_LT(worst, kTol);
 }
 
+TEST_P(Reference, PackedBatchEqualsPaddedBatch) {
+  REQUIRE_FIXTURE(GetParam());
+  Expected e = read_expected(GetParam());
+  auto model = BertModel::load(fixture(GetParam()));
+  Tensor packed = model->forward_packed(e.ids);
+  Tensor ref = e.t.at("last_hidden_state");
+  ASSERT_EQ(packed.shape(), ref.shape());
+  auto pv = packed.to_vector<float>(), rv = ref.to_vector<float>();
+  const int64_t T = ref.shape()[1], H = ref.shape()[2];
+  double worst = 0;
+  for (size_t b = 0; b < e.ids.size(); ++b)
+    for (int64_t t = 0; t < static_cast<int64_t>(e.ids[b].size()); ++t)
+      for (int64_t d = 0; d < H; ++d) {
+        size_t i = (b * T + t) * H + d;
+        worst = std::max(worst, std::abs(double(pv[i]) - double(rv[i])));
+      }
+  EXPECT_LT(worst, kTol);
+  EXPECT_THROW(model->forward_packed({}), Error);
+  EXPECT_THROW(model->forward_packed({{2, 3}, {}}), Error);
+  EXPECT_THROW(model->forward_packed({std::vector<int32_t>(200, 5)}), Error);
+}
+
 TEST_P(Reference, PooledVectors) {
   REQUIRE_FIXTURE(GetParam());
   Expected e = read_expected(GetParam());
