@@ -181,8 +181,17 @@ class Tokenizer:
         if HAVE_TRANSFORMERS:
             # The fast tokenizer transformers converts from vocab.txt, saved as its tokenizer.json.
             import transformers as tf
-            self.tok = tf.AutoTokenizer.from_pretrained(folder)
-            self.tok.save_pretrained(folder)
+            try:
+                self.tok = tf.AutoTokenizer.from_pretrained(folder)
+                self.tok.save_pretrained(folder)
+            except Exception as e:  # a transformers without the vocab.txt conversion
+                print("AutoTokenizer failed (%s); using tokenizers' BertWordPieceTokenizer" % e, file=sys.stderr)
+                from tokenizers.implementations import BertWordPieceTokenizer
+                bw = BertWordPieceTokenizer(vocab_file, lowercase=True)
+                bw.save(os.path.join(folder, "tokenizer.json"))
+                self.tok = tf.PreTrainedTokenizerFast(tokenizer_file=os.path.join(folder, "tokenizer.json"),
+                                                      unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                                                      sep_token="[SEP]", mask_token="[MASK]")
         else:
             self.tok = None
             with open(os.path.join(folder, "tokenizer.json"), "w") as f:
