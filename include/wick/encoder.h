@@ -91,6 +91,11 @@ class BertModel : public Module {
   /// attention sees the padded grid. Padding rows of the result repeat their row's first token.
   Tensor forward_packed(const std::vector<std::vector<int32_t>>& sequences);
 
+  /// Stores each layer's query/key/value weights as views of one [3·hidden, hidden] matrix, which
+  /// the forward pass then uses as a single projection (load() and init_random() do this; after
+  /// update() replaces them, the fused matrix is rebuilt from the new ones on the next forward).
+  void fuse_qkv();
+
  private:
   Tensor encode(const Tensor& ids, const Tensor& types, const Tensor& positions, const std::optional<Tensor>& mask,
                 const detail::BertPacking* packing);

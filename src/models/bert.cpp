@@ -2,6 +2,7 @@
 // attention, named as transformers' BertModel.
 #include <algorithm>
 #include <cmath>
+#include <mutex>
 
 #include "wick/encoder.h"
 #include "wick/ops.h"
@@ -72,26 +73,88 @@ class BertLayer : public Module {
   /// `packing` saying where they go in the [B, T] grid.
   Tensor forward(const Tensor& x, const std::optional<Tensor>& mask, const detail::BertPacking* packing) {
     const int64_t B = packing ? packing->batch : x.shape()[0], T = packing ? packing->tokens : x.shape()[1];
-    auto split_heads = [&](Tensor y) {
-      if (packing) y = take(y, packing->to_grid, 0);  // [B·T, hidden]; padding slots repeat a real row
-      return transpose(reshape(y, {B, T, heads_, head_dim_}), {0, 2, 1, 3});
-    };
-    Tensor q = split_heads(at(*this, "attention.self.query").forward(x));
-    Tensor k = split_heads(at(*this, "attention.self.key").forward(x));
-    Tensor v = split_heads(at(*this, "attention.self.value").forward(x));
+    const int64_t H = heads_ * head_dim_;
+    // [B·T, hidden] when packed (padding slots repeat a real row), then [B, heads, T, head_dim].
+    auto to_grid = [&](const Tensor& y) { return packing ? take(y, packing->to_grid, 0) : y; };
+    auto split_heads = [&](const Tensor& y) { return transpose(reshape(y, {B, T, heads_, head_dim_}), {0, 2, 1, 3}); };
+    Tensor q, k, v;
+    if (auto fused = fused_qkv()) {
+      // One GEMM for the three projections (and one gather); q, k, v are strided views of it.
+      Tensor qkv = to_grid(linear(x, fused->first, fused->second));
+      q = split_heads(slice(qkv, -1, 0, H));
+      k = split_heads(slice(qkv, -1, H, 2 * H));
+      v = split_heads(slice(qkv, -1, 2 * H, 3 * H));
+    } else {
+      q = split_heads(to_grid(at(*this, "attention.self.query").forward(x)));
+      k = split_heads(to_grid(at(*this, "attention.self.key").forward(x)));
+      v = split_heads(to_grid(at(*this, "attention.self.value").forward(x)));
+    }
     Tensor o = scaled_dot_product_attention(q, k, v, 1.0 / std::sqrt(static_cast<double>(head_dim_)),
                                             /*causal=*/false, mask);
     o = transpose(o, {0, 2, 1, 3});
-    o = packing ? take(reshape(o, {B * T, heads_ * head_dim_}), packing->from_grid, 0)
-                : reshape(o, {B, T, heads_ * head_dim_});
+    o = packing ? take(reshape(o, {B * T, H}), packing->from_grid, 0) : reshape(o, {B, T, H});
     Tensor h = at(*this, "attention.output.LayerNorm").forward(add(at(*this, "attention.output.dense").forward(o), x));
     Tensor mid = activation(at(*this, "intermediate.dense").forward(h), act_);
     return at(*this, "output.LayerNorm").forward(add(at(*this, "output.dense").forward(mid), h));
   }
 
+  /// Makes the query/key/value weights and biases views of one [3·hidden, hidden] matrix (and
+  /// one bias), so that the fused projection costs no second copy of them.
+  void fuse_qkv_storage() {
+    auto parts = qkv_parts();
+    if (!parts) return;
+    const auto& p = *parts;
+    const int64_t H = p[0].shape()[0];
+    Tensor w = concatenate({p[0], p[2], p[4]}, 0).eval(), b = concatenate({p[1], p[3], p[5]}, 0).eval();
+    std::map<std::string, Tensor> views;
+    const char* names[] = {"query", "key", "value"};
+    for (int64_t i = 0; i < 3; ++i) {
+      std::string base = std::string("attention.self.") + names[i];
+      views[base + ".weight"] = slice(w, 0, i * H, (i + 1) * H).eval();
+      views[base + ".bias"] = slice(b, 0, i * H, (i + 1) * H).eval();
+    }
+    update(views);
+    std::lock_guard<std::mutex> lock(mu_);
+    fused_ = Fused{*qkv_parts(), w, b};
+  }
+
  private:
+  /// Weight and bias of query, key and value when all three are plain Linear layers with biases
+  /// (a LoRA-wrapped or otherwise replaced projection takes the three-GEMM path).
+  std::optional<std::vector<Tensor>> qkv_parts() const {
+    std::vector<Tensor> parts;
+    for (const char* n : {"query", "key", "value"}) {
+      auto* l = dynamic_cast<Linear*>(&at(*this, std::string("attention.self.") + n));
+      if (!l || !l->bias()) return std::nullopt;
+      parts.push_back(l->weight());
+      parts.push_back(*l->bias());
+    }
+    return parts;
+  }
+
+  /// The fused [3·hidden, hidden] weight and [3·hidden] bias of the current parameters, built
+  /// lazily and kept while the parameter handles stay the same.
+  std::optional<std::pair<Tensor, Tensor>> fused_qkv() {
+    auto parts = qkv_parts();
+    if (!parts) return std::nullopt;
+    std::lock_guard<std::mutex> lock(mu_);
+    bool fresh = fused_ && std::equal(parts->begin(), parts->end(), fused_->parts.begin(),
+                                      [](const Tensor& a, const Tensor& b) { return a.same(b); });
+    if (!fresh) {
+      const auto& p = *parts;
+      fused_ = Fused{p, concatenate({p[0], p[2], p[4]}, 0), concatenate({p[1], p[3], p[5]}, 0)};
+    }
+    return std::make_pair(fused_->w, fused_->b);
+  }
+
+  struct Fused {
+    std::vector<Tensor> parts;  // the parameter handles it was made from
+    Tensor w, b;
+  };
   int64_t heads_, head_dim_;
   std::string act_;
+  std::mutex mu_;
+  std::optional<Fused> fused_;
 };
 
 }  // namespace
@@ -112,6 +175,11 @@ BertModel::BertModel(const BertConfig& config, DType dtype) : config_(config), d
   register_module("encoder", group("BertEncoder", {{"layer", layers}}));
 }
 
+void BertModel::fuse_qkv() {
+  for (const auto& [name, m] : at(*this, "encoder.layer").children())
+    if (auto* layer = dynamic_cast<BertLayer*>(m.get())) layer->fuse_qkv_storage();
+}
+
 void BertModel::init_random(uint64_t seed, double std) {
   Generator gen(seed);
   std::map<std::string, Tensor> values;
@@ -123,6 +191,7 @@ void BertModel::init_random(uint64_t seed, double std) {
     values.emplace(name, v.eval());
   }
   update(values);
+  fuse_qkv();
 }
 
 Tensor BertModel::forward(const Tensor& ids, const std::optional<Tensor>& attention_mask,

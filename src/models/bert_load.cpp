@@ -66,6 +66,7 @@ std::shared_ptr<BertModel> BertModel::load(const std::string& dir, DType dtype) 
     if (!values.count(name))
       throw Error(files.main() + ": missing weight \"" + prefix + name + "\" (shape " + shape_str(t.shape()) + ")");
   model->update(values);
+  model->fuse_qkv();
   return model;
 }
 

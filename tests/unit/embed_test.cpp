@@ -199,6 +199,29 @@ TEST(Embed, PrefixedCheckpointLoadsTheSameEncoder) {
   EXPECT_LT(max_abs_diff(emb.embed(e.sentences, o), e.t.at("mean_normalized")), kTol);
 }
 
+// load() fuses query/key/value into one projection; a replaced projection (here LoRA-wrapped, B = 0)
+// takes the three-GEMM path, and update() of a fused weight is seen by the next forward.
+TEST(Embed, FusedAndSeparateProjectionsAgree) {
+  REQUIRE_FIXTURE("bert-tiny");
+  Expected e = read_expected("bert-tiny");
+  auto fused = BertModel::load(fixture("bert-tiny"));
+  auto separate = BertModel::load(fixture("bert-tiny"));
+  LoraOptions lo;
+  lo.targets = {"query"};
+  apply_lora(*separate, lo);
+  const Tensor& ids = e.t.at("ids");
+  const Tensor& mask = e.t.at("attention_mask");
+  EXPECT_LT(max_abs_diff(fused->forward(ids, mask), separate->forward(ids, mask)), kTol);
+  Tensor w = fused->parameters().at("encoder.layer.1.attention.self.query.weight");
+  Tensor changed = (w * 0.5).eval();
+  Tensor before = fused->forward(ids, mask).eval();
+  fused->update({{"encoder.layer.1.attention.self.query.weight", changed}});
+  separate->update({{"encoder.layer.1.attention.self.query.weight", changed}});
+  Tensor after = fused->forward(ids, mask);
+  EXPECT_GT(max_abs_diff(after, before), 1e-3);
+  EXPECT_LT(max_abs_diff(after, separate->forward(ids, mask)), kTol);
+}
+
 TEST(Embed, Bf16WeightsComputedInBf16StayClose) {
   REQUIRE_FIXTURE("bert-tiny-bf16");
   Expected e = read_expected("bert-tiny-bf16");
