@@ -25,3 +25,5 @@
 #include "wick/adapter.h"
 #include "wick/files.h"
 #include "wick/trainer.h"
+#include "wick/encoder.h"
+#include "wick/embed.h"

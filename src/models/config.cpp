@@ -5,6 +5,7 @@
 
 #include "io/files.h"
 #include "io/json.h"
+#include "models/config_fields.h"
 #include "wick/model.h"
 
 namespace wick {
@@ -13,35 +14,17 @@ namespace {
 
 using io::Json;
 
-// Bounds that keep every later size product far from int64 overflow and reject absurd files
-// before anything is allocated.
-constexpr int64_t kMaxDim = int64_t{1} << 20;
-constexpr int64_t kMaxVocab = int64_t{1} << 24;
-constexpr int64_t kMaxLayers = 4096;
-constexpr int64_t kMaxPositions = int64_t{1} << 30;
+using detail::config_fail;
+using detail::kMaxDim;
+using detail::kMaxLayers;
+using detail::kMaxPositions;
+using detail::kMaxVocab;
+using detail::optional_dim;
+using detail::positive_number;
+using detail::require_dim;
 
 [[noreturn]] void fail(const std::string& source, const std::string& field, const std::string& why) {
-  throw Error(source + ": " + field + ": " + why);
-}
-
-int64_t require_dim(const Json& j, const char* key, const std::string& src, int64_t max) {
-  int64_t v = io::json_require<int64_t>(j, key, src);
-  if (v <= 0 || v > max) fail(src, key, "must be in [1, " + std::to_string(max) + "], got " + std::to_string(v));
-  return v;
-}
-
-std::optional<int64_t> optional_dim(const Json& j, const char* key, const std::string& src, int64_t max) {
-  auto v = io::json_optional<int64_t>(j, key, src);
-  if (v && (*v <= 0 || *v > max))
-    fail(src, key, "must be in [1, " + std::to_string(max) + "], got " + std::to_string(*v));
-  return v;
-}
-
-double positive_number(const Json& j, const char* key, const std::string& src, double dflt) {
-  auto v = io::json_optional<double>(j, key, src);
-  if (!v) return dflt;
-  if (!(std::isfinite(*v) && *v > 0)) fail(src, key, "must be a positive finite number");
-  return *v;
+  config_fail(source, field, why);
 }
 
 /// eos_token_id as an int or a list of ints.
@@ -134,16 +117,25 @@ void parse_windows(const Json& j, const std::string& src, ModelConfig& c) {
 
 }  // namespace
 
-ModelConfig ModelConfig::parse(std::string_view json_text, const std::string& source) {
-  Json j;
+namespace detail {
+
+io::Json parse_config_object(std::string_view json_text, const std::string& source) {
+  io::Json j;
   try {
     j = io::parse_json(json_text, source);
-  } catch (const Json::exception& e) {
+  } catch (const io::Json::exception& e) {
     // parse_json converts syntax errors; nlohmann reports some values (a number overflowing a
     // double, "1E999") with other exception types.
     throw Error(source + ": invalid JSON: " + e.what());
   }
   if (!j.is_object()) throw Error(source + ": expected a JSON object, got " + io::json_type_name(j));
+  return j;
+}
+
+}  // namespace detail
+
+ModelConfig ModelConfig::parse(std::string_view json_text, const std::string& source) {
+  Json j = detail::parse_config_object(json_text, source);
   ModelConfig c;
   c.model_type = io::json_require<std::string>(j, "model_type", source);
   if (c.model_type != "qwen2" && c.model_type != "llama" && c.model_type != "mistral")

@@ -103,6 +103,26 @@ TEST(Matmul, LargerGemmsAcrossThreadsAndBatches) {
   }
 }
 
+// bf16 x bf16 products (linear layers of a bf16 model) may run on native bf16 GEMM kernels where
+// the CPU has them: the same values as widening to f32 and rounding once, up to one bf16 step
+// from the different summation order. Weight layout [out, in] (transposed view) and plain.
+TEST(Matmul, Bf16ProductsMatchTheWidenedComputation) {
+  HostArray xh = random_host({100, 384}, DType::bf16, 21), wh = random_host({192, 384}, DType::bf16, 22);
+  Tensor x = to_tensor(xh, DType::bf16), w = to_tensor(wh, DType::bf16);
+  for (bool transposed : {true, false}) {
+    SCOPED_TRACE(transposed ? "x · wᵀ" : "x · (wᵀ copied)");
+    Tensor rhs = transposed ? wick::transpose(w) : wick::contiguous(wick::transpose(w));
+    Tensor y = wick::matmul(x, rhs);
+    ASSERT_EQ(y.dtype(), DType::bf16);
+    Tensor ref = wick::astype(wick::matmul(wick::astype(x, DType::f32), wick::astype(rhs, DType::f32)), DType::bf16);
+    auto yv = y.to_vector<float>(), rv = ref.to_vector<float>();
+    double worst = 0;
+    for (size_t i = 0; i < yv.size(); ++i)
+      worst = std::max(worst, std::abs(double(yv[i]) - rv[i]) / (std::abs(double(rv[i])) + 1e-3));
+    EXPECT_LE(worst, 1.0 / 128);  // one bf16 step (8 significant bits)
+  }
+}
+
 TEST(Matmul, IdentityAndExactIntegerValuedProducts) {
   // Small integers make every partial sum exact in f32, so results must be exact.
   HostArray a = random_host({5, 7}, DType::i32, 3, -3, 3);

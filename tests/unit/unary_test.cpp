@@ -181,4 +181,40 @@ TEST(Unary, ChainOfUnaryOpsOnAView) {
   EXPECT_EQ(bytes_of(-in.tensor), bytes_of(wick::negative(in.tensor)));
 }
 
+// erf and GELU run on a polynomial/exp approximation in f32 (vectorised): dense sweeps against
+// double precision, including GELU's left tail where 1 + erf(x/√2) must not cancel to 0.
+TEST(Unary, ErfAndGeluAccuracyOverDenseSweeps) {
+  const int64_t n = 200001;
+  std::vector<float> x(n);
+  for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>(-14.0 + 24.0 * double(i) / double(n - 1));
+  Tensor t = Tensor::from_vector(x, {n});
+  auto erf_v = wick::erf(t).to_vector<float>();
+  auto gelu_v = wick::gelu(t).to_vector<float>();
+  auto tanh_v = wick::gelu_tanh(t).to_vector<float>();
+  double erf_err = 0, gelu_rel = 0, gelu_abs = 0, tanh_err = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    double v = x[i];
+    erf_err = std::max(erf_err, std::abs(erf_v[i] - std::erf(v)) / std::max(1e-30, std::abs(std::erf(v))));
+    // The reference takes the f32-rounded x/√2, as any f32 GELU does.
+    double z = static_cast<float>(x[i] * 0.70710678118654752440f);
+    double g = 0.5 * v * std::erfc(-z);
+    gelu_abs = std::max(gelu_abs, std::abs(gelu_v[i] - g) / std::max(1.0, std::abs(v)));
+    if (std::abs(g) > 1e-30) gelu_rel = std::max(gelu_rel, std::abs(gelu_v[i] - g) / std::abs(g));
+    tanh_err = std::max(tanh_err, std::abs(tanh_v[i] - gelu_tanh_d(v)) / std::max(1.0, std::abs(v)));
+  }
+  EXPECT_LT(erf_err, 4e-7);
+  EXPECT_LT(gelu_abs, 2e-7);
+  EXPECT_LT(gelu_rel, 2e-6);  // left tail: relative, down to 1e-30
+  EXPECT_LT(tanh_err, 4e-7);
+  // Infinities and NaN.
+  const float inf = std::numeric_limits<float>::infinity();
+  auto sp = wick::erf(Tensor::from_vector<float>({inf, -inf, NAN}, {3})).to_vector<float>();
+  EXPECT_EQ(sp[0], 1.0f);
+  EXPECT_EQ(sp[1], -1.0f);
+  EXPECT_TRUE(std::isnan(sp[2]));
+  auto gp = wick::gelu(Tensor::from_vector<float>({inf, NAN}, {2})).to_vector<float>();
+  EXPECT_EQ(gp[0], inf);
+  EXPECT_TRUE(std::isnan(gp[1]));
+}
+
 }  // namespace

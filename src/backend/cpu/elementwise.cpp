@@ -69,6 +69,18 @@ void map2(const Node& a, const Node& b, Node& out, F f) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] / (1.0f + fast_exp(-x[i]));
 }
+[[gnu::noinline]] void gelu_f32(const float* x, float* y, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = fast_gelu(x[i]);
+}
+[[gnu::noinline]] void gelu_tanh_f32(const float* x, float* y, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = fast_gelu_tanh(x[i]);
+}
+[[gnu::noinline]] void erf_f32(const float* x, float* y, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = fast_erf(x[i]);
+}
 
 /// Runs the dense f32 fast path of `op` when there is one; false otherwise.
 bool dense_f32_unary(detail::UnaryOp op, const Node& a, Node& out) {
@@ -79,6 +91,9 @@ bool dense_f32_unary(detail::UnaryOp op, const Node& a, Node& out) {
     case UnaryOp::exp: fn = exp_f32; break;
     case UnaryOp::sigmoid: fn = sigmoid_f32; break;
     case UnaryOp::silu: fn = silu_f32; break;
+    case UnaryOp::gelu: fn = gelu_f32; break;
+    case UnaryOp::gelu_tanh: fn = gelu_tanh_f32; break;
+    case UnaryOp::erf: fn = erf_f32; break;
     default: return false;
   }
   const float* x = a.data<float>();
@@ -89,7 +104,8 @@ bool dense_f32_unary(detail::UnaryOp op, const Node& a, Node& out) {
 
 template <class V>
 V erf_value(V x) {
-  return static_cast<V>(std::erf(x));
+  if constexpr (std::is_same_v<V, float>) return fast_erf(x);
+  else return static_cast<V>(std::erf(x));
 }
 
 template <class T>
@@ -127,10 +143,12 @@ void unary_kernel(detail::UnaryOp op, const Node& a, Node& out) {
           if constexpr (std::is_same_v<C, float>) return run([](C v) { return v / (1.0f + fast_exp(-v)); });
           else return run([](C v) { return v / (C(1) + std::exp(-v)); });
         case UnaryOp::gelu:
-          return run([](C v) { return C(0.5) * v * (C(1) + erf_value(v * C(0.70710678118654752440))); });
+          if constexpr (std::is_same_v<C, float>) return run([](C v) { return fast_gelu(v); });
+          else return run([](C v) { return C(0.5) * v * (C(1) + erf_value(v * C(0.70710678118654752440))); });
         case UnaryOp::erf: return run([](C v) { return erf_value(v); });
         case UnaryOp::gelu_tanh:
-          return run([](C v) {
+          if constexpr (std::is_same_v<C, float>) return run([](C v) { return fast_gelu_tanh(v); });
+          else return run([](C v) {
             C inner = C(0.79788456080286535588) * (v + C(0.044715) * v * v * v);
             return C(0.5) * v * (C(1) + std::tanh(inner));
           });

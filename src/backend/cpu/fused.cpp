@@ -91,12 +91,27 @@ void run_unary(UnaryOp op, const R* x, R* y, int64_t n) {
       for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
       return;
     case UnaryOp::erf:
-      for (int64_t i = 0; i < n; ++i) y[i] = std::erf(x[i]);
+      if constexpr (std::is_same_v<R, float>) {
+#pragma omp simd
+        for (int64_t i = 0; i < n; ++i) y[i] = fast_erf(x[i]);
+      } else {
+        for (int64_t i = 0; i < n; ++i) y[i] = std::erf(x[i]);
+      }
       return;
     case UnaryOp::gelu:
-      for (int64_t i = 0; i < n; ++i) y[i] = R(0.5) * x[i] * (R(1) + std::erf(x[i] * R(0.70710678118654752440)));
+      if constexpr (std::is_same_v<R, float>) {
+#pragma omp simd
+        for (int64_t i = 0; i < n; ++i) y[i] = fast_gelu(x[i]);
+      } else {
+        for (int64_t i = 0; i < n; ++i) y[i] = R(0.5) * x[i] * (R(1) + std::erf(x[i] * R(0.70710678118654752440)));
+      }
       return;
     case UnaryOp::gelu_tanh:
+      if constexpr (std::is_same_v<R, float>) {
+#pragma omp simd
+        for (int64_t i = 0; i < n; ++i) y[i] = fast_gelu_tanh(x[i]);
+        return;
+      }
       for (int64_t i = 0; i < n; ++i) {
         R v = x[i], inner = R(0.79788456080286535588) * (v + R(0.044715) * v * v * v);
         y[i] = R(0.5) * v * (R(1) + std::tanh(inner));

@@ -309,6 +309,52 @@ BatchOperand batch_operand(const Node& n, const Strided2& m, const Strides& bst,
   return {hold.p, 'N', std::max<int64_t>(m.cols, 1), dense};
 }
 
+/// Whether this CPU multiplies bf16 natively (AVX512_BF16): checked once.
+bool native_bf16() {
+  static const bool yes = dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core_bf16;
+  return yes;
+}
+
+/// A 2-D bf16 product with bf16 output through oneDNN's bf16 matmul (vdpbf16ps): the products of
+/// two bf16 values are exact in f32 and are accumulated in f32, then rounded to bf16 once, as the
+/// widening path computes them (summation order aside), at about twice the speed and half the
+/// memory traffic. Returns false (nothing done) where the layout or the CPU does not fit.
+bool matmul_bf16_native(const Node& a, const Node& b, Node& out) {
+  if (out.dtype != DType::bf16 || a.dtype != DType::bf16 || b.dtype != DType::bf16 || out.shape.size() != 2 ||
+      !native_bf16())
+    return false;
+  const int64_t M = out.shape[0], N = out.shape[1], K = a.shape[1];
+  if (M < 16 || N < 32 || K < 32) return false;
+  Strided2 ma{M, K, a.strides[0], a.strides[1]}, mb{K, N, b.strides[0], b.strides[1]};
+  char ta, tb;
+  int64_t lda, ldb;
+  if (!gemm_layout(ma, ta, lda) || !gemm_layout(mb, tb, ldb)) return false;
+  try {
+    using dnnl::memory;
+    using dims = memory::dims;
+    const auto bf16 = memory::data_type::bf16;
+    memory::desc ad({M, K}, bf16, ta == 'N' ? dims{lda, 1} : dims{1, lda});
+    memory::desc bd({K, N}, bf16, tb == 'N' ? dims{ldb, 1} : dims{1, ldb});
+    memory::desc cd({M, N}, bf16, dims{N, 1});
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    dnnl::engine& eng = dnnl_engine();
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(ad, bd, cd), attr, eng);
+    dnnl::matmul prim(pd);
+    memory::desc sd = pd.scratchpad_desc();
+    float* sp = thread_scratch(kGemmScratchpad, sd.get_size() / sizeof(float) + 1);
+    thread_local dnnl::stream stream(eng);
+    prim.execute(stream, {{DNNL_ARG_SRC, memory(ad, eng, const_cast<void*>(static_cast<const void*>(a.data<bfloat16>())))},
+                          {DNNL_ARG_WEIGHTS, memory(bd, eng, const_cast<void*>(static_cast<const void*>(b.data<bfloat16>())))},
+                          {DNNL_ARG_DST, memory(cd, eng, static_cast<void*>(out.data<bfloat16>()))},
+                          {DNNL_ARG_SCRATCHPAD, memory(sd, eng, sp)}});
+    stream.wait();
+    return true;
+  } catch (const dnnl::error&) {
+    return false;  // the widening path handles it
+  }
+}
+
 void matmul_f32(const Node& a, const Node& b, Node& out) {
   size_t nd = out.shape.size();
   int64_t M = out.shape[nd - 2], N = out.shape[nd - 1], K = a.shape.back();
@@ -413,6 +459,7 @@ void Matmul::eval_cpu(std::span<Node* const> in, Node& out) {
     case DType::f32:
     case DType::f16:
     case DType::bf16:
+      if (matmul_bf16_native(a, b, out)) return;
       matmul_f32(a, b, out);
       return;
     default:
