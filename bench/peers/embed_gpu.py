@@ -62,8 +62,14 @@ def write_model(folder, shape):
         f.write("".join(v + "\n" for v in vocab))
     with open(os.path.join(folder, "tokenizer_config.json"), "w") as f:
         json.dump({"tokenizer_class": "BertTokenizer", "do_lower_case": True, "model_max_length": 512}, f)
-    tok = tf.AutoTokenizer.from_pretrained(folder)
-    tok.save_pretrained(folder)
+    try:
+        tok = tf.AutoTokenizer.from_pretrained(folder)
+        tok.save_pretrained(folder)
+    except Exception as e:  # a transformers without the vocab.txt conversion: build tokenizer.json directly
+        print("AutoTokenizer failed (%s); using tokenizers' BertWordPieceTokenizer" % e, file=sys.stderr)
+        from tokenizers.implementations import BertWordPieceTokenizer
+        BertWordPieceTokenizer(os.path.join(folder, "vocab.txt"), lowercase=True).save(
+            os.path.join(folder, "tokenizer.json"))
     return model
 
 
