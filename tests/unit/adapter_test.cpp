@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/file_util.h"
+#include "common/compare.h"
 #include "wick/wick.h"
 
 namespace {
@@ -39,13 +40,7 @@ bool bit_equal(const Tensor& a, const Tensor& b) {
   return std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0;
 }
 
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  auto x = a.to_vector<float>(), y = b.to_vector<float>();
-  double m = 0;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) m = std::max(m, std::abs(double(x[i]) - double(y[i])));
-  return m;
-}
+using wt::max_abs_diff;
 
 template <class F>
 void expect_error(F&& f, const std::vector<std::string>& parts) {

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include "common/compare.h"
 #include "wick/wick.h"
 
 namespace {
@@ -42,13 +43,7 @@ Tensor ids_of(const std::vector<int64_t>& seq) {
   return Tensor::from_vector(seq, {1, static_cast<int64_t>(seq.size())});
 }
 
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  auto x = a.to_vector<float>(), y = b.to_vector<float>();
-  double m = 0;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) m = std::max(m, std::abs(double(x[i]) - double(y[i])));
-  return m;
-}
+using wt::max_abs_diff;
 
 int64_t argmax_last(const Tensor& logits, int64_t row = 0) {
   Tensor last = slice(slice(logits, 0, row, row + 1), 1, logits.shape()[1] - 1, logits.shape()[1]);

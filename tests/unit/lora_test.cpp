@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include "common/compare.h"
 #include "wick/wick.h"
 
 namespace {
@@ -18,13 +19,7 @@ namespace fs = std::filesystem;
 
 std::string fixtures() { return std::string(WICK_FIXTURES_DIR); }
 
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  auto x = a.to_vector<float>(), y = b.to_vector<float>();
-  double m = 0;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) m = std::max(m, std::abs(double(x[i]) - double(y[i])));
-  return m;
-}
+using wt::max_abs_diff;
 
 TEST(LoraFixture, LinearForwardMatchesReference) {
   auto f = load_safetensors(fixtures() + "/lora/linear.safetensors");

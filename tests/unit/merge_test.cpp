@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/file_util.h"
+#include "common/compare.h"
 #include "wick/wick.h"
 
 namespace {
@@ -29,13 +30,7 @@ Tensor logits_of(CausalLM& m) {
   return m.forward(Tensor::from_vector(kIds, {1, T})).eval();
 }
 
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  auto x = a.to_vector<float>(), y = b.to_vector<float>();
-  double m = 0;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) m = std::max(m, std::abs(double(x[i]) - double(y[i])));
-  return m;
-}
+using wt::max_abs_diff;
 
 json read_json(const std::string& path) {
   std::ifstream f(path);
