@@ -39,7 +39,7 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 
 CC=clang CXX=clang++ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DWICK_FUZZ=ON -DWICK_BUILD_TESTS=OFF -DWICK_BUILD_TOOLS=OFF >/dev/null
+  -DWICK_FUZZ=ON -DWICK_CUDA=OFF -DWICK_BUILD_TESTS=OFF -DWICK_BUILD_TOOLS=OFF >/dev/null
 cmake --build "$BUILD" -j "$JOBS" --target "${targets[@]/%/_fuzz}"
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1}

@@ -16,6 +16,25 @@ struct Device {
   std::string str() const;
 };
 
+/// CUDA devices this build and machine can use: 0 without a CUDA build, driver or GPU.
+int cuda_device_count();
+
+/// The device that tensors built without tensor inputs (full, arange, random, zeros, ...) go
+/// to on this thread: cpu, unless a DeviceScope says otherwise.
+Device default_device();
+
+/// While alive, tensors built without tensor inputs on this thread are placed on `d`. Nests.
+class DeviceScope {
+ public:
+  explicit DeviceScope(Device d);
+  ~DeviceScope();
+  DeviceScope(const DeviceScope&) = delete;
+  DeviceScope& operator=(const DeviceScope&) = delete;
+
+ private:
+  Device prev_;
+};
+
 /// An ordered queue of evaluations on one device, served by one worker. Evaluations on one
 /// stream run in submission order; dependencies across streams are waited for.
 struct Stream {

@@ -39,6 +39,10 @@ class Module {
   std::map<std::string, Tensor> parameters() const;
   /// The parameters not frozen.
   std::map<std::string, Tensor> trainable_parameters() const;
+  /// Moves every parameter to device `d` (copies evaluated at once; trainability is kept).
+  void to(Device d);
+  /// The device of the parameters (cpu for a module without any).
+  Device device() const;
   /// Replaces parameter handles by dotted name. Unknown names, shape or dtype mismatches throw
   /// naming the parameter; nothing is replaced then.
   void update(const std::map<std::string, Tensor>& values);

@@ -183,6 +183,10 @@ Tensor squeeze(const Tensor& x, int axis);
 Tensor squeeze(const Tensor& x);
 /// A dense row-major copy, or x itself when it already is one.
 Tensor contiguous(const Tensor& x);
+/// x on device `d` (a dense copy; x itself when it is already there). Ops need their tensor
+/// operands on one device; one-element host constants and not-yet-evaluated full/arange/random
+/// operands follow the others by themselves.
+Tensor to(const Tensor& x, Device d);
 Tensor concatenate(const std::vector<Tensor>& xs, int axis = 0);
 Tensor stack(const std::vector<Tensor>& xs, int axis = 0);
 /// Splits into `sections` equal parts along `axis` (views).

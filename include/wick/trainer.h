@@ -54,6 +54,7 @@ struct TrainOptions {
 
   int64_t eval_every = 0;  // 0: validate only at the end (when there is a validation file)
   int64_t save_every = 0;  // 0: checkpoint only at the end (and on interruption)
+  bool profile = false;    // time every kernel of the steps after the first; report at the end
   bool compile = true;     // off: the same step, evaluated lazily without compile()
   std::string save_dtype = "auto";  // full fine-tuning: auto (the config's) | f32 | bf16 | f16
   std::string device = "cpu";

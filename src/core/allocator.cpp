@@ -6,6 +6,7 @@
 #include <new>
 #include <vector>
 
+#include "core/cuda_api.h"
 #include "wick/error.h"
 #include "wick/memory.h"
 
@@ -22,8 +23,26 @@ size_t size_class(size_t bytes) {
   return (bytes + step - 1) / step * step;
 }
 
-class CpuAllocator {
+/// Where a caching allocator's blocks come from: host memory or one CUDA device.
+struct BlockSource {
+  Device device;
+  void* get(size_t bytes) const {
+    if (device.type == Device::Type::cpu) return std::aligned_alloc(64, bytes);
+    return cuda_api::malloc(bytes, device.index);
+  }
+  void put(void* p) const {
+    if (device.type == Device::Type::cpu) std::free(p);
+    else cuda_api::free(p, device.index);
+  }
+};
+
+/// Size-classed free lists over a BlockSource. On CUDA, a block freed while kernels that read it
+/// are still queued is safe to hand out again: every kernel of a device runs on one stream, so
+/// its next user runs after them.
+class CachingAllocator {
  public:
+  explicit CachingAllocator(Device d) : source_{d} {}
+
   void* acquire(size_t bytes, size_t* capacity) {
     size_t cap = size_class(bytes);
     std::lock_guard lock(mutex_);
@@ -41,17 +60,19 @@ class CpuAllocator {
     if (stats_.limit && stats_.active + stats_.cached + cap > stats_.limit) drop_cache();
     if (stats_.limit && stats_.active + cap > stats_.limit) {
       stats_.allocations--;
-      throw Error("out of memory on cpu: requested " + std::to_string(bytes) + " bytes with " +
+      throw Error("out of memory on " + source_.device.str() + ": requested " + std::to_string(bytes) + " bytes with " +
                   std::to_string(stats_.active) + " bytes active; limit is " +
                   std::to_string(stats_.limit) + " bytes (set_memory_limit)");
     }
-    void* p = std::aligned_alloc(64, cap);
+    void* p = source_.get(cap);
     if (!p) {
       drop_cache();
-      p = std::aligned_alloc(64, cap);
+      p = source_.get(cap);
       if (!p) {
         stats_.allocations--;
-        throw Error("out of memory on cpu: the system refused " + std::to_string(cap) + " bytes");
+        throw Error("out of memory on " + source_.device.str() + ": the device refused " +
+                    std::to_string(cap) + " bytes with " + std::to_string(stats_.active) +
+                    " bytes active in wick's buffers");
       }
     }
     account(cap);
@@ -63,7 +84,7 @@ class CpuAllocator {
     std::lock_guard lock(mutex_);
     stats_.active -= cap;
     if (stats_.limit && stats_.active + stats_.cached + cap > stats_.limit) {
-      std::free(p);
+      source_.put(p);
       return;
     }
     free_[cap].push_back(p);
@@ -95,37 +116,51 @@ class CpuAllocator {
   }
   void drop_cache() {
     for (auto& [cap, blocks] : free_) {
-      for (void* b : blocks) std::free(b);
+      for (void* b : blocks) source_.put(b);
       stats_.cached -= cap * blocks.size();
       blocks.clear();
     }
   }
 
+  BlockSource source_;
   std::mutex mutex_;
   std::map<size_t, std::vector<void*>> free_;
   MemoryStats stats_;
 };
 
-CpuAllocator& cpu_allocator() {
+constexpr int kMaxCudaDevices = 16;
+
+/// The allocator of a device; throws for a device this build or machine does not have.
+CachingAllocator& allocator_for(Device d) {
   // Leaked on purpose: tensors in static storage may be destroyed after any static allocator.
-  static CpuAllocator* a = new CpuAllocator();
-  return *a;
+  static CachingAllocator* cpu = new CachingAllocator(Device::cpu());
+  if (d.type == Device::Type::cpu) return *cpu;
+  static int count = cuda_api::device_count();
+  if (d.index < 0 || d.index >= count || d.index >= kMaxCudaDevices)
+    throw Error("device " + d.str() + " is not available" +
+                (count ? " (this machine has " + std::to_string(count) + " CUDA devices)"
+                       : std::string(" (no CUDA device, or a build without CUDA)")));
+  static CachingAllocator* cuda[kMaxCudaDevices] = {};
+  static std::mutex m;
+  std::lock_guard lock(m);
+  if (!cuda[d.index]) cuda[d.index] = new CachingAllocator(d);
+  return *cuda[d.index];
 }
 
 void require_cpu(Device d) {
-  if (d.type != Device::Type::cpu) throw Error("device " + d.str() + " is not available in this build");
+  if (d.type != Device::Type::cpu) throw Error("device " + d.str() + ": external memory must be host memory");
 }
 
 }  // namespace
 
 Storage::~Storage() {
-  if (ptr && !external_owner) cpu_allocator().release(ptr, capacity);
+  if (ptr && !external_owner) allocator_for(device).release(ptr, capacity);
 }
 
 std::shared_ptr<Storage> allocate(size_t bytes, Device device) {
-  require_cpu(device);
+  CachingAllocator& a = allocator_for(device);
   auto s = std::make_shared<Storage>();
-  s->ptr = cpu_allocator().acquire(bytes, &s->capacity);
+  s->ptr = a.acquire(bytes, &s->capacity);
   s->bytes = bytes;
   s->device = device;
   return s;
@@ -146,21 +181,9 @@ std::shared_ptr<Storage> wrap_external(void* ptr, size_t bytes, std::shared_ptr<
 
 namespace wick {
 
-MemoryStats memory_stats(Device d) {
-  detail::require_cpu(d);
-  return detail::cpu_allocator().stats();
-}
-void set_memory_limit(size_t bytes, Device d) {
-  detail::require_cpu(d);
-  detail::cpu_allocator().set_limit(bytes);
-}
-void reset_peak_memory(Device d) {
-  detail::require_cpu(d);
-  detail::cpu_allocator().reset_peak();
-}
-void clear_memory_cache(Device d) {
-  detail::require_cpu(d);
-  detail::cpu_allocator().clear();
-}
+MemoryStats memory_stats(Device d) { return detail::allocator_for(d).stats(); }
+void set_memory_limit(size_t bytes, Device d) { detail::allocator_for(d).set_limit(bytes); }
+void reset_peak_memory(Device d) { detail::allocator_for(d).reset_peak(); }
+void clear_memory_cache(Device d) { detail::allocator_for(d).clear(); }
 
 }  // namespace wick

@@ -1,6 +1,8 @@
 #include "graph/node.h"
 
-#include "graph/primitive.h"
+#include <cstring>
+
+#include "graph/primitives.h"
 #include "wick/runtime.h"
 
 namespace wick::detail {
@@ -29,16 +31,71 @@ bool RetainScope::active() { return retain_depth > 0; }
 TraceScope::TraceScope() { ++trace_depth; }
 TraceScope::~TraceScope() { --trace_depth; }
 
+void Primitive::eval_cuda(std::span<Node* const> inputs, Node& out) {
+  if (is_view()) return eval_cpu(inputs, out);
+  throw Error(std::string(name()) + ": no CUDA kernel");
+}
+
 std::vector<Tensor> Primitive::vjp(const std::vector<Tensor>&, const Tensor&, const Tensor&,
                                    const std::vector<bool>&) {
   throw Error(std::string(name()) + " is not differentiable");
 }
 
+namespace {
+
+thread_local Device scope_device = Device::cpu();
+
+/// The value of an evaluated one-element host tensor, as a double.
+double host_scalar(const Node& n) {
+  const void* p = n.raw();
+  switch (n.dtype) {
+    case DType::f32: return *static_cast<const float*>(p);
+    case DType::f64: return *static_cast<const double*>(p);
+    case DType::f16: return static_cast<float>(*static_cast<const float16*>(p));
+    case DType::bf16: return static_cast<float>(*static_cast<const bfloat16*>(p));
+    case DType::i32: return *static_cast<const int32_t*>(p);
+    case DType::i64: return static_cast<double>(*static_cast<const int64_t*>(p));
+    case DType::boolean: return *static_cast<const uint8_t*>(p) != 0;
+  }
+  return 0;
+}
+
+/// `x` as an operand on device `d`: itself when it is there; a constant built afresh there when
+/// it is a one-element host value or a pending input-less node (full, arange, random); an error
+/// naming the op otherwise, since moving real data must be explicit (to()).
+Tensor operand_on(const Tensor& x, Device d, const Primitive& p) {
+  Node* n = x.node();
+  if (n->device == d) return x;
+  if (n->ready() && n->device.type == Device::Type::cpu && n->size() == 1) {
+    Tensor c = make_node_on(d, n->shape, n->dtype, std::make_shared<Full>(host_scalar(*n)), {});
+    return c;
+  }
+  if (n->primitive && n->inputs.empty() && n->state.load(std::memory_order_acquire) == NodeState::pending)
+    return make_node_on(d, n->shape, n->dtype, n->primitive, {});
+  throw Error(std::string(p.name()) + ": an operand of shape " + shape_str(n->shape) + " is on " +
+              n->device.str() + " and another on " + d.str() + "; move it with to()");
+}
+
+}  // namespace
+
 Tensor make_node(Shape shape, DType dtype, std::shared_ptr<Primitive> p, std::vector<Tensor> inputs) {
+  Device d = inputs.empty() ? scope_device : Device::cpu();
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.device().type != Device::Type::cpu) {
+      d = t.device();
+      break;
+    }
+  for (Tensor& t : inputs)
+    if (t.defined()) t = operand_on(t, d, *p);
+  return make_node_on(d, std::move(shape), dtype, std::move(p), std::move(inputs));
+}
+
+Tensor make_node_on(Device device, Shape shape, DType dtype, std::shared_ptr<Primitive> p,
+                    std::vector<Tensor> inputs) {
   auto n = std::make_shared<Node>();
   n->shape = std::move(shape);
   n->dtype = dtype;
-  n->device = inputs.empty() ? Device::cpu() : inputs[0].device();
+  n->device = device;
   n->primitive = std::move(p);
   n->inputs = std::move(inputs);
   n->retained = RetainScope::active();
@@ -66,3 +123,11 @@ Node::~Node() {
 }
 
 }  // namespace wick::detail
+
+namespace wick {
+
+Device default_device() { return detail::scope_device; }
+DeviceScope::DeviceScope(Device d) : prev_(detail::scope_device) { detail::scope_device = d; }
+DeviceScope::~DeviceScope() { detail::scope_device = prev_; }
+
+}  // namespace wick

@@ -79,7 +79,12 @@ class TraceScope {
   TraceScope& operator=(const TraceScope&) = delete;
 };
 
-/// A new pending node computed by `p` from `inputs`.
+/// A new pending node computed by `p` from `inputs`, on their device (the first non-host one;
+/// default_device() when there are none). Host scalars and pending full/arange/random operands
+/// follow that device; any other operand elsewhere is an error.
 Tensor make_node(Shape shape, DType dtype, std::shared_ptr<Primitive> p, std::vector<Tensor> inputs);
+/// The same on an explicit device, operands as they are (to() crosses devices this way).
+Tensor make_node_on(Device device, Shape shape, DType dtype, std::shared_ptr<Primitive> p,
+                    std::vector<Tensor> inputs);
 
 }  // namespace wick::detail

@@ -30,9 +30,12 @@ Tensor full(const Shape& shape, double value, DType dtype) {
 }
 Tensor zeros(const Shape& shape, DType dtype) { return full(shape, 0.0, dtype); }
 Tensor ones(const Shape& shape, DType dtype) { return full(shape, 1.0, dtype); }
-Tensor zeros_like(const Tensor& x) { return full(x.shape(), 0.0, x.dtype()); }
-Tensor ones_like(const Tensor& x) { return full(x.shape(), 1.0, x.dtype()); }
-Tensor full_like(const Tensor& x, double value) { return full(x.shape(), value, x.dtype()); }
+Tensor zeros_like(const Tensor& x) { return full_like(x, 0.0); }
+Tensor ones_like(const Tensor& x) { return full_like(x, 1.0); }
+Tensor full_like(const Tensor& x, double value) {
+  DeviceScope on(x.device());
+  return full(x.shape(), value, x.dtype());
+}
 
 Tensor scalar(double value, DType dtype) {
   // Stored directly (no kernel): scalars are built constantly as operands.

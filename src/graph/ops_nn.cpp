@@ -78,7 +78,10 @@ Tensor lora_linear(const Tensor& x, const Tensor& w, const std::optional<Tensor>
     throw Error("lora_linear: x " + shape_str(x.shape()) + ", W " + shape_str(w.shape()) + ", A " +
                 shape_str(a.shape()) + ", B " + shape_str(b.shape()) +
                 " do not match (W [out,in], A [r,in], B [out,r])");
-  DType t = float_promote("lora_linear", {&x, &w, &a, &b});
+  // The base layer sets the dtype: f32 adapter weights on a bf16 model run in bf16 (their
+  // gradients flow back to f32 through the cast), as the frozen weights dominate the cost.
+  float_promote("lora_linear", {&a, &b});
+  DType t = float_promote("lora_linear", {&x, &w});
   std::vector<Tensor> ins = {cast(x, t), cast(w, t), cast(a, t), cast(b, t)};
   if (bias) {
     require_vector(*bias, w.shape()[0], "lora_linear", "bias", x);

@@ -196,6 +196,15 @@ Tensor contiguous(const Tensor& x) {
   return build<Copy>(x.shape(), x.dtype(), {x});
 }
 
+Tensor to(const Tensor& x, Device d) {
+  require_defined("to", {&x});
+  if (x.device() == d) return x;
+  if (d.type == Device::Type::cuda && (d.index < 0 || d.index >= cuda_device_count()))
+    throw Error("to: device " + d.str() + " is not available (this machine and build have " +
+                std::to_string(cuda_device_count()) + " CUDA devices)");
+  return make_node_on(d, x.shape(), x.dtype(), std::make_shared<ToDevice>(), {contiguous(x)});
+}
+
 Tensor concatenate(const std::vector<Tensor>& xs, int axis) {
   if (xs.empty()) throw Error("concatenate: no tensors");
   for (const Tensor& x : xs) require_defined("concatenate", {&x});

@@ -17,6 +17,10 @@ class Primitive {
   /// Computes `out` (which has shape and dtype set) on the CPU. Must set out.storage, strides
   /// and offset: either a fresh buffer (alloc_output) or a view of an input's storage.
   virtual void eval_cpu(std::span<Node* const> inputs, Node& out) = 0;
+  /// The same on a CUDA device: launches kernels on the device's stream and returns without
+  /// waiting for them. Views (which only set strides) share eval_cpu; other primitives without
+  /// a CUDA kernel throw, naming themselves.
+  virtual void eval_cuda(std::span<Node* const> inputs, Node& out);
   /// True when `other` would compute the same output from the same inputs (for CSE).
   virtual bool is_equivalent(const Primitive& other) const { return false; }
   virtual void print(std::ostream& os) const { os << name(); }

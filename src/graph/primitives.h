@@ -5,6 +5,7 @@
 #include <typeinfo>
 #include <vector>
 
+#include "graph/op_codes.h"
 #include "graph/primitive.h"
 
 namespace wick::detail {
@@ -18,6 +19,12 @@ namespace wick::detail {
   (typeid(o) == typeid(cls) && [&](const cls& p) { return fields; }(static_cast<const cls&>(o)))
 
 #define WICK_PRIMITIVE(cls, str)                                        \
+  const char* name() const override { return str; }                    \
+  void eval_cpu(std::span<Node* const> inputs, Node& out) override;    \
+  void eval_cuda(std::span<Node* const> inputs, Node& out) override;
+
+// Views only set strides, so the same code serves every device (Primitive::eval_cuda).
+#define WICK_VIEW_PRIMITIVE(cls, str)                                   \
   const char* name() const override { return str; }                    \
   void eval_cpu(std::span<Node* const> inputs, Node& out) override;
 
@@ -49,10 +56,6 @@ class Random : public Primitive {
 };
 
 // ---- elementwise ----
-enum class UnaryOp {
-  neg, abs, exp, log, sqrt, rsqrt, sin, cos, tanh, sigmoid, silu, gelu, gelu_tanh, relu, square,
-  logical_not, erf
-};
 const char* unary_name(UnaryOp op);
 
 class Unary : public Primitive {
@@ -61,13 +64,11 @@ class Unary : public Primitive {
   explicit Unary(UnaryOp o) : op(o) {}
   const char* name() const override { return unary_name(op); }
   void eval_cpu(std::span<Node* const> inputs, Node& out) override;
+  void eval_cuda(std::span<Node* const> inputs, Node& out) override;
   bool is_equivalent(const Primitive& o) const override;
   UnaryOp op;
 };
 
-enum class BinaryOp {
-  add, sub, mul, div, pow, max, min, eq, ne, lt, le, gt, ge, logical_and, logical_or
-};
 const char* binary_name(BinaryOp op);
 
 /// Inputs share one dtype and broadcast to the output shape (kernels align their strides, so
@@ -78,6 +79,7 @@ class Binary : public Primitive {
   explicit Binary(BinaryOp o) : op(o) {}
   const char* name() const override { return binary_name(op); }
   void eval_cpu(std::span<Node* const> inputs, Node& out) override;
+  void eval_cuda(std::span<Node* const> inputs, Node& out) override;
   bool is_equivalent(const Primitive& o) const override;
   BinaryOp op;
 };
@@ -106,7 +108,6 @@ class Copy : public Primitive {
 };
 
 // ---- reductions (output keeps reduced axes as size 1) ----
-enum class ReduceOp { sum, mean, max, min };
 
 class Reduce : public Primitive {
  public:
@@ -114,6 +115,7 @@ class Reduce : public Primitive {
   Reduce(ReduceOp o, std::vector<int> ax) : op(o), axes(std::move(ax)) {}
   const char* name() const override;
   void eval_cpu(std::span<Node* const> inputs, Node& out) override;
+  void eval_cuda(std::span<Node* const> inputs, Node& out) override;
   bool is_equivalent(const Primitive& o) const override;
   ReduceOp op;
   std::vector<int> axes;  // sorted, unique, non-negative
@@ -124,6 +126,7 @@ class ArgReduce : public Primitive {
   ArgReduce(bool mx, int ax) : is_max(mx), axis(ax) {}
   const char* name() const override { return is_max ? "argmax" : "argmin"; }
   void eval_cpu(std::span<Node* const> inputs, Node& out) override;
+  void eval_cuda(std::span<Node* const> inputs, Node& out) override;
   bool is_max;
   int axis;
 };
@@ -155,6 +158,7 @@ class Softmax : public Primitive {
   explicit Softmax(bool lg) : log(lg) {}
   const char* name() const override { return log ? "log_softmax" : "softmax"; }
   void eval_cpu(std::span<Node* const> inputs, Node& out) override;
+  void eval_cuda(std::span<Node* const> inputs, Node& out) override;
   bool is_equivalent(const Primitive& o) const override { return WICK_SAME(Softmax, p.log == log); }
   bool log;
 };
@@ -216,7 +220,7 @@ class Transpose : public Primitive {
  public:
   WICK_VJP
   explicit Transpose(std::vector<int> p) : perm(std::move(p)) {}
-  WICK_PRIMITIVE(Transpose, "transpose")
+  WICK_VIEW_PRIMITIVE(Transpose, "transpose")
   bool is_equivalent(const Primitive& o) const override { return WICK_SAME(Transpose, p.perm == perm); }
   bool is_view() const override { return true; }
   std::vector<int> perm;
@@ -227,7 +231,7 @@ class Slice : public Primitive {
  public:
   WICK_VJP
   Slice(std::vector<int64_t> s, std::vector<int64_t> st) : start(std::move(s)), step(std::move(st)) {}
-  WICK_PRIMITIVE(Slice, "slice")
+  WICK_VIEW_PRIMITIVE(Slice, "slice")
   bool is_equivalent(const Primitive& o) const override { return WICK_SAME(Slice, p.start == start && p.step == step); }
   bool is_view() const override { return true; }
   std::vector<int64_t> start, step;
@@ -236,7 +240,7 @@ class Slice : public Primitive {
 class BroadcastTo : public Primitive {
  public:
   WICK_VJP
-  WICK_PRIMITIVE(BroadcastTo, "broadcast_to")
+  WICK_VIEW_PRIMITIVE(BroadcastTo, "broadcast_to")
   bool is_equivalent(const Primitive& o) const override { return WICK_SAME(BroadcastTo, true); }
   bool is_view() const override { return true; }
 };
@@ -255,7 +259,7 @@ class SliceUpdate : public Primitive {
 /// The identity (a view) whose gradient is zero.
 class StopGradient : public Primitive {
  public:
-  WICK_PRIMITIVE(StopGradient, "stop_gradient")
+  WICK_VIEW_PRIMITIVE(StopGradient, "stop_gradient")
   bool is_equivalent(const Primitive& o) const override { return WICK_SAME(StopGradient, true); }
   WICK_VJP
   bool is_view() const override { return true; }
@@ -359,7 +363,15 @@ class ScaledMaskedSoftmax : public Primitive {
   bool has_mask;
 };
 
+/// Copies its input to the output's device (host <-> CUDA, or between CUDA devices).
+class ToDevice : public Primitive {
+ public:
+  WICK_PRIMITIVE(ToDevice, "to_device")
+  WICK_VJP
+};
+
 #undef WICK_PRIMITIVE
+#undef WICK_VIEW_PRIMITIVE
 #undef WICK_VJP
 #undef WICK_SAME
 

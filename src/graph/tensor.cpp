@@ -86,6 +86,7 @@ void Tensor::read(void* dst, DType dst_type, size_t count, bool scalar) const {
   Tensor src = *this;
   if (dtype() != dst_type) src = astype(src, dst_type);
   src = contiguous(src);
+  if (src.device().type != Device::Type::cpu) src = to(src, Device::cpu());
   src.eval();
   if (count) std::memcpy(dst, src.node()->raw(), count * itemsize(dst_type));
 }
@@ -95,6 +96,8 @@ const void* Tensor::raw_data(DType expected) const {
     throw Error(std::string("data: tensor has dtype ") + dtype_name(dtype()) + ", not " +
                 dtype_name(expected));
   }
+  if (device().type != Device::Type::cpu)
+    throw Error("data: the tensor is on " + device().str() + "; read it with to_vector/item, or move it with to(x, Device::cpu())");
   eval();
   return node_->raw();
 }

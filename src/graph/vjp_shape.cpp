@@ -45,6 +45,11 @@ std::vector<Tensor> StopGradient::vjp(const std::vector<Tensor>&, const Tensor&,
   return {Tensor()};
 }
 
+std::vector<Tensor> ToDevice::vjp(const std::vector<Tensor>& p, const Tensor&, const Tensor& g,
+                                  const std::vector<bool>&) {
+  return {to(g, p[0].device())};
+}
+
 std::vector<Tensor> Concatenate::vjp(const std::vector<Tensor>& p, const Tensor&, const Tensor& g,
                                      const std::vector<bool>& need) {
   std::vector<Tensor> out(p.size());

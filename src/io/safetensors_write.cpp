@@ -37,9 +37,6 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
     if (name == "__metadata__")
       throw Error(path + ": \"__metadata__\" is reserved and cannot name a tensor");
     if (!t.defined()) throw Error(path + ": tensor " + io::quote_name(name) + " is a null Tensor");
-    if (t.device() != Device::cpu())
-      throw Error(path + ": tensor " + io::quote_name(name) + " is on " + t.device().str() +
-                  "; only CPU tensors can be saved");
     entries.push_back({&name, t});
     roots.push_back(t);
   }
@@ -78,6 +75,7 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
       // Views (transposes, slices, broadcasts) are densified one at a time, so at most one extra
       // copy is alive while writing.
       Tensor dense = e.tensor.is_contiguous() ? e.tensor : contiguous(e.tensor);
+      if (dense.device().type != Device::Type::cpu) dense = to(dense, Device::cpu());
       dense.eval();
       write_bytes(f, dense.node()->raw(), e.end - e.begin, path);
     }

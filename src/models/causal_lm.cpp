@@ -46,10 +46,13 @@ Tensor CausalLM::hidden_states(const Tensor& ids, KVCache* cache, const std::opt
       throw Error("CausalLM: " + std::to_string(cache->length()) + " cached + " + std::to_string(T) +
                   " new positions exceed the cache's max_length " + std::to_string(cache->max_length()));
   }
-  detail::DecoderContext ctx = detail::make_context(config_, inv_freq_, B, T, cache, attention_mask);
+  // Everything the forward pass builds goes to the weights' device.
+  Device dev = device();
+  DeviceScope on_device(dev);
+  detail::DecoderContext ctx = detail::make_context(config_, inv_freq_, B, T, cache, attention_mask, dev);
   auto* model = dynamic_cast<DecoderModel*>(&child(model_));
   if (!model) throw Error("CausalLM: \"model\" was replaced by a module of another kind");
-  Tensor h = model->forward(ids, ctx);
+  Tensor h = model->forward(wick::to(ids, dev), ctx);
   if (cache) cache->advance(T);
   return h;
 }

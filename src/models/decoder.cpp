@@ -19,7 +19,8 @@ Tensor DecoderContext::rotate(const Tensor& x) const {
 }
 
 DecoderContext make_context(const ModelConfig& c, const std::vector<float>& inv_freq, int64_t batch,
-                            int64_t tokens, KVCache* cache, const std::optional<Tensor>& attention_mask) {
+                            int64_t tokens, KVCache* cache, const std::optional<Tensor>& attention_mask,
+                            Device device) {
   DecoderContext ctx;
   ctx.batch = batch;
   ctx.tokens = tokens;
@@ -72,8 +73,8 @@ DecoderContext make_context(const ModelConfig& c, const std::vector<float>& inv_
           cs[r * d + i] = cs[r * d + i + h] = cv;
           sn[r * d + i] = sn[r * d + i + h] = sv;
         }
-      ctx.cos = Tensor::from_vector(cs, {batch, 1, tokens, d});
-      ctx.sin = Tensor::from_vector(sn, {batch, 1, tokens, d});
+      ctx.cos = to(Tensor::from_vector(cs, {batch, 1, tokens, d}), device);
+      ctx.sin = to(Tensor::from_vector(sn, {batch, 1, tokens, d}), device);
     }
   }
 
@@ -86,7 +87,7 @@ DecoderContext make_context(const ModelConfig& c, const std::vector<float>& inv_
       ctx.masks[w] = std::nullopt;
     } else if (!windowed) {
       std::vector<bool> keep(valid.begin(), valid.end());
-      ctx.masks[w] = Tensor::from_vector(keep, {batch, 1, 1, S});
+      ctx.masks[w] = to(Tensor::from_vector(keep, {batch, 1, 1, S}), device);
     } else {
       // Sliding window on cache positions, as transformers: key s is visible to query q while
       // q − s < window.
@@ -97,7 +98,7 @@ DecoderContext make_context(const ModelConfig& c, const std::vector<float>& inv_
           for (int64_t s = 0; s < S; ++s)
             keep[(b * tokens + t) * S + s] =
                 (valid.empty() || valid[b * S + s] != 0) && (ctx.offset + t - s < w);
-      ctx.masks[w] = Tensor::from_vector(keep, {rows, 1, tokens, S});
+      ctx.masks[w] = to(Tensor::from_vector(keep, {rows, 1, tokens, S}), device);
     }
   }
   return ctx;

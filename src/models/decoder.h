@@ -21,9 +21,10 @@ struct DecoderContext {
   const std::optional<Tensor>& mask(int64_t window) const { return masks.at(window); }
 };
 
-/// Builds the context: positions and masks from the optional attention mask [B, S].
+/// Builds the context: positions and masks from the optional attention mask [B, S], on `device`.
 DecoderContext make_context(const ModelConfig& c, const std::vector<float>& inv_freq, int64_t batch,
-                            int64_t tokens, KVCache* cache, const std::optional<Tensor>& attention_mask);
+                            int64_t tokens, KVCache* cache, const std::optional<Tensor>& attention_mask,
+                            Device device);
 
 class DecoderAttention : public Module {
  public:

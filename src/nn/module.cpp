@@ -2,6 +2,8 @@
 #include <algorithm>
 
 #include "wick/nn.h"
+#include "wick/ops.h"
+#include "wick/runtime.h"
 
 namespace wick {
 
@@ -77,6 +79,24 @@ std::map<std::string, Tensor> Module::parameters() const {
   std::map<std::string, Tensor> out;
   collect("", false, out);
   return out;
+}
+
+void Module::to(Device d) {
+  std::map<std::string, Tensor> moved;
+  std::vector<Tensor> copies;
+  for (auto& [name, t] : parameters()) {
+    if (t.device() == d) continue;
+    Tensor c = wick::to(t, d);
+    copies.push_back(c);
+    moved.emplace(name, c);
+  }
+  eval(copies);
+  update(moved);
+}
+
+Device Module::device() const {
+  auto ps = parameters();
+  return ps.empty() ? Device::cpu() : ps.begin()->second.device();
 }
 
 std::map<std::string, Tensor> Module::trainable_parameters() const {

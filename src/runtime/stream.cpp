@@ -7,6 +7,7 @@
 #include <sstream>
 #include <map>
 
+#include "core/cuda_api.h"
 #include "graph/primitives.h"
 #include "wick/error.h"
 
@@ -92,6 +93,11 @@ void record_profile(const Node& n, std::span<Node* const> ins, double us) {
 
 void run_submission(Submission& s) {
   std::exception_ptr first_error;
+  // CUDA nodes are marked ready once launched: every later user of a device's values is a
+  // kernel on the same in-order stream, or a copy to the host that waits for it. The submission
+  // completes only after its devices have finished, so a waiter sees finished data and any
+  // error a kernel reported.
+  uint32_t cuda_devices = 0;
   std::vector<Node*> ins;
   for (Node* n : s.order) {
     ins.clear();
@@ -109,13 +115,21 @@ void run_submission(Submission& s) {
     }
     if (!input_error) {
       try {
+        bool cuda = n->device.type == Device::Type::cuda;
+        if (cuda) cuda_devices |= 1u << n->device.index;
+        auto run = [&] {
+          if (cuda) n->primitive->eval_cuda(ins, *n);
+          else n->primitive->eval_cpu(ins, *n);
+        };
         if (profiling.load(std::memory_order_relaxed)) {
+          // A CUDA kernel is timed to its completion, not to its launch.
           auto t0 = std::chrono::steady_clock::now();
-          n->primitive->eval_cpu(ins, *n);
+          run();
+          if (cuda) cuda_api::synchronize(n->device.index);
           auto dt = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
           record_profile(*n, ins, dt);
         } else {
-          n->primitive->eval_cpu(ins, *n);
+          run();
         }
         if (!n->primitive->is_view()) kernels_run.fetch_add(1, std::memory_order_relaxed);
       } catch (...) {
@@ -137,6 +151,14 @@ void run_submission(Submission& s) {
     if (!n->retained) {
       n->inputs.clear();
       n->primitive.reset();
+    }
+  }
+  for (int d = 0; cuda_devices >> d; ++d) {
+    if (!((cuda_devices >> d) & 1u)) continue;
+    try {
+      cuda_api::synchronize(d);
+    } catch (...) {
+      if (!first_error) first_error = std::current_exception();
     }
   }
   // The caller's Future holds the roots; dropping ours before signalling completion means that
@@ -240,8 +262,8 @@ void drain_at_exit() {
 }  // namespace
 
 StreamWorker& worker_for(Stream s) {
-  if (s.device.type != Device::Type::cpu) {
-    throw Error("eval_async: device " + s.device.str() + " is not available in this build");
+  if (s.device.type == Device::Type::cuda && s.device.index >= cuda_api::device_count()) {
+    throw Error("eval_async: device " + s.device.str() + " is not available");
   }
   Registry& r = registry();
   std::lock_guard lock(r.mutex);
@@ -268,6 +290,11 @@ std::string Device::str() const {
 }
 
 Stream default_stream(Device d) { return Stream{0, d}; }
+
+int cuda_device_count() {
+  static int n = detail::cuda_api::device_count();
+  return n;
+}
 
 Stream new_stream(Device d) {
   auto& r = detail::registry();

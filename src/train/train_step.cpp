@@ -104,7 +104,11 @@ std::vector<Tensor> TrainStep::update(const std::vector<Tensor>& params, const s
 StepResult TrainStep::step(const StepState& s, const std::vector<MicroBatch>& micro, const std::vector<Tensor>& scalars) {
   if (micro.empty()) throw Error("train: a step needs at least one micro-batch");
   const size_t n = names_.size();
-  auto call = [&](size_t which, const Function& fn, const std::vector<Tensor>& in) {
+  const Device dev = model_.device();
+  DeviceScope on_device(dev);
+  // Batches and per-step scalars are made on the host; they move with the step's graph.
+  auto call = [&](size_t which, const Function& fn, std::vector<Tensor> in) {
+    for (Tensor& t : in) t = to(t, dev);
     return compiled_ ? fns_[which](in) : fn(in);
   };
   std::vector<Tensor> out;
@@ -151,8 +155,10 @@ StepResult TrainStep::step(const StepState& s, const std::vector<MicroBatch>& mi
 }
 
 Tensor TrainStep::loss_sum(const std::vector<Tensor>& params, const Tensor& ids, const Tensor& labels) {
+  const Device dev = model_.device();
+  DeviceScope on_device(dev);
   std::vector<Tensor> in = params;
-  append(in, {ids, labels});
+  append(in, {to(ids, dev), to(labels, dev)});
   return (compiled_ ? fns_[3](in) : eval_fn_(in))[0];
 }
 

@@ -127,6 +127,10 @@ TrainResult train(const TrainOptions& o, const std::function<void(const TrainEve
     detail::check_resume_signature(ckpt->state.run, signature, ckpt->dir);
   }
   auto model = detail::load_trainable_model(o, ckpt ? ckpt->dir : std::string());
+  const Device device = o.device == "cuda" ? Device::cuda(0) : Device::cpu();
+  model->to(device);
+  // Optimizer moments, accumulators and constants are made where the parameters live.
+  DeviceScope on_device(device);
   model->train(true);
   TensorMap trainable = model->trainable_parameters();
   std::vector<std::string> names;
@@ -159,8 +163,8 @@ TrainResult train(const TrainOptions& o, const std::function<void(const TrainEve
     auto mi = adam.first_moments().find(name), vi = adam.second_moments().find(name);
     bool have = mi != adam.first_moments().end() && vi != adam.second_moments().end();
     if (ckpt && !have) throw Error(ckpt->dir + ": optimizer state has no moments for \"" + name + "\"");
-    state.m.push_back(have ? mi->second : zeros(trainable.at(name).shape(), DType::f32));
-    state.v.push_back(have ? vi->second : zeros(trainable.at(name).shape(), DType::f32));
+    state.m.push_back(have ? to(mi->second, device) : zeros(trainable.at(name).shape(), DType::f32));
+    state.v.push_back(have ? to(vi->second, device) : zeros(trainable.at(name).shape(), DType::f32));
   }
 
   // Compiled randomness is fixed at trace time, so active dropout runs the same graph lazily.
@@ -293,6 +297,11 @@ TrainResult train(const TrainOptions& o, const std::function<void(const TrainEve
     tokens_seen += tokens;
     tokens_run += tokens;
     const double dt = seconds_since(t_step), elapsed = seconds_since(t_loop);
+    // The first step traces and compiles; the profile covers the steady state after it.
+    if (o.profile && step == start) {
+      profile_report(true);
+      set_profiling(true);
+    }
 
     TrainEvent e;
     e.kind = TrainEvent::Kind::step;
@@ -320,6 +329,14 @@ TrainResult train(const TrainOptions& o, const std::function<void(const TrainEve
     }
     metrics.write(line);
     if (o.save_every > 0 && (step + 1) % o.save_every == 0 && !last) last_checkpoint = save(step + 1);
+  }
+  if (o.profile) {
+    set_profiling(false);
+    std::ostringstream os;
+    os << "profile of steps 2.." << step << " (each kernel timed to completion):";
+    for (const ProfileEntry& e : profile_report(true))
+      if (e.total_us >= 1000) os << "\n  " << e.name << ": " << e.calls << " calls, " << int64_t(e.total_us / 1000) << " ms";
+    message(os.str());
   }
   if (step > start || !ckpt) last_checkpoint = save(step);
   if (!result.interrupted) {

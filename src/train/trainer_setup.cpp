@@ -47,7 +47,8 @@ void check_train_options(const TrainOptions& o) {
   require(!o.data_path.empty(), "--data is required");
   require(!o.output_dir.empty(), "--output is required");
   require(o.device == "cpu" || o.device == "cuda", "--device " + o.device + ": expected cpu or cuda");
-  require(o.device == "cpu", "--device cuda: this build of wick has no CUDA backend yet; use --device cpu");
+  require(o.device == "cpu" || cuda_device_count() > 0,
+          "--device cuda: no CUDA device is available (or this build of wick has no CUDA backend)");
   require(o.full || o.rank > 0, "--rank must be at least 1");
   require(o.full || !o.targets.empty(), "--targets must name at least one module (or all-linear)");
   require(std::isfinite(o.alpha) && o.alpha > 0, "--alpha must be positive");
@@ -106,13 +107,23 @@ void check_resume_signature(const nlohmann::json& saved, const nlohmann::json& n
   }
 }
 
+namespace {
+DType compute_dtype(const TrainOptions& o) {
+  // The CPU computes in f32 (it widens half weights anyway); a GPU keeps the model's own half
+  // type, with LoRA weights and optimizer state in f32.
+  if (o.device != "cuda") return DType::f32;
+  const std::string t = ModelConfig::load(o.model_dir).torch_dtype;
+  return t == "bfloat16" ? DType::bf16 : t == "float16" ? DType::f16 : DType::f32;
+}
+}  // namespace
+
 std::shared_ptr<CausalLM> load_trainable_model(const TrainOptions& o, const std::string& adapter_dir) {
   std::shared_ptr<CausalLM> model;
   if (o.init_random) {
     model = std::make_shared<CausalLM>(ModelConfig::load(o.model_dir));
     model->init_random(o.seed);
   } else {
-    model = CausalLM::load(o.model_dir);
+    model = CausalLM::load(o.model_dir, compute_dtype(o));
   }
   if (o.full) {
     if (!adapter_dir.empty()) model->load(io::join_path(adapter_dir, "model.safetensors"));

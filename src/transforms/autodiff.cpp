@@ -112,6 +112,8 @@ std::vector<Tensor> backward(const std::vector<Tensor>& outputs, const std::vect
     for (size_t i = 0; i < need.size(); ++i) any |= need[i] = active[n->inputs[i].node()];
     if (!any) continue;
     if (g.dtype() != n->dtype) g = astype(g, n->dtype);
+    // Constants a rule builds (masks, ones) belong on the node's device.
+    DeviceScope on_device(n->device);
     std::vector<Tensor> d = n->primitive->vjp(n->inputs, *it, g, need);
     for (size_t i = 0; i < need.size(); ++i) {
       if (!need[i] || i >= d.size() || !d[i].defined()) continue;
@@ -122,7 +124,7 @@ std::vector<Tensor> backward(const std::vector<Tensor>& outputs, const std::vect
   std::vector<Tensor> grads;
   for (const Tensor& w : wrt) {
     auto f = cot.find(w.node());
-    Tensor g = f != cot.end() && f->second.defined() ? f->second : zeros(w.shape(), w.dtype());
+    Tensor g = f != cot.end() && f->second.defined() ? f->second : zeros_like(w);
     if (g.dtype() != w.dtype()) g = astype(g, w.dtype());
     if (g.shape() != w.shape()) g = reshape(g, w.shape());
     grads.push_back(g);
@@ -159,7 +161,7 @@ std::pair<std::vector<Tensor>, std::vector<Tensor>> traced_vjp(const Function& f
     if (!is_floating(outs[0].dtype()))
       throw Error("value_and_grad: the loss must be floating, got " + std::string(dtype_name(outs[0].dtype())));
     seeds.assign(outs.size(), Tensor());
-    seeds[0] = ones(outs[0].shape(), outs[0].dtype());
+    seeds[0] = ones_like(outs[0]);
   } else {
     if (cots.size() != outs.size())
       throw Error("vjp: " + std::to_string(cots.size()) + " cotangents for " + std::to_string(outs.size()) +

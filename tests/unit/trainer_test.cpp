@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "common/byte_tokenizer.h"
 #include "common/file_util.h"
 #include "common/tensor_util.h"
+#include "common/train_util.h"
 #include "wick/wick.h"
 
 namespace {
@@ -20,59 +20,13 @@ namespace {
 namespace fs = std::filesystem;
 using namespace wick;
 
-const std::string kFixtures = WICK_FIXTURES_DIR;
-const std::string kTrainFixture = kFixtures + "/lora/peft-train";
-
-/// A copy of the tiny Qwen2 fixture with a byte-level tokenizer.json (its vocabulary is 256).
-std::string model_folder(const wt::TempDir& tmp) {
-  std::string dir = tmp.file("model");
-  fs::create_directories(dir);
-  for (const char* f : {"config.json", "model.safetensors"})
-    fs::copy_file(kFixtures + "/models/qwen2-tied/" + f, dir + "/" + f);
-  std::ofstream(dir + "/tokenizer.json") << wt::byte_tokenizer_json();
-  return dir;
-}
-
-/// `n` input_ids records of lengths 4..15 over ids 3..255.
-std::string data_file(const wt::TempDir& tmp, int n, uint64_t seed = 3) {
-  std::string path = tmp.file("data-" + std::to_string(seed) + ".jsonl");
-  std::ofstream out(path);
-  uint64_t s = seed;
-  for (int i = 0; i < n; ++i) {
-    int len = 4 + static_cast<int>(wt::splitmix64(s) % 12);
-    nlohmann::json ids = nlohmann::json::array();
-    for (int j = 0; j < len; ++j) ids.push_back(3 + static_cast<int>(wt::splitmix64(s) % 253));
-    out << nlohmann::json{{"input_ids", ids}}.dump() << "\n";
-  }
-  return path;
-}
-
-TrainOptions base_options(const std::string& model, const std::string& data, const std::string& out) {
-  TrainOptions o;
-  o.model_dir = model;
-  o.data_path = data;
-  o.output_dir = out;
-  o.rank = 4;
-  o.alpha = 8;
-  o.lr = 1e-3;
-  o.steps = 8;
-  o.batch_size = 2;
-  return o;
-}
-
-std::vector<nlohmann::json> metrics(const std::string& path) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
-
-std::vector<double> losses(const std::string& out_dir) {
-  std::vector<double> l;
-  for (const auto& j : metrics(out_dir + "/metrics.jsonl")) l.push_back(j.at("loss").get<double>());
-  return l;
-}
+using wt::base_options;
+using wt::data_file;
+using wt::kFixtures;
+using wt::kTrainFixture;
+using wt::losses;
+using wt::metrics;
+using wt::model_folder;
 
 TEST(Trainer, MatchesPeftAndTorchAdamW) {
   if (!fs::exists(kTrainFixture + "/losses.json")) GTEST_SKIP() << "run tests/tools/make_peft_train_fixture.py";

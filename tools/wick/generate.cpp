@@ -18,7 +18,7 @@ namespace wick::cli {
 namespace {
 
 struct GenerateOptions {
-  std::string model, tokenizer, prompt, tokens, system, use;
+  std::string model, tokenizer, prompt, tokens, system, use, device = "cpu";
   std::vector<std::string> adapters;  // DIR or NAME=DIR
   bool chat = false, json = false, no_pipeline = false, ignore_eos = false, skip_special = false;
   std::optional<int64_t> max_tokens, top_k;
@@ -112,9 +112,18 @@ std::shared_ptr<CausalLM> load_model(const GenerateOptions& o, std::unique_ptr<A
   return model;
 }
 
+/// The model on the device --device names (the active adapter's weights move with it).
+void place(CausalLM& model, const std::string& device) {
+  if (device == "cpu") return;
+  if (device != "cuda") throw Error("--device " + device + ": expected cpu or cuda");
+  if (cuda_device_count() == 0) throw Error("--device cuda: no CUDA device is available (or this build has no CUDA backend)");
+  model.to(Device::cuda(0));
+}
+
 int run_generate(const GenerateOptions& o) {
   std::unique_ptr<AdapterRegistry> registry;
   std::shared_ptr<CausalLM> model = load_model(o, registry);
+  place(*model, o.device);
   const ModelConfig& c = model->config();
   GenerationConfig gen = GenerationConfig::load(o.model);
 
@@ -203,6 +212,7 @@ int run_generate(const GenerateOptions& o) {
                      "PEFT LoRA adapter folder to apply; repeatable as NAME=DIR to load several (with --use)")
           ->expected(1)
           ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+      app.add_option("--device", o->device, "cpu or cuda (the model runs on the first GPU)")->capture_default_str();
       app.add_option("--use", o->use, "Which NAME of the --adapter NAME=DIR to apply (\"none\": the base model)");
       app.add_option("--tokenizer", o->tokenizer, "tokenizer.json or its folder (default: the model folder)")
           ->check(CLI::ExistingPath);

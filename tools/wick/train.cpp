@@ -232,6 +232,7 @@ const Command train_command{
           ->check(CLI::IsMember({"auto", "f32", "bf16", "f16"}))
           ->capture_default_str();
       app.add_option("--device", o.device, "cpu or cuda")->capture_default_str();
+      app.add_flag("--profile", o.profile, "Time every kernel of the steps after the first and print where the time goes");
       app.add_flag("--no-compile", c->no_compile, "Evaluate the step lazily instead of compiling it (for comparison)");
       app.add_flag("--quiet", c->quiet, "No progress output");
       app.add_flag("--json", c->json, "Print a JSON summary on stdout at the end");

@@ -10,6 +10,7 @@
 #include <string>
 #include <type_traits>
 
+#include "backend/output.h"
 #include "graph/node.h"
 #include "wick/error.h"
 
@@ -69,16 +70,10 @@ inline void require_same_dtype(const char* op, const Node& x, const Node& out) {
                 dtype_name(out.dtype));
 }
 
-/// Gives `out` a fresh dense buffer.
-void alloc_output(Node& out);
-/// Gives `out` a dense buffer, reusing input `i`'s storage when nothing else can see it (its
-/// only owner is this op, it is dense, and it has out's byte size). Returns true when donated.
-bool alloc_output_donating(Node& out, std::span<Node* const> candidates);
-/// Makes `out` a view of `in`'s storage with the given strides and element offset.
-void make_view(Node& out, const Node& in, Strides strides, int64_t offset);
-
-/// Strides of `n` aligned to `ndim` output axes (missing leading axes get stride 0).
-Strides aligned_strides(const Node& n, size_t ndim);
+using detail::alloc_output;
+using detail::alloc_output_donating;
+using detail::aligned_strides;
+using detail::make_view;
 
 /// Per-thread grow-only f32 scratch, one buffer per slot so a kernel can hold several at once.
 enum ScratchSlot { kGemmScratchpad, kGemmTranspose, kAttnScores, kAttnOut, kAttnStage, kRowBuffer, kScratchSlots };

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Issue 6's training benchmark, side by side on one GPU: transformers + PEFT
+# (lora_train_gpu.py, which also writes the random Qwen2.5-0.5B-shaped model and the token
+# batches) and `wick train --device cuda` on the same model and data. LoRA r 8, alpha 16, AdamW
+# lr 1e-4, no clipping or weight decay, batch 8 x 512; q,v and then all 7 linear layers.
+#
+#   bash bench/peers/compare_lora_train_gpu.sh [WICK_BINARY] [STEPS]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+WICK=${1:-build/tools/wick/wick}
+STEPS=${2:-10}
+WARMUP=3
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+PYTHONUNBUFFERED=1 python3 bench/peers/lora_train_gpu.py --out "$work/model" --steps "$STEPS" --warmup "$WARMUP"
+prompt=$(python3 -c "import json; print(','.join(map(str, json.loads(open('$work/model/data.jsonl').readline())['input_ids'][:16])))")
+for graphs in 1; do
+  "$WICK" generate --model "$work/model" --device cuda --tokens "$prompt" --max-tokens 128 --ignore-eos --json |
+    tail -1 | python3 -c "import json,sys; r=json.loads(sys.stdin.read()); print(json.dumps({'peer': 'wick', 'work': 'decode_b1', 'tok_s': r['decode_tok_s'], 'prefill_tok_s': r['prefill_tok_s']}))"
+done
+for targets in q_proj,v_proj all-linear; do
+  out="$work/out-$targets"
+  "$WICK" train --model "$work/model" --data "$work/model/data.jsonl" --output "$out" --device cuda \
+    --targets "$targets" --rank 8 --alpha 16 --lr 1e-4 --max-grad-norm 0 --weight-decay 0 --batch-size 8 \
+    --steps $((STEPS + WARMUP)) --no-shuffle --quiet
+  python3 - "$out/metrics.jsonl" "$targets" "$WARMUP" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+steady = [r["tok_s"] for r in rows[int(sys.argv[3]):] if "tok_s" in r]
+print(json.dumps({"peer": "wick", "work": "lora_" + ("qv" if sys.argv[2].startswith("q_") else "all"),
+                  "tok_s": statistics.median(steady), "first_losses": [r["loss"] for r in rows[:3]]}))
+PY
+done

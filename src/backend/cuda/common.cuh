@@ -1,0 +1,156 @@
+#pragma once
+// Device-side helpers of the CUDA kernels: element types, conversions through f32 (f64 kept
+// wide), dtype dispatch, strided walks and block reductions.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+#include <type_traits>
+
+#include "backend/cuda/context.h"
+#include "backend/cuda/launch.h"
+#include "wick/error.h"
+
+namespace wick::cuda {
+
+using bf16_t = __nv_bfloat16;
+using f16_t = __half;
+
+template <class T>
+inline constexpr bool is_half_v = std::is_same_v<T, bf16_t> || std::is_same_v<T, f16_t>;
+
+/// The type arithmetic runs in: f32 for the half types (as on the CPU), int for bool.
+template <class T>
+using compute_t = std::conditional_t<is_half_v<T>, float, std::conditional_t<std::is_same_v<T, bool>, int, T>>;
+
+template <class T>
+__device__ __forceinline__ compute_t<T> ld(const T* p) {
+  if constexpr (std::is_same_v<T, bf16_t>) return __bfloat162float(*p);
+  else if constexpr (std::is_same_v<T, f16_t>) return __half2float(*p);
+  else if constexpr (std::is_same_v<T, bool>) return *reinterpret_cast<const uint8_t*>(p) != 0;
+  else return *p;
+}
+
+template <class T, class V>
+__device__ __forceinline__ void st(T* p, V v) {
+  if constexpr (std::is_same_v<T, bf16_t>) *p = __float2bfloat16_rn(static_cast<float>(v));
+  else if constexpr (std::is_same_v<T, f16_t>) *p = __float2half_rn(static_cast<float>(v));
+  else if constexpr (std::is_same_v<T, bool>) *reinterpret_cast<uint8_t*>(p) = v != V(0);
+  else *p = static_cast<T>(v);
+}
+
+/// Loads element `i` of a buffer of run-time dtype `t` as double (exact for every wick dtype
+/// but i64 beyond 2^53).
+__device__ __forceinline__ double ld_any(const void* p, DType t, int64_t i) {
+  switch (t) {
+    case DType::f32: return static_cast<const float*>(p)[i];
+    case DType::f64: return static_cast<const double*>(p)[i];
+    case DType::f16: return __half2float(static_cast<const f16_t*>(p)[i]);
+    case DType::bf16: return __bfloat162float(static_cast<const bf16_t*>(p)[i]);
+    case DType::i32: return static_cast<const int32_t*>(p)[i];
+    case DType::i64: return static_cast<double>(static_cast<const int64_t*>(p)[i]);
+    case DType::boolean: return static_cast<const uint8_t*>(p)[i] != 0;
+  }
+  return 0;
+}
+
+__device__ __forceinline__ int64_t ld_index(const void* p, DType t, int64_t i) {
+  return t == DType::i32 ? static_cast<const int32_t*>(p)[i] : static_cast<const int64_t*>(p)[i];
+}
+
+/// Element offset of the `linear`-th element of a space for one operand's strides. One merged
+/// axis (every operand dense or broadcast) needs no division; spaces under 2^31 elements divide
+/// in 32 bits, several times cheaper than 64.
+__device__ __forceinline__ int64_t offset_of(int64_t linear, const Space& sp, const Walk& w) {
+  if (sp.nd <= 1) return sp.nd ? linear * w.s[0] : 0;
+  int64_t off = 0;
+  if (sp.numel < (int64_t(1) << 31)) {
+    uint32_t l = static_cast<uint32_t>(linear);
+    for (int d = sp.nd - 1; d > 0; --d) {
+      uint32_t n = static_cast<uint32_t>(sp.shape[d]);
+      off += static_cast<int64_t>(l % n) * w.s[d];
+      l /= n;
+    }
+    return off + static_cast<int64_t>(l) * w.s[0];
+  }
+  for (int d = sp.nd - 1; d > 0; --d) {
+    int64_t n = sp.shape[d];
+    off += (linear % n) * w.s[d];
+    linear /= n;
+  }
+  return off + linear * w.s[0];
+}
+
+/// Grid-stride loop bounds: enough blocks of 256 threads to cover n, at most 65535·8.
+inline unsigned grid_for(int64_t n, int threads = 256) {
+  int64_t b = (n + threads - 1) / threads;
+  if (b > 65535 * 8) b = 65535 * 8;
+  return static_cast<unsigned>(b < 1 ? 1 : b);
+}
+
+#define WICK_GRID_LOOP(i, n) \
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
+
+/// Calls f.template operator()<T>() with the element type of `t`.
+template <class F>
+void dispatch(DType t, F&& f) {
+  switch (t) {
+    case DType::f32: return f.template operator()<float>();
+    case DType::f64: return f.template operator()<double>();
+    case DType::f16: return f.template operator()<f16_t>();
+    case DType::bf16: return f.template operator()<bf16_t>();
+    case DType::i32: return f.template operator()<int32_t>();
+    case DType::i64: return f.template operator()<int64_t>();
+    case DType::boolean: return f.template operator()<bool>();
+  }
+}
+
+template <class F>
+void dispatch_float(DType t, const char* op, F&& f) {
+  switch (t) {
+    case DType::f32: return f.template operator()<float>();
+    case DType::f64: return f.template operator()<double>();
+    case DType::f16: return f.template operator()<f16_t>();
+    case DType::bf16: return f.template operator()<bf16_t>();
+    default: throw Error(std::string(op) + ": floating dtype expected, got " + dtype_name(t));
+  }
+}
+
+/// Sum over a block (blockDim.x a multiple of 32, at most 1024); every thread gets the result.
+template <class A>
+__device__ A block_sum(A v) {
+  __shared__ A part[32];
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  __syncthreads();  // part[] may still be read by a previous call
+  if (lane == 0) part[warp] = v;
+  __syncthreads();
+  int warps = blockDim.x >> 5;
+  A r = lane < warps ? part[lane] : A(0);
+  for (int o = 16; o > 0; o >>= 1) r += __shfl_xor_sync(0xffffffffu, r, o);
+  return r;
+}
+
+template <class A>
+__device__ A block_max(A v) {
+  __shared__ A part[32];
+  for (int o = 16; o > 0; o >>= 1) v = fmax(v, __shfl_xor_sync(0xffffffffu, v, o));
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  __syncthreads();
+  if (lane == 0) part[warp] = v;
+  __syncthreads();
+  int warps = blockDim.x >> 5;
+  A r = lane < warps ? part[lane] : A(-INFINITY);
+  for (int o = 16; o > 0; o >>= 1) r = fmax(r, __shfl_xor_sync(0xffffffffu, r, o));
+  return r;
+}
+
+/// Records the first bad index a kernel meets (read back by the next synchronize).
+__device__ __forceinline__ void report(int64_t* flag, int64_t code, int64_t index, int64_t bound) {
+  if (atomicCAS(reinterpret_cast<unsigned long long*>(flag), 0ull, static_cast<unsigned long long>(code)) == 0ull) {
+    flag[1] = index;
+    flag[2] = bound;
+  }
+}
+
+}  // namespace wick::cuda

@@ -1,0 +1,39 @@
+#pragma once
+// Per-device state of the CUDA backend: one stream (every kernel of a device runs on it, in
+// order), the cuBLASLt handle and workspace, and the flag through which kernels report bad
+// indices. Host-side only (.cpp and .cu files).
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <string>
+
+namespace wick::cuda {
+
+struct Context {
+  int device = 0;
+  cudaStream_t stream = nullptr;
+  cublasLtHandle_t lt = nullptr;
+  void* workspace = nullptr;
+  size_t workspace_bytes = 0;
+  // [0]: reported error code (0 none), [1]: the offending index, [2]: the bound.
+  int64_t* error = nullptr;
+  bool error_check_pending = false;
+};
+
+/// Makes `device` current on this thread and returns its context (created on first use).
+Context& activate(int device);
+/// The context made current by the last activate() on this thread.
+Context& active();
+
+/// Throws wick::Error naming `what` when a CUDA call failed.
+void check(cudaError_t e, const char* what);
+/// Checks the launch just made (bad configuration, missing kernel image).
+void check_launch(const char* kernel);
+
+/// Codes kernels write to Context::error (the first one wins).
+enum ErrorCode : int64_t { kNoError = 0, kTakeIndex = 1, kTakeAlongIndex = 2, kCrossEntropyLabel = 3 };
+/// The device flag to hand to a kernel that validates indices; marks a check due at the next sync.
+int64_t* error_flag();
+
+}  // namespace wick::cuda

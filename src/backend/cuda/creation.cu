@@ -1,0 +1,96 @@
+// Creation kernels: fill, arange and Philox random numbers (the same bits as the CPU kernel).
+#include "backend/cuda/common.cuh"
+
+namespace wick::cuda {
+namespace {
+
+template <class T>
+__global__ void fill_kernel(T* out, int64_t n, T v) {
+  WICK_GRID_LOOP(i, n) out[i] = v;
+}
+
+template <class T>
+__global__ void arange_kernel(T* out, int64_t n, double start, double step) {
+  WICK_GRID_LOOP(i, n) st(out + i, start + static_cast<double>(i) * step);
+}
+
+__device__ __forceinline__ void philox(uint64_t counter, uint64_t key, uint32_t r[4]) {
+  uint32_t c0 = static_cast<uint32_t>(counter), c1 = static_cast<uint32_t>(counter >> 32), c2 = 0, c3 = 0;
+  uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
+  for (int round = 0; round < 10; ++round) {
+    uint64_t p0 = uint64_t(0xD2511F53u) * c0;
+    uint64_t p1 = uint64_t(0xCD9E8D57u) * c2;
+    uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1 ^ k0;
+    uint32_t n1 = static_cast<uint32_t>(p1);
+    uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3 ^ k1;
+    uint32_t n3 = static_cast<uint32_t>(p0);
+    c0 = n0, c1 = n1, c2 = n2, c3 = n3;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  r[0] = c0, r[1] = c1, r[2] = c2, r[3] = c3;
+}
+
+__device__ __forceinline__ double unit(uint32_t hi, uint32_t lo) {
+  return static_cast<double>(((uint64_t(hi) << 32) | lo) >> 11) * 0x1.0p-53;
+}
+
+template <class T>
+__global__ void random_kernel(T* out, int64_t n, bool normal, uint64_t seed, uint64_t counter, double a, double b) {
+  WICK_GRID_LOOP(j, (n + 1) / 2) {
+    uint32_t r[4];
+    philox(counter + static_cast<uint64_t>(j), seed, r);
+    double u0 = unit(r[0], r[1]), u1 = unit(r[2], r[3]);
+    double s0, s1;
+    if (normal) {
+      double rad = sqrt(-2.0 * log1p(-u0));
+      double ang = 2.0 * 3.14159265358979323846 * u1;
+      s0 = a + b * rad * cos(ang);
+      s1 = a + b * rad * sin(ang);
+    } else {
+      s0 = a + (b - a) * u0;
+      s1 = a + (b - a) * u1;
+    }
+    for (int k = 0; k < 2 && 2 * j + k < n; ++k) {
+      double s = k ? s1 : s0;
+      T* p = out + 2 * j + k;
+      st(p, static_cast<compute_t<T>>(s));
+      // Rounding to a narrow float must not produce `high` from [low, high).
+      if (!normal && b > a && static_cast<double>(ld(p)) >= b) st(p, static_cast<compute_t<T>>(a));
+    }
+  }
+}
+
+}  // namespace
+
+void fill(void* out, int64_t n, DType t, double value) {
+  if (n == 0) return;
+  dispatch(t, [&]<class T>() {
+    T v;
+    if constexpr (std::is_same_v<T, bf16_t>) v = __float2bfloat16_rn(static_cast<float>(value));
+    else if constexpr (std::is_same_v<T, f16_t>) v = __float2half_rn(static_cast<float>(value));
+    else if constexpr (std::is_same_v<T, bool>) v = value != 0;
+    else v = static_cast<T>(value);
+    fill_kernel<T><<<grid_for(n), 256, 0, active().stream>>>(static_cast<T*>(out), n, v);
+  });
+  check_launch("fill");
+}
+
+void arange(void* out, int64_t n, DType t, double start, double step) {
+  if (n == 0) return;
+  dispatch(t, [&]<class T>() {
+    arange_kernel<T><<<grid_for(n), 256, 0, active().stream>>>(static_cast<T*>(out), n, start, step);
+  });
+  check_launch("arange");
+}
+
+void random(void* out, int64_t n, DType t, bool normal, uint64_t seed, uint64_t counter, double a, double b) {
+  if (n == 0) return;
+  dispatch_float(t, "random", [&]<class T>() {
+    random_kernel<T><<<grid_for((n + 1) / 2), 256, 0, active().stream>>>(static_cast<T*>(out), n, normal, seed,
+                                                                         counter, a, b);
+  });
+  check_launch("random");
+}
+
+}  // namespace wick::cuda

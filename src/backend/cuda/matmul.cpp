@@ -1,0 +1,250 @@
+// Matmul and LoRA linear on cuBLASLt. Operands are used in place when each matrix is row- or
+// column-contiguous and the batch axes collapse to one stride (0 for a broadcast operand);
+// otherwise they are copied dense first. Half types compute in f32 (CUBLAS_COMPUTE_32F).
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include "backend/cuda/glue.h"
+
+namespace wick::cuda {
+namespace {
+
+/// A [batch] × [rows, cols] operand as cuBLASLt sees it: `col` means element (r, c) sits at
+/// r + c·ld (column-major), else at r·ld + c.
+struct Mat {
+  const void* ptr = nullptr;
+  bool col = false;
+  int64_t ld = 0, batch_stride = 0;
+  std::shared_ptr<detail::Storage> hold;
+};
+
+/// Describes the last two axes of `n` (rows, cols) over `batch` matrices, copying when needed.
+Mat as_mat(const Node& n, int64_t rows, int64_t cols, int64_t batch) {
+  size_t nd = n.shape.size();
+  Mat m;
+  int64_t rs = rows == 1 ? cols : n.strides[nd - 2], cs = cols == 1 ? 1 : n.strides[nd - 1];
+  bool ok = true;
+  if (cs == 1 && rs >= cols) {
+    m.ld = std::max<int64_t>(rs, 1);
+  } else if (rs == 1 && cs >= rows) {
+    m.col = true;
+    m.ld = std::max<int64_t>(cs, 1);
+  } else {
+    ok = false;
+  }
+  // Batch axes: one stride for all of them, or all broadcast.
+  int64_t bs = -1, expect = -1;
+  for (size_t d = nd - 2; d-- > 0 && ok;) {
+    if (n.shape[d] == 1) continue;
+    if (bs < 0) {
+      bs = n.strides[d];
+      expect = bs * n.shape[d];
+    } else if (n.strides[d] == expect || (bs == 0 && n.strides[d] == 0)) {
+      expect = n.strides[d] * n.shape[d];
+    } else {
+      ok = false;
+    }
+  }
+  m.batch_stride = bs < 0 ? 0 : bs;
+  if (ok) {
+    m.ptr = n.raw();
+    return m;
+  }
+  m.hold = detail::allocate(std::max<size_t>(1, n.size() * itemsize(n.dtype)), n.device);
+  auto s = make_space<2>(n.shape, {contiguous_strides(n.shape), n.strides});
+  cast(n.dtype, n.raw(), s.walks[1], n.dtype, m.hold->ptr, s.walks[0], s.space);
+  m.ptr = m.hold->ptr;
+  m.col = false;
+  m.ld = cols;
+  m.batch_stride = batch > 1 ? rows * cols : 0;
+  return m;
+}
+
+Mat transposed(Mat m) {
+  m.col = !m.col;
+  return m;
+}
+
+cudaDataType_t cuda_type(DType t) {
+  switch (t) {
+    case DType::f32: return CUDA_R_32F;
+    case DType::f64: return CUDA_R_64F;
+    case DType::f16: return CUDA_R_16F;
+    case DType::bf16: return CUDA_R_16BF;
+    default: throw Error(std::string("matmul: no CUDA GEMM for ") + dtype_name(t));
+  }
+}
+
+void lt_check(cublasStatus_t s, const char* what) {
+  if (s != CUBLAS_STATUS_SUCCESS) throw Error(std::string("cuBLASLt: ") + what + " failed (status " + std::to_string(s) + ")");
+}
+
+int alignment(const void* p) {
+  auto a = reinterpret_cast<uintptr_t>(p);
+  int k = 1;
+  while (k < 256 && (a % (2 * k)) == 0) k *= 2;
+  return k;
+}
+
+/// The algorithm cuBLASLt's heuristic picks, cached per problem (the query costs more than a
+/// small GEMM).
+using AlgoKey = std::tuple<int, int64_t, int64_t, int64_t, int64_t, bool, bool, int64_t, int64_t, int64_t, int64_t,
+                           int, int, int, int, bool>;
+
+struct Layouts {
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  ~Layouts() {
+    if (op) cublasLtMatmulDescDestroy(op);
+    if (a) cublasLtMatrixLayoutDestroy(a);
+    if (b) cublasLtMatrixLayoutDestroy(b);
+    if (c) cublasLtMatrixLayoutDestroy(c);
+  }
+};
+
+void set_batch(cublasLtMatrixLayout_t l, int64_t batch, int64_t stride) {
+  int32_t count = static_cast<int32_t>(batch);
+  lt_check(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count), "layout");
+  lt_check(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof stride),
+           "layout");
+}
+
+}  // namespace
+
+namespace {
+/// out[b] (row-major M×N, leading dimension N, batch stride M·N) = alpha·A[b]·B[b] + beta·out[b].
+void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A, const Mat& B, void* out, double alpha,
+          double beta) {
+  Context& ctx = active();
+  cudaDataType_t dt = cuda_type(t);
+  bool f64 = t == DType::f64;
+  // Column-major view: outᵀ (N×M) = Bᵀ (N×K) · Aᵀ (K×M). A row-major operand is its own
+  // transpose in column-major terms, so it needs no transposition flag.
+  cublasOperation_t opB = B.col ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasOperation_t opA = A.col ? CUBLAS_OP_T : CUBLAS_OP_N;
+  Layouts L;
+  lt_check(cublasLtMatmulDescCreate(&L.op, f64 ? CUBLAS_COMPUTE_64F : CUBLAS_COMPUTE_32F, f64 ? CUDA_R_64F : CUDA_R_32F),
+           "descriptor");
+  lt_check(cublasLtMatmulDescSetAttribute(L.op, CUBLASLT_MATMUL_DESC_TRANSA, &opB, sizeof opB), "descriptor");
+  lt_check(cublasLtMatmulDescSetAttribute(L.op, CUBLASLT_MATMUL_DESC_TRANSB, &opA, sizeof opA), "descriptor");
+  // First operand (ours B): N×K as stored when not transposed, K×N when it is.
+  lt_check(cublasLtMatrixLayoutCreate(&L.a, dt, opB == CUBLAS_OP_N ? N : K, opB == CUBLAS_OP_N ? K : N, B.ld), "layout");
+  lt_check(cublasLtMatrixLayoutCreate(&L.b, dt, opA == CUBLAS_OP_N ? K : M, opA == CUBLAS_OP_N ? M : K, A.ld), "layout");
+  lt_check(cublasLtMatrixLayoutCreate(&L.c, dt, N, M, N), "layout");
+  if (batch > 1) {
+    set_batch(L.a, batch, B.batch_stride);
+    set_batch(L.b, batch, A.batch_stride);
+    set_batch(L.c, batch, M * N);
+  }
+  int al_a = alignment(B.ptr), al_b = alignment(A.ptr), al_c = alignment(out);
+  AlgoKey key{static_cast<int>(t), M, N, K, batch, A.col, B.col, A.ld, B.ld, A.batch_stride, B.batch_stride, ctx.device,
+              al_a, al_b, al_c, beta != 0};
+  static std::mutex mutex;
+  static std::map<AlgoKey, cublasLtMatmulAlgo_t> cache;
+  cublasLtMatmulAlgo_t algo;
+  bool found = false;
+  {
+    std::lock_guard lock(mutex);
+    auto it = cache.find(key);
+    if (it != cache.end()) {
+      algo = it->second;
+      found = true;
+    }
+  }
+  if (!found) {
+    cublasLtMatmulPreference_t pref;
+    lt_check(cublasLtMatmulPreferenceCreate(&pref), "preference");
+    uint64_t ws = ctx.workspace_bytes;
+    uint32_t a1 = al_a, a2 = al_b, a3 = al_c;
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &a1, sizeof a1);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &a2, sizeof a2);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &a3, sizeof a3);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &a3, sizeof a3);
+    cublasLtMatmulHeuristicResult_t res{};
+    int n = 0;
+    cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(ctx.lt, L.op, L.a, L.b, L.c, L.c, pref, 1, &res, &n);
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (s != CUBLAS_STATUS_SUCCESS || n == 0)
+      throw Error("matmul: cuBLASLt has no algorithm for " + std::string(dtype_name(t)) + " [" + std::to_string(M) +
+                  "x" + std::to_string(K) + "] x [" + std::to_string(K) + "x" + std::to_string(N) + "]");
+    algo = res.algo;
+    std::lock_guard lock(mutex);
+    cache.emplace(key, algo);
+  }
+  float af = static_cast<float>(alpha), bf = static_cast<float>(beta);
+  const void* ap = f64 ? static_cast<const void*>(&alpha) : &af;
+  const void* bp = f64 ? static_cast<const void*>(&beta) : &bf;
+  lt_check(cublasLtMatmul(ctx.lt, L.op, ap, B.ptr, L.a, A.ptr, L.b, bp, out, L.c, out, L.c, &algo, ctx.workspace,
+                          ctx.workspace_bytes, ctx.stream),
+           "matmul");
+}
+
+}  // namespace
+}  // namespace wick::cuda
+
+namespace wick::detail {
+using namespace cuda;
+
+void Matmul::eval_cuda(std::span<Node* const> in, Node& out) {
+  const Node& a = *in[0];
+  const Node& b = *in[1];
+  on(out);
+  alloc_output(out);
+  if (out.size() == 0) return;
+  size_t nd = out.shape.size();
+  if (nd < 2 || a.shape.size() != nd || b.shape.size() != nd)
+    throw Error("matmul: kernel expects operands broadcast to the output's rank");
+  int64_t M = out.shape[nd - 2], N = out.shape[nd - 1], K = a.shape[nd - 1];
+  int64_t batch = out.size() / (M * N);
+  if (K == 0) {
+    fill(out.raw(), out.size(), out.dtype, 0.0);
+    return;
+  }
+  Mat A = as_mat(a, M, K, batch), B = as_mat(b, K, N, batch);
+  gemm(out.dtype, M, N, K, batch, A, B, out.raw(), 1.0, 0.0);
+}
+
+void LoraLinear::eval_cuda(std::span<Node* const> in, Node& out) {
+  const Node& x = *in[0];
+  const Node& w = *in[1];
+  const Node& la = *in[2];
+  const Node& lb = *in[3];
+  on(out);
+  alloc_output(out);
+  if (out.size() == 0) return;
+  int64_t n_in = w.shape[1], n_out = w.shape[0], r = la.shape[0];
+  int64_t M = out.size() / n_out;
+  // x as one [M, in] matrix: its leading axes must collapse to one row stride.
+  Strides s;
+  std::shared_ptr<Storage> hx;
+  Mat X;
+  if (reshape_strides(x, Shape{M, n_in}, s) && (s[1] == 1 || n_in == 1) && (M == 1 || s[0] >= n_in)) {
+    X.ptr = x.raw();
+    X.ld = M == 1 ? n_in : s[0];
+  } else {
+    X.ptr = dense(x, hx);
+    X.ld = n_in;
+  }
+  Mat W = transposed(as_mat(w, n_out, n_in, 1));  // Wᵀ: [in, out]
+  Mat A = transposed(as_mat(la, r, n_in, 1));    // Aᵀ: [in, r]
+  Mat B = transposed(as_mat(lb, n_out, r, 1));   // Bᵀ: [r, out]
+  gemm(out.dtype, M, n_out, n_in, 1, X, W, out.raw(), 1.0, 0.0);
+  if (r > 0) {
+    auto tmp = detail::allocate(std::max<size_t>(1, M * r * itemsize(out.dtype)), out.device);
+    gemm(out.dtype, M, r, n_in, 1, X, A, tmp->ptr, 1.0, 0.0);
+    Mat Tm;
+    Tm.ptr = tmp->ptr;
+    Tm.ld = r;
+    gemm(out.dtype, M, n_out, r, 1, Tm, B, out.raw(), scale, 1.0);
+  }
+  if (has_bias) {
+    const Node& bias = *in[4];
+    auto s = make_space<3>(Shape{M, n_out}, {Strides{n_out, 1}, Strides{n_out, 1}, Strides{0, bias.strides[0]}});
+    binary(static_cast<int>(BinaryOp::add), out.dtype, out.dtype, out.raw(), s.walks[1], bias.raw(), s.walks[2],
+           out.raw(), s.walks[0], s.space);
+  }
+}
+
+}  // namespace wick::detail

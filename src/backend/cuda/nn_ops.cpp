@@ -1,0 +1,210 @@
+// CUDA implementations of the row primitives (softmax, norms, RoPE, cross-entropy), attention
+// and the gathers with their gradients.
+#include "backend/cuda/glue.h"
+
+namespace wick::detail {
+using namespace cuda;
+
+namespace {
+
+/// Rows of a tensor whose last axis has n elements.
+int64_t rows_of(const Node& n) {
+  int64_t last = n.shape.empty() ? 1 : n.shape.back();
+  return last ? n.size() / last : 0;
+}
+
+int64_t last_dim(const Node& n) { return n.shape.empty() ? 1 : n.shape.back(); }
+
+}  // namespace
+
+void Softmax::eval_cuda(std::span<Node* const> in, Node& out) {
+  on(out);
+  std::shared_ptr<Storage> hold;
+  const void* x = dense(*in[0], hold);
+  alloc_output(out);
+  softmax(out.dtype, x, out.raw(), rows_of(out), last_dim(out), log);
+}
+
+void ScaledMaskedSoftmax::eval_cuda(std::span<Node* const> in, Node& out) {
+  on(out);
+  std::shared_ptr<Storage> hold;
+  const void* x = dense(*in[0], hold);
+  alloc_output(out);
+  int64_t n = last_dim(out);
+  Shape lead(out.shape.begin(), out.shape.end() - (out.shape.empty() ? 0 : 1));
+  Spaced<1> m;
+  const void* mask = nullptr;
+  int64_t mi = 0;
+  if (has_mask) {
+    const Node& mk = *in[1];
+    Strides ml = aligned_strides(mk, out.shape.size());
+    mi = n == 1 ? 0 : ml.back();
+    ml.pop_back();
+    m = make_space<1>(lead, {ml});
+    mask = mk.raw();
+  }
+  scaled_masked_softmax(out.dtype, x, out.raw(), rows_of(out), n, scale, mask, m.space, m.walks[0], mi);
+}
+
+void RmsNorm::eval_cuda(std::span<Node* const> in, Node& out) {
+  on(out);
+  std::shared_ptr<Storage> hx, hw;
+  const void* x = dense(*in[0], hx);
+  const void* w = has_weight ? dense(*in[1], hw) : nullptr;
+  alloc_output(out);
+  rms_norm(out.dtype, x, out.raw(), rows_of(out), last_dim(out), eps, w, has_weight ? in[1]->dtype : out.dtype);
+}
+
+void LayerNorm::eval_cuda(std::span<Node* const> in, Node& out) {
+  on(out);
+  std::shared_ptr<Storage> hx, hw, hb;
+  const void* x = dense(*in[0], hx);
+  size_t k = 1;
+  const Node* wn = has_weight ? in[k++] : nullptr;
+  const Node* bn = has_bias ? in[k++] : nullptr;
+  const void* w = wn ? dense(*wn, hw) : nullptr;
+  const void* b = bn ? dense(*bn, hb) : nullptr;
+  alloc_output(out);
+  layer_norm(out.dtype, x, out.raw(), rows_of(out), last_dim(out), eps, w, wn ? wn->dtype : out.dtype, b,
+             bn ? bn->dtype : out.dtype);
+}
+
+void Rope::eval_cuda(std::span<Node* const> in, Node& out) {
+  const Node& x = *in[0];
+  if (x.shape.size() < 2 || x.shape.back() % 2 != 0 || static_cast<int64_t>(inv_freq.size()) * 2 != x.shape.back())
+    throw Error("rope: x " + shape_str(x.shape) + " needs [..., T, D] with D even and D/2 frequencies");
+  on(out);
+  std::shared_ptr<Storage> hold;
+  const void* xp = dense(x, hold);
+  alloc_output(out);
+  int64_t D = x.shape.back(), T = x.shape[x.shape.size() - 2];
+  int64_t lead = T * D != 0 ? x.size() / (T * D) : 0;
+  rope(out.dtype, xp, out.raw(), lead, T, D, inv_freq.data(), offset);
+}
+
+void Attention::eval_cuda(std::span<Node* const> in, Node& out) {
+  const Node& q = *in[0];
+  const Node& k = *in[1];
+  const Node& v = *in[2];
+  if (q.shape.size() != 4 || k.shape.size() != 4 || v.shape != k.shape || k.shape[1] == 0 ||
+      q.shape[1] % k.shape[1] != 0 || (has_mask && in[3]->shape.size() != 4))
+    throw Error("scaled_dot_product_attention: kernel got q " + shape_str(q.shape) + ", k " + shape_str(k.shape) +
+                ", v " + shape_str(v.shape));
+  on(out);
+  alloc_output(out);
+  AttentionArgs a{};
+  a.q = q.raw();
+  a.k = k.raw();
+  a.v = v.raw();
+  for (int d = 0; d < 4; ++d) {
+    a.qs[d] = q.strides[d];
+    a.ks[d] = k.strides[d];
+    a.vs[d] = v.strides[d];
+  }
+  if (has_mask) {
+    const Node& m = *in[3];
+    if (m.dtype != DType::f32) throw Error("scaled_dot_product_attention: the mask must be f32");
+    a.mask = m.raw();
+    for (int d = 0; d < 4; ++d) a.ms[d] = m.shape[d] == 1 ? 0 : m.strides[d];
+  }
+  a.B = q.shape[0];
+  a.Hq = q.shape[1];
+  a.Hkv = k.shape[1];
+  a.T = q.shape[2];
+  a.S = k.shape[2];
+  a.D = q.shape[3];
+  a.scale = static_cast<float>(scale);
+  a.causal = causal;
+  a.t = out.dtype;
+  a.out = out.raw();
+  attention(a);
+}
+
+void CrossEntropy::eval_cuda(std::span<Node* const> in, Node& out) {
+  on(out);
+  std::shared_ptr<Storage> hx, hl;
+  const void* x = dense(*in[0], hx);
+  const void* labels = dense(*in[1], hl);
+  alloc_output(out);
+  cross_entropy(in[0]->dtype, x, in[1]->dtype, labels, out.raw(), out.dtype, in[0]->shape[0], in[0]->shape[1],
+                ignore_index, smoothing);
+}
+
+void CrossEntropyGrad::eval_cuda(std::span<Node* const> in, Node& out) {
+  on(out);
+  std::shared_ptr<Storage> hx, hl, hg;
+  const void* x = dense(*in[0], hx);
+  const void* labels = dense(*in[1], hl);
+  const Node& g = *in[2];
+  const void* gp = dense(g, hg);
+  alloc_output(out);
+  // g may be one value for every row (a broadcast 0-d cotangent).
+  if (g.size() == 1 && in[0]->shape[0] != 1) {
+    auto ones = make_space<2>({in[0]->shape[0]}, {Strides{1}, Strides{0}});
+    auto exp = detail::allocate(in[0]->shape[0] * itemsize(g.dtype), out.device);
+    cast(g.dtype, gp, ones.walks[1], g.dtype, exp->ptr, ones.walks[0], ones.space);
+    hg = exp;
+    gp = exp->ptr;
+  }
+  cross_entropy_grad(out.dtype, x, in[1]->dtype, labels, gp, g.dtype, out.raw(), in[0]->shape[0], in[0]->shape[1],
+                     ignore_index, smoothing);
+}
+
+void Take::eval_cuda(std::span<Node* const> in, Node& out) {
+  const Node& x = *in[0];
+  if (x.shape.size() > static_cast<size_t>(kMaxDims)) throw Error("take: more than 8 axes on CUDA");
+  on(out);
+  std::shared_ptr<Storage> hi;
+  const void* idx = dense(*in[1], hi);
+  alloc_output(out);
+  Space xs;
+  Walk xw;
+  xs.nd = static_cast<int>(x.shape.size());
+  for (size_t d = 0; d < x.shape.size(); ++d) {
+    xs.shape[d] = x.shape[d];
+    xw.s[d] = x.strides[d];
+  }
+  xs.numel = x.size();
+  take(x.dtype, x.raw(), xs, xw, axis, in[1]->dtype, idx, in[1]->size(), out.raw());
+}
+
+void TakeAlongAxis::eval_cuda(std::span<Node* const> in, Node& out) {
+  const Node& x = *in[0];
+  const Node& ind = *in[1];
+  on(out);
+  alloc_output(out);
+  Strides xs = aligned_strides(x, out.shape.size());
+  int64_t ax_stride = x.strides[axis];
+  xs[axis] = 0;
+  auto s = make_space<3>(out.shape, {out.strides, aligned_strides(ind, out.shape.size()), xs});
+  take_along_axis(x.dtype, x.raw(), s.walks[2], ax_stride, x.shape[axis], ind.dtype, ind.raw(), s.walks[1], out.raw(),
+                  s.space);
+}
+
+void TakeGrad::eval_cuda(std::span<Node* const> in, Node& out) {
+  on(out);
+  std::shared_ptr<Storage> hg, hi;
+  const void* g = dense(*in[0], hg);
+  const void* idx = dense(*in[1], hi);
+  alloc_output(out);
+  int64_t pre = 1, post = 1;
+  for (int d = 0; d < axis; ++d) pre *= out.shape[d];
+  for (size_t d = axis + 1; d < out.shape.size(); ++d) post *= out.shape[d];
+  take_grad(out.dtype, g, in[1]->dtype, idx, pre, in[1]->size(), post, out.shape[axis], out.raw());
+}
+
+void TakeAlongAxisGrad::eval_cuda(std::span<Node* const> in, Node& out) {
+  const Node& g = *in[0];
+  const Node& idx = *in[1];
+  on(out);
+  alloc_output(out);
+  Strides os = out.strides;
+  int64_t ax_stride = os[axis];
+  os[axis] = 0;
+  size_t nd = g.shape.size();
+  auto s = make_space<3>(g.shape, {os, aligned_strides(idx, nd), g.strides});
+  take_along_axis_grad(out.dtype, g.raw(), s.walks[2], idx.dtype, idx.raw(), s.walks[1], out.raw(), out.size(),
+                       s.walks[0], ax_stride, out.shape[axis], s.space);
+}
+
+}  // namespace wick::detail

@@ -1,0 +1,232 @@
+// Reductions: one block per output element; its threads stride over the reduced elements and
+// combine in a fixed tree, so results do not depend on scheduling. Floating sums accumulate in
+// f64, as on the CPU.
+#include <algorithm>
+
+#include "backend/cuda/common.cuh"
+#include "graph/op_codes.h"
+
+namespace wick::cuda {
+namespace {
+
+using detail::ReduceOp;
+constexpr int kThreads = 256;
+
+template <class T>
+__global__ void reduce_kernel(ReduceOp op, const T* x, Space kept, Walk ks, Space red, Walk rs, T* out) {
+  using C = compute_t<T>;
+  using Acc = std::conditional_t<std::is_floating_point_v<C>, double, int64_t>;
+  for (int64_t o = blockIdx.x; o < kept.numel; o += gridDim.x) {
+    const T* base = x + offset_of(o, kept, ks);
+    bool sum = op == ReduceOp::sum || op == ReduceOp::mean;
+    bool is_max = op == ReduceOp::max;
+    Acc acc = sum ? Acc(0) : static_cast<Acc>(ld(base));
+    bool nan = false;
+    for (int64_t r = threadIdx.x; r < red.numel; r += blockDim.x) {
+      Acc v = static_cast<Acc>(ld(base + offset_of(r, red, rs)));
+      if (sum) acc += v;
+      else if (v != v) nan = true;
+      else if (is_max ? v > acc : v < acc) acc = v;
+    }
+    if (sum) {
+      acc = block_sum(acc);
+    } else {
+      // Min/max through shared memory (block_max works on floats only).
+      __shared__ Acc part[kThreads];
+      __shared__ int any_nan;
+      if (threadIdx.x == 0) any_nan = 0;
+      __syncthreads();
+      if (nan) any_nan = 1;
+      part[threadIdx.x] = acc;
+      __syncthreads();
+      for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s) {
+          Acc a = part[threadIdx.x], b = part[threadIdx.x + s];
+          part[threadIdx.x] = (is_max ? b > a : b < a) ? b : a;
+        }
+        __syncthreads();
+      }
+      acc = part[0];
+      if (any_nan) {
+        if constexpr (std::is_floating_point_v<Acc>) acc = NAN;
+      }
+      __syncthreads();
+    }
+    if (threadIdx.x == 0) {
+      if (op == ReduceOp::mean) {
+        if constexpr (std::is_floating_point_v<Acc>) acc = red.numel ? acc / red.numel : Acc(NAN);
+      }
+      st(out + o, static_cast<compute_t<T>>(acc));
+    }
+  }
+}
+
+/// Accumulator of the fast paths: f32 for f32 and the half types (a fixed tree keeps it exact
+/// enough and deterministic), f64 for f64, i64 for integers.
+template <class T>
+using fast_acc_t = std::conditional_t<std::is_same_v<T, double>, double,
+                                      std::conditional_t<std::is_floating_point_v<compute_t<T>>, float, int64_t>>;
+
+template <class A>
+__device__ __forceinline__ A combine(ReduceOp op, A a, A b) {
+  if (op == ReduceOp::sum || op == ReduceOp::mean) return a + b;
+  if (a != a) return a;
+  if (b != b) return b;
+  return (op == ReduceOp::max ? b > a : b < a) ? b : a;
+}
+
+/// Contiguous rows: one block per output, threads over the row, then a shared-memory tree.
+template <class T>
+__global__ void row_kernel(ReduceOp op, const T* x, Space kept, Walk ks, int64_t n, T* out) {
+  using A = fast_acc_t<T>;
+  __shared__ A part[kThreads];
+  for (int64_t o = blockIdx.x; o < kept.numel; o += gridDim.x) {
+    const T* row = x + offset_of(o, kept, ks);
+    bool sum = op == ReduceOp::sum || op == ReduceOp::mean;
+    A acc = sum ? A(0) : static_cast<A>(ld(row));
+    for (int64_t r = threadIdx.x; r < n; r += blockDim.x) acc = combine(op, acc, static_cast<A>(ld(row + r)));
+    part[threadIdx.x] = acc;
+    __syncthreads();
+    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+      if (threadIdx.x < s) part[threadIdx.x] = combine(op, part[threadIdx.x], part[threadIdx.x + s]);
+      __syncthreads();
+    }
+    if (threadIdx.x == 0) {
+      A v = part[0];
+      if (op == ReduceOp::mean) {
+        if constexpr (std::is_floating_point_v<A>) v = n ? v / static_cast<A>(n) : A(NAN);
+      }
+      st(out + o, static_cast<compute_t<T>>(v));
+    }
+    __syncthreads();
+  }
+}
+
+/// Reduction over outer axes with a dense innermost kept axis (a bias or norm-weight gradient):
+/// threads take neighbouring outputs so loads coalesce, and blockIdx.y splits the reduced
+/// elements into chunks whose partial results a second kernel combines in order.
+template <class T, class A>
+__global__ void column_kernel(ReduceOp op, const T* x, Space kept, Walk ks, Space red, Walk rs, int64_t chunk,
+                              A* partial) {
+  int64_t o = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (o >= kept.numel) return;
+  int64_t r0 = blockIdx.y * chunk, r1 = r0 + chunk < red.numel ? r0 + chunk : red.numel;
+  const T* base = x + offset_of(o, kept, ks);
+  bool sum = op == ReduceOp::sum || op == ReduceOp::mean;
+  A acc = sum ? A(0) : static_cast<A>(ld(base + offset_of(r0, red, rs)));
+  for (int64_t r = r0; r < r1; ++r) acc = combine(op, acc, static_cast<A>(ld(base + offset_of(r, red, rs))));
+  partial[blockIdx.y * kept.numel + o] = acc;
+}
+
+/// Few outputs over many elements (a loss, a gradient norm): blocks (o, s) each reduce chunk s of
+/// output o with a tree; finish_kernel combines the chunks in order.
+template <class T, class A>
+__global__ void split_kernel(ReduceOp op, const T* x, Space kept, Walk ks, Space red, Walk rs, int64_t chunk,
+                             A* partial) {
+  __shared__ A part[kThreads];
+  int64_t o = blockIdx.x;
+  int64_t r0 = blockIdx.y * chunk, r1 = r0 + chunk < red.numel ? r0 + chunk : red.numel;
+  const T* base = x + offset_of(o, kept, ks);
+  bool sum = op == ReduceOp::sum || op == ReduceOp::mean;
+  A acc = sum ? A(0) : static_cast<A>(ld(base + offset_of(r0, red, rs)));
+  for (int64_t r = r0 + threadIdx.x; r < r1; r += blockDim.x)
+    acc = combine(op, acc, static_cast<A>(ld(base + offset_of(r, red, rs))));
+  part[threadIdx.x] = acc;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    if (threadIdx.x < s) part[threadIdx.x] = combine(op, part[threadIdx.x], part[threadIdx.x + s]);
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) partial[blockIdx.y * kept.numel + o] = part[0];
+}
+
+template <class T, class A>
+__global__ void finish_kernel(ReduceOp op, const A* partial, int splits, int64_t n_out, int64_t count, T* out) {
+  WICK_GRID_LOOP(o, n_out) {
+    A acc = partial[o];
+    for (int s = 1; s < splits; ++s) acc = combine(op, acc, partial[s * n_out + o]);
+    if (op == ReduceOp::mean) {
+      if constexpr (std::is_floating_point_v<A>) acc = count ? acc / static_cast<A>(count) : A(NAN);
+    }
+    st(out + o, static_cast<compute_t<T>>(acc));
+  }
+}
+
+template <class T>
+__global__ void arg_kernel(bool is_max, const T* x, Space kept, Walk ks, int64_t n, int64_t stride, int64_t* out) {
+  WICK_GRID_LOOP(o, kept.numel) {
+    const T* p = x + offset_of(o, kept, ks);
+    auto best = ld(p);
+    int64_t bi = 0;
+    for (int64_t k = 1; k < n && best == best; ++k) {
+      auto v = ld(p + k * stride);
+      if (v != v || (is_max ? v > best : v < best)) {
+        best = v;
+        bi = k;
+      }
+    }
+    out[o] = bi;
+  }
+}
+
+}  // namespace
+
+void reduce(int op, DType t, const void* x, const Space& kept, const Walk& kept_s, const Space& red, const Walk& red_s,
+            void* out) {
+  if (kept.numel == 0) return;
+  unsigned blocks = static_cast<unsigned>(kept.numel < 65535 * 16 ? kept.numel : 65535 * 16);
+  cudaStream_t stream = active().stream;
+  ReduceOp rop = static_cast<ReduceOp>(op);
+  bool split = kept.numel < 264 && red.numel >= 65536;
+  bool rows = !split && red.nd == 1 && red_s.s[0] == 1;
+  bool columns = !split && !rows && red.numel > 1 && kept.nd >= 1 && kept_s.s[kept.nd - 1] == 1;
+  dispatch(t, [&]<class T>() {
+    using A = fast_acc_t<T>;
+    const T* xp = static_cast<const T*>(x);
+    T* op_ = static_cast<T*>(out);
+    // Two-stage paths: partial results per chunk in scratch, combined in order by finish_kernel.
+    auto two_stage = [&](int64_t splits, auto&& first) {
+      int64_t chunk = (red.numel + splits - 1) / splits;
+      splits = (red.numel + chunk - 1) / chunk;
+      A* partial = nullptr;
+      check(cudaMallocAsync(reinterpret_cast<void**>(&partial), splits * kept.numel * sizeof(A), stream), "reduce scratch");
+      first(splits, chunk, partial);
+      finish_kernel<T, A><<<grid_for(kept.numel), 256, 0, stream>>>(rop, partial, static_cast<int>(splits), kept.numel,
+                                                                     red.numel, op_);
+      check(cudaFreeAsync(partial, stream), "reduce scratch");
+    };
+    if (split) {
+      int64_t splits = std::min<int64_t>((red.numel + 8191) / 8192, std::max<int64_t>(1, 1056 / kept.numel));
+      two_stage(splits, [&](int64_t n, int64_t chunk, A* partial) {
+        split_kernel<T, A><<<dim3(static_cast<unsigned>(kept.numel), static_cast<unsigned>(n)), kThreads, 0, stream>>>(
+            rop, xp, kept, kept_s, red, red_s, chunk, partial);
+      });
+    } else if (rows) {
+      row_kernel<T><<<blocks, kThreads, 0, stream>>>(rop, xp, kept, kept_s, red.numel, op_);
+    } else if (columns) {
+      // Enough chunks to fill the GPU several times over, each long enough to amortise its start.
+      int64_t col_blocks = (kept.numel + 255) / 256;
+      int64_t splits = std::max<int64_t>(1, std::min<int64_t>(std::min<int64_t>(512, (red.numel + 31) / 32),
+                                                                (1056 + col_blocks - 1) / col_blocks));
+      two_stage(splits, [&](int64_t n, int64_t chunk, A* partial) {
+        column_kernel<T, A><<<dim3(static_cast<unsigned>(col_blocks), static_cast<unsigned>(n)), 256, 0, stream>>>(
+            rop, xp, kept, kept_s, red, red_s, chunk, partial);
+      });
+    } else {
+      reduce_kernel<T><<<blocks, kThreads, 0, stream>>>(rop, xp, kept, kept_s, red, red_s, op_);
+    }
+  });
+  check_launch("reduce");
+}
+
+void argreduce(bool is_max, DType t, const void* x, const Space& kept, const Walk& kept_s, int64_t n, int64_t stride,
+               int64_t* out) {
+  if (kept.numel == 0) return;
+  dispatch(t, [&]<class T>() {
+    arg_kernel<T><<<grid_for(kept.numel), 256, 0, active().stream>>>(is_max, static_cast<const T*>(x), kept, kept_s, n,
+                                                                      stride, out);
+  });
+  check_launch("argreduce");
+}
+
+}  // namespace wick::cuda

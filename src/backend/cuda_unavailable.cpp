@@ -1,0 +1,34 @@
+// A build without the CUDA backend (no nvcc, or WICK_CUDA=OFF): no device is available, and
+// every CUDA entry point says so. CMake compiles this file instead of src/backend/cuda/.
+#include "core/cuda_api.h"
+#include "graph/primitives.h"
+
+namespace wick::detail {
+
+namespace {
+[[noreturn]] void unavailable(const char* what) {
+  throw Error(std::string(what) + ": this build of wick has no CUDA backend (rebuild where nvcc is installed)");
+}
+}  // namespace
+
+#define WICK_NO_CUDA(cls) \
+  void cls::eval_cuda(std::span<Node* const>, Node&) { unavailable(name()); }
+WICK_NO_CUDA(Full) WICK_NO_CUDA(Arange) WICK_NO_CUDA(Random) WICK_NO_CUDA(Unary) WICK_NO_CUDA(Binary)
+WICK_NO_CUDA(Where) WICK_NO_CUDA(AsType) WICK_NO_CUDA(Copy) WICK_NO_CUDA(Reduce) WICK_NO_CUDA(ArgReduce)
+WICK_NO_CUDA(Matmul) WICK_NO_CUDA(LoraLinear) WICK_NO_CUDA(Softmax) WICK_NO_CUDA(RmsNorm) WICK_NO_CUDA(LayerNorm)
+WICK_NO_CUDA(Rope) WICK_NO_CUDA(Attention) WICK_NO_CUDA(Reshape) WICK_NO_CUDA(SliceUpdate)
+WICK_NO_CUDA(Concatenate) WICK_NO_CUDA(Take) WICK_NO_CUDA(TakeAlongAxis) WICK_NO_CUDA(TakeGrad)
+WICK_NO_CUDA(TakeAlongAxisGrad) WICK_NO_CUDA(CrossEntropy) WICK_NO_CUDA(CrossEntropyGrad)
+WICK_NO_CUDA(FusedElementwise) WICK_NO_CUDA(ScaledMaskedSoftmax) WICK_NO_CUDA(ToDevice)
+#undef WICK_NO_CUDA
+
+void ToDevice::eval_cpu(std::span<Node* const>, Node&) { unavailable(name()); }
+
+namespace cuda_api {
+int device_count() { return 0; }
+void* malloc(size_t, int) { unavailable("cuda malloc"); }
+void free(void*, int) {}
+void synchronize(int) { unavailable("cuda synchronize"); }
+}  // namespace cuda_api
+
+}  // namespace wick::detail

@@ -1,0 +1,107 @@
+// Models and training on CUDA: the decoder fixtures' logits and greedy continuations (made by
+// transformers, tests/tools/make_tiny_models.py), cached decoding, and LoRA training against
+// PEFT's losses and against the same run on the CPU. Skips without a GPU.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "common/compare.h"
+#include "common/train_util.h"
+#include "wick/wick.h"
+
+namespace {
+
+using namespace wick;
+const Device kGpu = Device::cuda(0);
+
+class CudaModel : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  }
+};
+
+std::string fixture(const std::string& name) { return wt::kFixtures + "/models/" + name; }
+
+Tensor ids_of(const std::vector<int64_t>& seq) { return Tensor::from_vector(seq, {1, static_cast<int64_t>(seq.size())}); }
+
+int64_t argmax_last(const Tensor& logits) {
+  Tensor last = slice(logits, 1, logits.shape()[1] - 1, logits.shape()[1]);
+  return argmax(reshape(last, {-1}), 0).item<int64_t>();
+}
+
+}  // namespace
+
+TEST_P(CudaModel, LogitsGreedyAndCacheMatchTheReference) {
+  auto j = nlohmann::json::parse(std::ifstream(fixture(GetParam()) + "/expected.json"));
+  auto seqs = j.at("sequences").get<std::vector<std::vector<int64_t>>>();
+  auto greedy = j.at("greedy").get<std::vector<int64_t>>();
+  auto want = load_safetensors(fixture(GetParam()) + "/expected.safetensors");
+  auto model = CausalLM::load(fixture(GetParam()));
+  bool half = model->parameters().begin()->second.dtype() != f32;
+  model->to(kGpu);
+  ASSERT_EQ(model->device(), kGpu);
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    Tensor logits = model->forward(ids_of(seqs[i]));
+    ASSERT_EQ(logits.device(), kGpu);
+    Tensor w = want.at("logits_" + std::to_string(i));
+    // bf16 weights: each op rounds to bf16 on both sides, in a different order.
+    EXPECT_LE(wt::max_abs_diff(reshape(logits, w.shape()), w), half ? 5e-2 : 1e-4) << GetParam() << " " << i;
+  }
+  KVCache cache = model->make_cache(1, static_cast<int64_t>(seqs[0].size() + greedy.size()));
+  Tensor logits = model->forward(ids_of(seqs[0]), &cache);
+  std::vector<int64_t> got;
+  for (size_t i = 0; i < greedy.size(); ++i) {
+    got.push_back(argmax_last(logits));
+    if (i + 1 < greedy.size()) logits = model->forward(ids_of({got.back()}), &cache);
+  }
+  if (!half) {
+    EXPECT_EQ(got, greedy) << GetParam();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, CudaModel,
+                         ::testing::Values("qwen2-tied", "qwen2-gqa-bf16", "llama3-rope", "mistral-swa"));
+
+TEST(CudaTrain, MatchesPeftLikeTheCpu) {
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  wt::TempDir tmp;
+  TrainOptions o = wt::base_options(wt::model_folder(tmp), wt::kTrainFixture + "/data.jsonl", tmp.file("out"));
+  o.device = "cuda";
+  o.init_adapter = wt::kTrainFixture + "/initial";
+  o.targets = {"q_proj", "v_proj"};
+  o.steps = 20;
+  o.batch_size = 1;
+  o.shuffle = false;
+  o.max_grad_norm = 0;
+  o.weight_decay = 0.01;
+  TrainResult r = train(o);
+  EXPECT_EQ(r.steps, 20);
+  auto expected = nlohmann::json::parse(std::ifstream(wt::kTrainFixture + "/losses.json"))["losses"];
+  std::vector<double> got = wt::losses(o.output_dir);
+  ASSERT_EQ(got.size(), expected.size());
+  for (size_t i = 0; i < got.size(); ++i)
+    EXPECT_NEAR(got[i], expected[i].get<double>(), 1e-4 * std::abs(expected[i].get<double>())) << "step " << i + 1;
+}
+
+TEST(CudaTrain, AllLinearLoraEqualsTheCpuRun) {
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  wt::TempDir tmp;
+  std::string model = wt::model_folder(tmp), data = wt::data_file(tmp, 24);
+  TrainOptions cpu = wt::base_options(model, data, tmp.file("cpu"));
+  cpu.targets = {"all-linear"};
+  cpu.steps = 10;
+  cpu.batch_size = 4;
+  cpu.grad_accum = 2;
+  TrainOptions gpu = cpu;
+  gpu.output_dir = tmp.file("gpu");
+  gpu.device = "cuda";
+  train(cpu);
+  train(gpu);
+  std::vector<double> a = wt::losses(cpu.output_dir), b = wt::losses(gpu.output_dir);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-4 * std::abs(a[i])) << "step " << i + 1;
+  auto wa = load_safetensors(cpu.output_dir + "/adapter_model.safetensors");
+  auto wb = load_safetensors(gpu.output_dir + "/adapter_model.safetensors");
+  for (const auto& [name, t] : wa) EXPECT_LE(wt::max_abs_diff(t, wb.at(name)), 1e-4) << name;
+}

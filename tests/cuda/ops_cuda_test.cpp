@@ -1,0 +1,345 @@
+// The op suite on CUDA against the CPU kernels: every primitive, several dtypes, strided and
+// broadcast operands, gradients, compiled (fused) plans, errors and memory. Skips without a GPU.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <random>
+
+#include "wick/compile.h"
+#include "wick/losses.h"
+#include "wick/memory.h"
+#include "wick/ops.h"
+#include "wick/random.h"
+#include "wick/runtime.h"
+#include "wick/transforms.h"
+
+using namespace wick;
+
+namespace {
+
+const Device kGpu = Device::cuda(0);
+
+class Cuda : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  }
+};
+
+/// Host-made normal samples (so both devices see the same bits), converted to `t`.
+Tensor randn(const Shape& s, uint64_t seed, DType t = f32, float scale = 1.0f) {
+  std::mt19937 g(static_cast<uint32_t>(seed));
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(static_cast<size_t>(numel(s)));
+  for (float& x : v) x = d(g);
+  Tensor r = Tensor::from_vector(v, s);
+  return t == f32 ? r : astype(r, t).eval();
+}
+
+/// Tolerance on ‖gpu − cpu‖ / ‖cpu‖ per dtype: the GPU's libm and summation order differ from
+/// the CPU's; half types round once per op on both.
+double tol(DType t) {
+  switch (t) {
+    case DType::bf16: return 1e-2;
+    case DType::f16: return 2e-3;
+    default: return 2e-5;
+  }
+}
+
+void expect_close(const Tensor& cpu, const Tensor& gpu, double rel, const std::string& what) {
+  ASSERT_EQ(gpu.device(), kGpu) << what;
+  ASSERT_EQ(cpu.shape(), gpu.shape()) << what;
+  ASSERT_EQ(cpu.dtype(), gpu.dtype()) << what;
+  auto a = cpu.to_vector<double>(), b = gpu.to_vector<double>();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::isnan(a[i]) || std::isnan(b[i])) {
+      ASSERT_EQ(std::isnan(a[i]), std::isnan(b[i])) << what << " at " << i << ": " << a[i] << " vs " << b[i];
+      continue;
+    }
+    if (std::isinf(a[i]) || std::isinf(b[i])) {
+      ASSERT_EQ(a[i], b[i]) << what << " at " << i;
+      continue;
+    }
+    num += (a[i] - b[i]) * (a[i] - b[i]);
+    den += a[i] * a[i];
+  }
+  double err = std::sqrt(num) / std::max(std::sqrt(den), 1e-30);
+  if (!is_floating(cpu.dtype())) EXPECT_EQ(num, 0.0) << what;
+  else EXPECT_LE(err, rel) << what;
+}
+
+using Fn = std::function<std::vector<Tensor>(const std::vector<Tensor>&)>;
+
+/// Runs fn on host inputs and on their device copies and compares every output.
+void same(const Fn& fn, const std::vector<Tensor>& ins, double rel, const std::string& what) {
+  std::vector<Tensor> gin;
+  for (const Tensor& t : ins) gin.push_back(to(t, kGpu));
+  std::vector<Tensor> c = fn(ins), g = fn(gin);
+  ASSERT_EQ(c.size(), g.size());
+  for (size_t i = 0; i < c.size(); ++i) expect_close(c[i], g[i], rel, what + " output " + std::to_string(i));
+}
+
+Fn one(std::function<Tensor(const std::vector<Tensor>&)> f) {
+  return [f](const std::vector<Tensor>& x) { return std::vector<Tensor>{f(x)}; };
+}
+
+const DType kFloats[] = {f32, bf16, f16};
+
+}  // namespace
+
+TEST_F(Cuda, RoundTripAndDevices) {
+  Tensor x = randn({3, 5}, 1);
+  Tensor g = to(x, kGpu);
+  EXPECT_EQ(g.device(), kGpu);
+  EXPECT_EQ(g.to_vector<float>(), x.to_vector<float>());
+  EXPECT_THROW(g.data<float>(), Error);
+  Tensor back = to(g, Device::cpu());
+  EXPECT_EQ(back.device(), Device::cpu());
+  EXPECT_EQ(back.to_vector<float>(), x.to_vector<float>());
+  // Scalars and pending constants follow the device; real host data must be moved explicitly.
+  Tensor y = g * 2.0 + ones({3, 5});
+  EXPECT_EQ(y.device(), kGpu);
+  expect_close(x * 2.0 + 1.0, y, 1e-7, "scalar operands");
+  try {
+    (void)(g + x);
+    FAIL() << "mixing devices must throw";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("to()"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(Cuda, Creation) {
+  Generator a(7), b(7);
+  Tensor cn = normal({1001}, a, 0.5, 2.0), cu = uniform({333}, a, -1.0, 3.0, bf16);
+  Tensor gn, gu, ga, gf;
+  {
+    DeviceScope scope(kGpu);
+    gn = normal({1001}, b, 0.5, 2.0);
+    gu = uniform({333}, b, -1.0, 3.0, bf16);
+    ga = arange(2.0, 40.0, 3.0);
+    gf = full({4, 7}, -2.5, f16);
+  }
+  expect_close(cn, gn, 1e-6, "normal");
+  expect_close(cu, gu, 1e-6, "uniform bf16");
+  expect_close(arange(2.0, 40.0, 3.0), ga, 0, "arange");
+  expect_close(full({4, 7}, -2.5, f16), gf, 0, "full");
+}
+
+TEST_F(Cuda, Unary) {
+  using UF = Tensor (*)(const Tensor&);
+  std::vector<std::pair<const char*, UF>> ops = {
+      {"neg", negative}, {"abs", abs}, {"exp", exp}, {"sin", sin}, {"cos", cos}, {"tanh", tanh},
+      {"sigmoid", sigmoid}, {"silu", silu}, {"gelu", gelu}, {"gelu_tanh", gelu_tanh}, {"relu", relu},
+      {"square", square}, {"erf", erf}};
+  for (DType t : kFloats) {
+    Tensor x = randn({7, 33}, 2, t);
+    for (auto& [name, f] : ops) same(one([f](auto& v) { return f(v[0]); }), {x}, tol(t), std::string(name) + " " + dtype_name(t));
+    Tensor p = astype(abs(randn({7, 33}, 3)) + 0.1, t).eval();
+    for (auto& [name, f] : std::vector<std::pair<const char*, UF>>{{"log", log}, {"sqrt", sqrt}, {"rsqrt", rsqrt}})
+      same(one([f](auto& v) { return f(v[0]); }), {p}, tol(t), std::string(name) + " " + dtype_name(t));
+  }
+  // A transposed (strided) input.
+  Tensor x = randn({9, 5}, 4);
+  same(one([](auto& v) { return exp(transpose(v[0])); }), {x}, tol(f32), "exp of a transpose");
+}
+
+TEST_F(Cuda, Binary) {
+  using BF = Tensor (*)(const Tensor&, const Tensor&);
+  std::vector<std::pair<const char*, BF>> ops = {
+      {"add", add}, {"sub", subtract}, {"mul", multiply}, {"div", divide}, {"max", maximum}, {"min", minimum},
+      {"eq", equal}, {"ne", not_equal}, {"lt", less}, {"le", less_equal}, {"gt", greater}, {"ge", greater_equal}};
+  for (DType t : kFloats) {
+    Tensor a = randn({4, 1, 6}, 5, t), b = randn({3, 1}, 6, t);
+    for (auto& [name, f] : ops) same(one([f](auto& v) { return f(v[0], v[1]); }), {a, b}, tol(t), std::string(name) + " " + dtype_name(t));
+    Tensor p = astype(abs(a) + 0.5, t).eval();
+    same(one([](auto& v) { return power(v[0], v[1]); }), {p, b}, tol(t), std::string("pow ") + dtype_name(t));
+  }
+  Tensor i = astype(randn({5, 8}, 7, f32, 10.0f), i32).eval(), j = astype(randn({8}, 8, f32, 4.0f), i32).eval();
+  for (auto& [name, f] : std::vector<std::pair<const char*, BF>>{{"add", add}, {"mul", multiply}, {"max", maximum}, {"lt", less}})
+    same(one([f](auto& v) { return f(v[0], v[1]); }), {i, j}, 0, std::string(name) + " i32");
+  Tensor c = greater(randn({5, 8}, 9), scalar(0.0));
+  same(one([](auto& v) { return logical_or(logical_not(v[0]), v[0]); }), {c}, 0, "logical");
+}
+
+TEST_F(Cuda, WhereCastViews) {
+  Tensor c = greater(randn({6, 1}, 10), scalar(0.0)).eval(), a = randn({6, 9}, 11), b = randn({9}, 12);
+  same(one([](auto& v) { return where(v[0], v[1], v[2]); }), {c, a, b}, 0, "where");
+  for (DType from : {f32, bf16, f16, i32, i64, boolean})
+    for (DType dst : {f32, bf16, f16, i32, i64, boolean, f64}) {
+      Tensor x = astype(randn({3, 17}, 13, f32, 5.0f), from).eval();
+      same(one([dst](auto& v) { return astype(v[0], dst); }), {x}, 0, std::string("astype ") + dtype_name(from) + "->" + dtype_name(dst));
+    }
+  Tensor x = randn({4, 6, 5}, 14);
+  same(one([](auto& v) { return contiguous(transpose(v[0], {2, 0, 1})); }), {x}, 0, "contiguous");
+  same(one([](auto& v) { return reshape(transpose(v[0], {1, 0, 2}), {24, 5}); }), {x}, 0, "reshape copy");
+  same(one([](auto& v) { return slice(v[0], {1, 0, 1}, {4, 6, 5}, {2, 3, 2}) * 1.0; }), {x}, 0, "slice");
+  same(one([](auto& v) { return broadcast_to(slice(v[0], 0, 0, 1), {3, 6, 5}) + 0.0; }), {x}, 0, "broadcast");
+}
+
+TEST_F(Cuda, Reductions) {
+  for (DType t : kFloats) {
+    Tensor x = randn({5, 7, 9}, 15, t);
+    for (std::vector<int> ax : {std::vector<int>{2}, {0, 2}, {1}, {}}) {
+      std::string n = std::string(dtype_name(t)) + " axes " + std::to_string(ax.size());
+      same(one([ax](auto& v) { return sum(v[0], ax); }), {x}, tol(t), "sum " + n);
+      same(one([ax](auto& v) { return mean(v[0], ax, true); }), {x}, tol(t), "mean " + n);
+      same(one([ax](auto& v) { return max(v[0], ax); }), {x}, 0, "max " + n);
+      same(one([ax](auto& v) { return min(v[0], ax); }), {x}, 0, "min " + n);
+    }
+    same(one([](auto& v) { return argmax(v[0], 1); }), {x}, 0, "argmax");
+    same(one([](auto& v) { return argmin(transpose(v[0]), -1); }), {x}, 0, "argmin of a view");
+  }
+  // Large reductions take the two-stage paths (many chunks per output, or per column).
+  for (DType t : {f32, bf16}) {
+    Tensor big = randn({300, 500}, 57, t), tall = randn({4096, 96}, 58, t);
+    same(one([](auto& v) { return sum(v[0]); }), {big}, tol(t), std::string("sum all ") + dtype_name(t));
+    same(one([](auto& v) { return max(v[0]); }), {big}, 0, std::string("max all ") + dtype_name(t));
+    same(one([](auto& v) { return mean(v[0], {0}); }), {tall}, tol(t), std::string("column mean ") + dtype_name(t));
+    same(one([](auto& v) { return min(transpose(v[0]), {1}); }), {tall}, 0, std::string("min of a view ") + dtype_name(t));
+  }
+  Tensor i = astype(randn({6, 10}, 16, f32, 9.0f), i64).eval();
+  same(one([](auto& v) { return sum(v[0], {1}); }), {i}, 0, "sum i64");
+}
+
+TEST_F(Cuda, Matmul) {
+  for (DType t : kFloats) {
+    std::string n = dtype_name(t);
+    same(one([](auto& v) { return matmul(v[0], v[1]); }), {randn({64, 48}, 17, t), randn({48, 32}, 18, t)}, tol(t), "2d " + n);
+    same(one([](auto& v) { return matmul(v[0], v[1]); }), {randn({3, 17, 40}, 19, t), randn({3, 40, 9}, 20, t)}, tol(t), "batched " + n);
+    same(one([](auto& v) { return matmul(v[0], v[1]); }), {randn({2, 1, 5, 8}, 21, t), randn({3, 8, 6}, 22, t)}, tol(t), "broadcast " + n);
+    same(one([](auto& v) { return matmul(v[0], transpose(v[1])); }), {randn({1, 70}, 23, t), randn({50, 70}, 24, t)}, tol(t), "gemv, transposed " + n);
+    same(one([](auto& v) { return matmul(transpose(v[0], {0, 2, 1}), v[1]); }), {randn({4, 12, 7}, 25, t), randn({4, 12, 5}, 26, t)}, tol(t), "transposed A " + n);
+    same(one([](auto& v) { return matmul(slice(v[0], 1, 0, 9, 2), v[1]); }), {randn({6, 17}, 27, t), randn({5, 4}, 28, t)}, tol(t), "strided copy " + n);
+    Tensor w = randn({24, 16}, 29, t), bias = randn({24}, 30, t), a = randn({4, 16}, 31, t), b = randn({24, 4}, 32, t);
+    same(one([](auto& v) { return lora_linear(v[0], v[1], v[2], v[3], v[4], 2.0); }), {randn({2, 5, 16}, 33, t), w, bias, a, b}, tol(t), "lora_linear " + n);
+    same(one([](auto& v) { return linear(v[0], v[1], v[2]); }), {randn({5, 16}, 34, t), w, bias}, tol(t), "linear " + n);
+    // f32 adapter weights on a half model run in the model's dtype.
+    same(one([](auto& v) { return lora_linear(v[0], v[1], std::nullopt, v[2], v[3], 0.5); }),
+         {randn({3, 16}, 59, t), w, randn({4, 16}, 60), randn({24, 4}, 61)}, tol(t), "lora_linear f32 adapter " + n);
+  }
+}
+
+TEST_F(Cuda, RowsAndAttention) {
+  for (DType t : kFloats) {
+    std::string n = dtype_name(t);
+    Tensor x = randn({6, 5, 40}, 35, t, 3.0f);
+    same(one([](auto& v) { return softmax(v[0]); }), {x}, tol(t), "softmax " + n);
+    same(one([](auto& v) { return log_softmax(v[0]); }), {x}, tol(t), "log_softmax " + n);
+    same(one([](auto& v) { return softmax(transpose(v[0], {0, 2, 1})); }), {x}, tol(t), "softmax of a view " + n);
+    Tensor w = randn({40}, 36, bf16), b = randn({40}, 37, t);
+    same(one([](auto& v) { return rms_norm(v[0], v[1], 1e-6); }), {x, w}, tol(t), "rms_norm " + n);
+    same(one([](auto& v) { return layer_norm(v[0], v[1], v[2], 1e-5); }), {x, w, b}, tol(t), "layer_norm " + n);
+    Tensor q = randn({2, 4, 9, 16}, 38, t), k = randn({2, 2, 13, 16}, 39, t), vv = randn({2, 2, 13, 16}, 40, t);
+    same(one([](auto& v) { return rope(v[0], 10000.0, 3); }), {q}, tol(t), "rope " + n);
+    same(one([](auto& v) { return scaled_dot_product_attention(v[0], v[1], v[2], 0.25, true); }), {q, k, vv}, tol(t), "causal gqa " + n);
+    Tensor mask = randn({2, 1, 9, 13}, 41, f32);
+    same(one([](auto& v) { return scaled_dot_product_attention(v[0], v[1], v[2], 0.25, false, v[3]); }), {q, k, vv, mask}, tol(t), "masked " + n);
+    Tensor big = randn({1, 2, 3, 128}, 42, t), kb = randn({1, 1, 70, 128}, 43, t), vb = randn({1, 1, 70, 128}, 44, t);
+    same(one([](auto& v) { return scaled_dot_product_attention(v[0], v[1], v[2], 0.1, true); }), {big, kb, vb}, tol(t), "d128 " + n);
+  }
+}
+
+TEST_F(Cuda, Indexing) {
+  Tensor x = randn({7, 5, 3}, 45, bf16);
+  Tensor idx = Tensor::from_vector<int64_t>({6, 0, -1, 2, 2}, {5});
+  same(one([](auto& v) { return take(v[0], v[1], 0); }), {x, idx}, 0, "take axis 0");
+  same(one([](auto& v) { return take(v[0], v[1], 1); }), {x, Tensor::from_vector<int32_t>({4, 1, 1}, {3})}, 0, "take axis 1");
+  Tensor ta = Tensor::from_vector<int64_t>({0, 2, 1, 1, 0, 2, 2, 2, 0, 1, 1, 0, 0, 0, 2}, {1, 5, 3});
+  same(one([](auto& v) { return take_along_axis(v[0], v[1], 2); }), {x, ta}, 0, "take_along_axis");
+  Tensor u = randn({2, 5, 1}, 46, bf16);
+  same(one([](auto& v) { return slice_update(v[0], v[1], {3, 0, 1}, {1, 1, 1}); }), {x, u}, 0, "slice_update");
+  same(one([](auto& v) { return concatenate({v[0], transpose(v[1], {2, 1, 0})}, 0); }), {x, randn({3, 5, 2}, 47, bf16)}, 0, "concatenate");
+  Tensor logits = randn({11, 37}, 48, f32, 2.0f);
+  Tensor labels = Tensor::from_vector<int64_t>({3, 0, 36, -100, 5, 5, 9, 1, -100, 20, 2}, {11});
+  CrossEntropyOptions o;
+  o.reduction = Reduction::none;
+  same(one([o](auto& v) { return cross_entropy(v[0], v[1], o); }), {logits, labels}, 1e-5, "cross_entropy");
+  o.label_smoothing = 0.1;
+  same(one([o](auto& v) { return cross_entropy(astype(v[0], bf16), v[1], o); }), {logits, labels}, 1e-2, "cross_entropy smoothed bf16");
+}
+
+TEST_F(Cuda, Gradients) {
+  // Embedding -> norm -> projection -> attention -> loss: every backward kernel on the way.
+  Tensor emb = randn({20, 16}, 49), w = randn({16, 16}, 50, f32, 0.25f), nw = randn({16}, 51);
+  Tensor ids = Tensor::from_vector<int64_t>({1, 5, 19, 5, 0, 3, 7, 7}, {2, 4});
+  Tensor labels = Tensor::from_vector<int64_t>({4, 2, 2, 8, 1, 0, -100, 3}, {8});
+  Fn f = [](const std::vector<Tensor>& v) {
+    Tensor h = take(v[0], v[3], 0);  // [2, 4, 16]
+    h = rms_norm(h, v[2], 1e-6);
+    Tensor q = reshape(linear(h, v[1]), {2, 4, 2, 8});
+    q = transpose(q, {0, 2, 1, 3});
+    Tensor a = scaled_dot_product_attention(rope(q, 10000.0), q, q, 0.35, true);
+    Tensor logits = reshape(transpose(a, {0, 2, 1, 3}), {8, 16});
+    Tensor ta = take_along_axis(logits, reshape(astype(v[4], i64) * 0 + 1, {8, 1}), 1);
+    return std::vector<Tensor>{cross_entropy(softmax(logits) * 3.0, v[4]) + mean(ta)};
+  };
+  auto vg = value_and_grad(f, {0, 1, 2});
+  auto [cv, cg] = vg({emb, w, nw, ids, labels});
+  auto [gv, gg] = vg({to(emb, kGpu), to(w, kGpu), to(nw, kGpu), to(ids, kGpu), to(labels, kGpu)});
+  expect_close(cv[0], gv[0], 1e-5, "loss");
+  for (size_t i = 0; i < cg.size(); ++i) expect_close(cg[i], gg[i], 1e-4, "grad " + std::to_string(i));
+}
+
+TEST_F(Cuda, CompiledFusion) {
+  Function fn = [](const std::vector<Tensor>& v) {
+    Tensor s = softmax(v[0] * 0.125 + v[1]);
+    Tensor chain = silu(v[0]) * sigmoid(v[0] * 2.0) + square(v[0]) - 1.0;
+    return std::vector<Tensor>{s, chain, rms_norm(v[0], std::nullopt, 1e-6) * v[2]};
+  };
+  Tensor x = randn({3, 8, 24}, 52), m = randn({1, 8, 24}, 53), w = randn({24}, 54);
+  auto cf = compile(fn), gf = compile(fn);
+  auto c = cf({x, m, w});
+  auto g = gf({to(x, kGpu), to(m, kGpu), to(w, kGpu)});
+  for (size_t i = 0; i < c.size(); ++i) expect_close(c[i], g[i], 1e-5, "compiled output " + std::to_string(i));
+  EXPECT_GT(gf.stats().fused_elementwise, 0u);
+  EXPECT_GT(gf.stats().fused_patterns, 0u);
+  // A chain longer than the fused kernel's parameter block runs op by op, with the same values.
+  Function longer = [](const std::vector<Tensor>& v) {
+    Tensor y = v[0];
+    for (int i = 0; i < 60; ++i) y = y * (1.0 + 0.001 * i) + v[1 + i % 2] * 0.01;
+    return std::vector<Tensor>{astype(y, bf16)};
+  };
+  auto cl = compile(longer), gl = compile(longer);
+  expect_close(cl({x, w, m})[0], gl({to(x, kGpu), to(w, kGpu), to(m, kGpu)})[0], 1e-2, "long chain");
+  // Replays give the same values.
+  auto g2 = gf({to(x, kGpu), to(m, kGpu), to(w, kGpu)});
+  expect_close(g[1], g2[1], 0, "replay");
+}
+
+TEST_F(Cuda, AsyncAndErrors) {
+  Tensor x = to(randn({256, 256}, 55), kGpu);
+  Tensor y = matmul(x, x);
+  Future f = y.eval_async();
+  f.get();
+  expect_close(matmul(to(x, Device::cpu()), to(x, Device::cpu())), y, 1e-5, "async");
+  // A bad index is reported by the evaluation that ran it; the device stays usable.
+  Tensor bad = take(x, to(Tensor::from_vector<int64_t>({0, 999}, {2}), kGpu), 0);
+  try {
+    bad.eval();
+    FAIL() << "an out-of-range index must fail";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("out of range"), std::string::npos) << e.what();
+  }
+  expect_close(to(x, Device::cpu()) + 1.0, x + 1.0, 0, "after an error");
+}
+
+TEST_F(Cuda, Memory) {
+  clear_memory_cache(kGpu);
+  MemoryStats before = memory_stats(kGpu);
+  {
+    Tensor x = to(randn({1024, 1024}, 56), kGpu).eval();
+    EXPECT_GE(memory_stats(kGpu).active, before.active + (4u << 20));
+  }
+  EXPECT_GE(memory_stats(kGpu).cached, 4u << 20);
+  set_memory_limit(64u << 20, kGpu);
+  try {
+    DeviceScope scope(kGpu);
+    zeros({1024, 1024, 32}).eval();
+    FAIL() << "the limit must be enforced";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("out of memory on cuda:0"), std::string::npos) << e.what();
+  }
+  set_memory_limit(0, kGpu);
+}
