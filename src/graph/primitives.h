@@ -363,6 +363,24 @@ class ScaledMaskedSoftmax : public Primitive {
   bool has_mask;
 };
 
+/// The attention probabilities softmax(scale·q·kᵀ + mask, causal) as f32 [B, Hq, T, S] (fully
+/// masked rows 0): inputs q, k and, when has_mask, the f32 mask broadcast to [B, Hq, T, S]. The
+/// CUDA attention gradient recomputes them with it (no vjp of its own).
+class AttentionProbs : public Primitive {
+ public:
+  AttentionProbs(double s, bool c, bool hm) : scale(s), causal(c), has_mask(hm) {}
+  WICK_PRIMITIVE(AttentionProbs, "attention_probs")
+  double scale;
+  bool causal, has_mask;
+};
+
+/// The softmax rule of the gradient over the last axis: inputs p and dp (f32, one shape); output
+/// p·(dp − Σ dp·p), in one pass instead of three.
+class SoftmaxGrad : public Primitive {
+ public:
+  WICK_PRIMITIVE(SoftmaxGrad, "softmax_grad")
+};
+
 /// Copies its input to the output's device (host <-> CUDA, or between CUDA devices).
 class ToDevice : public Primitive {
  public:

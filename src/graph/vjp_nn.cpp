@@ -98,25 +98,37 @@ std::vector<Tensor> Attention::vjp(const std::vector<Tensor>& p, const Tensor&, 
   Tensor k5 = expand_dims(widened(p[1]), 2);
   Tensor v5 = expand_dims(widened(p[2]), 2);
   Tensor g5 = reshape(widened(g), {B, Hkv, G, T, D});
-  Tensor scores = matmul(q5, swapaxes(k5, -1, -2)) * scale;
-  if (has_mask) scores = scores + reshape(p[3], {B, Hkv, G, T, S});
-  const double inf = std::numeric_limits<double>::infinity();
-  if (causal) {
-    Tensor t = reshape(arange(static_cast<double>(S - T), static_cast<double>(S), 1.0, DType::i64), {T, 1});
-    Tensor allowed = less_equal(reshape(arange(S), {1, S}), t);
-    scores = where(allowed, scores, -inf);
+  // On a GPU one GEMM and one row kernel recompute the probabilities (and one more applies the
+  // softmax rule below); the CPU composes the same from ops, which its GEMM serves better.
+  const bool fused = p[0].device().type == Device::Type::cuda;
+  Tensor prob;
+  if (fused) {
+    std::vector<Tensor> in = {p[0], p[1]};
+    if (has_mask) in.push_back(p[3]);
+    prob = reshape(make_node({B, Hq, T, S}, DType::f32, std::make_shared<AttentionProbs>(scale, causal, has_mask), in),
+                   {B, Hkv, G, T, S});
+  } else {
+    Tensor scores = matmul(q5, swapaxes(k5, -1, -2)) * scale;
+    if (has_mask) scores = scores + reshape(p[3], {B, Hkv, G, T, S});
+    const double inf = std::numeric_limits<double>::infinity();
+    if (causal) {
+      Tensor t = reshape(arange(static_cast<double>(S - T), static_cast<double>(S), 1.0, DType::i64), {T, 1});
+      Tensor allowed = less_equal(reshape(arange(S), {1, S}), t);
+      scores = where(allowed, scores, -inf);
+    }
+    // Rows with every key masked have probability 0 (as the forward kernel outputs 0 there).
+    Tensor m = max(scores, {-1}, true);
+    Tensor e = exp(scores - where(equal(m, -inf), 0.0, m));
+    Tensor den = sum(e, {-1}, true);
+    prob = e / where(equal(den, 0.0), 1.0, den);
   }
-  // Rows with every key masked have probability 0 (as the forward kernel outputs 0 there).
-  Tensor m = max(scores, {-1}, true);
-  Tensor e = exp(scores - where(equal(m, -inf), 0.0, m));
-  Tensor den = sum(e, {-1}, true);
-  Tensor prob = e / where(equal(den, 0.0), 1.0, den);
 
   std::vector<Tensor> d(p.size());
   if (need[2]) d[2] = astype(sum(matmul(swapaxes(prob, -1, -2), g5), {2}), p[2].dtype());
   if (need[0] || need[1] || (has_mask && need[3])) {
     Tensor dp = matmul(g5, swapaxes(v5, -1, -2));
-    Tensor ds = prob * (dp - sum(dp * prob, {-1}, true));
+    Tensor ds = fused ? make_node(prob.shape(), DType::f32, std::make_shared<SoftmaxGrad>(), {prob, dp})
+                      : prob * (dp - sum(dp * prob, {-1}, true));
     if (need[0]) d[0] = astype(reshape(matmul(ds, k5) * scale, qs), p[0].dtype());
     if (need[1]) d[1] = astype(sum(matmul(swapaxes(ds, -1, -2), q5), {2}) * scale, p[1].dtype());
     if (has_mask && need[3]) d[3] = reshape(ds, {B, Hq, T, S});

@@ -236,6 +236,10 @@ TEST_F(Cuda, RowsAndAttention) {
     same(one([](auto& v) { return scaled_dot_product_attention(v[0], v[1], v[2], 0.25, true); }), {q, k, vv}, tol(t), "causal gqa " + n);
     Tensor mask = randn({2, 1, 9, 13}, 41, f32);
     same(one([](auto& v) { return scaled_dot_product_attention(v[0], v[1], v[2], 0.25, false, v[3]); }), {q, k, vv, mask}, tol(t), "masked " + n);
+    // One query row (decoding) and a strided q take the online-softmax kernel.
+    same(one([](auto& v) { return scaled_dot_product_attention(slice(v[0], 2, 8, 9), v[1], v[2], 0.25, true); }), {q, k, vv}, tol(t), "decode row " + n);
+    same(one([](auto& v) { return scaled_dot_product_attention(transpose(v[0], {0, 2, 1, 3}), v[1], v[2], 0.25, true); }),
+         {randn({2, 9, 4, 16}, 62, t), k, vv}, tol(t), "strided q " + n);
     Tensor big = randn({1, 2, 3, 128}, 42, t), kb = randn({1, 1, 70, 128}, 43, t), vb = randn({1, 1, 70, 128}, 44, t);
     same(one([](auto& v) { return scaled_dot_product_attention(v[0], v[1], v[2], 0.1, true); }), {big, kb, vb}, tol(t), "d128 " + n);
   }
@@ -280,6 +284,26 @@ TEST_F(Cuda, Gradients) {
   auto [gv, gg] = vg({to(emb, kGpu), to(w, kGpu), to(nw, kGpu), to(ids, kGpu), to(labels, kGpu)});
   expect_close(cv[0], gv[0], 1e-5, "loss");
   for (size_t i = 0; i < cg.size(); ++i) expect_close(cg[i], gg[i], 1e-4, "grad " + std::to_string(i));
+}
+
+TEST_F(Cuda, AttentionGradients) {
+  // The GPU recomputes the probabilities with one GEMM and row kernel (AttentionProbs,
+  // SoftmaxGrad); the CPU composes ops. Grouped heads, a mask, causal and not, f32 and bf16.
+  for (DType t : {f32, bf16})
+    for (bool causal : {true, false}) {
+      Tensor q = randn({2, 4, 7, 16}, 63, t), k = randn({2, 2, 9, 16}, 64, t), v = randn({2, 2, 9, 16}, 65, t);
+      Tensor mask = randn({2, 1, 7, 9}, 66), w = randn({2, 4, 7, 16}, 67);
+      Fn f = [causal](const std::vector<Tensor>& x) {
+        Tensor o = scaled_dot_product_attention(x[0], x[1], x[2], 0.3, causal, x[3]);
+        return std::vector<Tensor>{sum(astype(o, f32) * x[4])};
+      };
+      auto vg = value_and_grad(f, {0, 1, 2});
+      auto [cv, cg] = vg({q, k, v, mask, w});
+      auto [gv, gg] = vg({to(q, kGpu), to(k, kGpu), to(v, kGpu), to(mask, kGpu), to(w, kGpu)});
+      std::string n = std::string(dtype_name(t)) + (causal ? " causal" : "");
+      expect_close(cv[0], gv[0], tol(t), "attention loss " + n);
+      for (size_t i = 0; i < 3; ++i) expect_close(cg[i], gg[i], t == f32 ? 1e-4 : 3e-2, "attention grad " + std::to_string(i) + " " + n);
+    }
 }
 
 TEST_F(Cuda, CompiledFusion) {

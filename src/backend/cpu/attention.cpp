@@ -315,3 +315,48 @@ void Attention::eval_cpu(std::span<Node* const> in, Node& out) {
 }
 
 }  // namespace wick::detail
+
+namespace wick::detail {
+using namespace cpu;
+
+void AttentionProbs::eval_cpu(std::span<Node* const> in, Node& out) {
+  // A reference loop: only the CUDA gradient uses this primitive; the CPU composes ops instead.
+  const Node& q = *in[0];
+  const Node& k = *in[1];
+  const Node* mask = has_mask ? in[2] : nullptr;
+  alloc_output(out);
+  const int64_t B = q.shape[0], Hq = q.shape[1], T = q.shape[2], D = q.shape[3];
+  const int64_t Hkv = k.shape[1], S = k.shape[2], G = Hq / Hkv;
+  float* o = out.data<float>();
+  std::vector<double> row(static_cast<size_t>(S));
+  dispatch_float(q.dtype, name(), [&]<class E>() {
+    const E* qp = q.data<E>();
+    const E* kp = k.data<E>();
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t h = 0; h < Hq; ++h)
+        for (int64_t t = 0; t < T; ++t) {
+          int64_t end = causal ? std::clamp<int64_t>(t + (S - T) + 1, 0, S) : S;
+          double m = -std::numeric_limits<double>::infinity();
+          for (int64_t s = 0; s < end; ++s) {
+            double d = 0;
+            for (int64_t j = 0; j < D; ++j)
+              d += double(load(qp + b * q.strides[0] + h * q.strides[1] + t * q.strides[2] + j * q.strides[3])) *
+                   double(load(kp + b * k.strides[0] + (h / G) * k.strides[1] + s * k.strides[2] + j * k.strides[3]));
+            d *= scale;
+            if (mask) {
+              const Strides& ms = mask->strides;
+              d += mask->data<float>()[b * ms[0] + h * ms[1] + t * ms[2] + s * ms[3]];
+            }
+            row[s] = d;
+            m = std::max(m, d);
+          }
+          float* orow = o + ((b * Hq + h) * T + t) * S;
+          double sum = 0;
+          bool empty = m == -std::numeric_limits<double>::infinity();
+          for (int64_t s = 0; s < end; ++s) sum += row[s] = empty ? 0.0 : std::exp(row[s] - m);
+          for (int64_t s = 0; s < S; ++s) orow[s] = s < end && !empty ? static_cast<float>(row[s] / sum) : 0.0f;
+        }
+  });
+}
+
+}  // namespace wick::detail

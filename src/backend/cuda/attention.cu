@@ -7,7 +7,7 @@ namespace wick::cuda {
 namespace {
 
 template <class T, int NV>
-__global__ void attention_kernel(AttentionArgs a) {
+__global__ void attention_kernel(const __grid_constant__ AttentionArgs a) {
   int lane = threadIdx.x & 31;
   int64_t row = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) >> 5;
   int64_t rows = a.B * a.Hq * a.T;
@@ -17,7 +17,9 @@ __global__ void attention_kernel(AttentionArgs a) {
   const T* q = static_cast<const T*>(a.q) + b * a.qs[0] + h * a.qs[1] + t * a.qs[2];
   const T* k = static_cast<const T*>(a.k) + b * a.ks[0] + hk * a.ks[1];
   const T* v = static_cast<const T*>(a.v) + b * a.vs[0] + hk * a.vs[1];
-  const float* mask = a.mask ? static_cast<const float*>(a.mask) + b * a.ms[0] + h * a.ms[1] + t * a.ms[2] : nullptr;
+  const float* mask =
+      a.mask ? static_cast<const float*>(a.mask) + b * a.ms[0] + h * a.ms[1] + t * a.ms[2]
+             : nullptr;
   float qr[NV], acc[NV];
   for (int j = 0; j < NV; ++j) {
     int64_t d = lane + 32 * j;
@@ -61,18 +63,23 @@ void launch(const AttentionArgs& a) {
   int64_t rows = a.B * a.Hq * a.T;
   unsigned blocks = static_cast<unsigned>((rows * 32 + 255) / 256);
   cudaStream_t s = active().stream;
-  if (a.D <= 64) attention_kernel<T, 2><<<blocks, 256, 0, s>>>(a);
-  else if (a.D <= 128) attention_kernel<T, 4><<<blocks, 256, 0, s>>>(a);
-  else attention_kernel<T, 8><<<blocks, 256, 0, s>>>(a);
+  if (a.D <= 64)
+    attention_kernel<T, 2><<<blocks, 256, 0, s>>>(a);
+  else if (a.D <= 128)
+    attention_kernel<T, 4><<<blocks, 256, 0, s>>>(a);
+  else
+    attention_kernel<T, 8><<<blocks, 256, 0, s>>>(a);
 }
 
 }  // namespace
 
 void attention(const AttentionArgs& a) {
   if (a.B * a.Hq * a.T == 0) return;
-  if (a.D > 256) throw Error("scaled_dot_product_attention: head dimension " + std::to_string(a.D) +
-                             " is above the CUDA kernel's 256");
-  if (a.t == DType::f64) throw Error("scaled_dot_product_attention: f64 has no CUDA kernel; use the CPU");
+  if (a.D > 256)
+    throw Error("scaled_dot_product_attention: head dimension " + std::to_string(a.D) +
+                " is above the CUDA kernel's 256");
+  if (a.t == DType::f64)
+    throw Error("scaled_dot_product_attention: f64 has no CUDA kernel; use the CPU");
   dispatch_float(a.t, "scaled_dot_product_attention", [&]<class T>() {
     if constexpr (!std::is_same_v<T, double>) launch<T>(a);
   });

@@ -21,35 +21,51 @@ inline constexpr bool is_half_v = std::is_same_v<T, bf16_t> || std::is_same_v<T,
 
 /// The type arithmetic runs in: f32 for the half types (as on the CPU), int for bool.
 template <class T>
-using compute_t = std::conditional_t<is_half_v<T>, float, std::conditional_t<std::is_same_v<T, bool>, int, T>>;
+using compute_t =
+    std::conditional_t<is_half_v<T>, float, std::conditional_t<std::is_same_v<T, bool>, int, T>>;
 
 template <class T>
 __device__ __forceinline__ compute_t<T> ld(const T* p) {
-  if constexpr (std::is_same_v<T, bf16_t>) return __bfloat162float(*p);
-  else if constexpr (std::is_same_v<T, f16_t>) return __half2float(*p);
-  else if constexpr (std::is_same_v<T, bool>) return *reinterpret_cast<const uint8_t*>(p) != 0;
-  else return *p;
+  if constexpr (std::is_same_v<T, bf16_t>)
+    return __bfloat162float(*p);
+  else if constexpr (std::is_same_v<T, f16_t>)
+    return __half2float(*p);
+  else if constexpr (std::is_same_v<T, bool>)
+    return *reinterpret_cast<const uint8_t*>(p) != 0;
+  else
+    return *p;
 }
 
 template <class T, class V>
 __device__ __forceinline__ void st(T* p, V v) {
-  if constexpr (std::is_same_v<T, bf16_t>) *p = __float2bfloat16_rn(static_cast<float>(v));
-  else if constexpr (std::is_same_v<T, f16_t>) *p = __float2half_rn(static_cast<float>(v));
-  else if constexpr (std::is_same_v<T, bool>) *reinterpret_cast<uint8_t*>(p) = v != V(0);
-  else *p = static_cast<T>(v);
+  if constexpr (std::is_same_v<T, bf16_t>)
+    *p = __float2bfloat16_rn(static_cast<float>(v));
+  else if constexpr (std::is_same_v<T, f16_t>)
+    *p = __float2half_rn(static_cast<float>(v));
+  else if constexpr (std::is_same_v<T, bool>)
+    *reinterpret_cast<uint8_t*>(p) = v != V(0);
+  else
+    *p = static_cast<T>(v);
 }
 
 /// Loads element `i` of a buffer of run-time dtype `t` as double (exact for every wick dtype
 /// but i64 beyond 2^53).
 __device__ __forceinline__ double ld_any(const void* p, DType t, int64_t i) {
   switch (t) {
-    case DType::f32: return static_cast<const float*>(p)[i];
-    case DType::f64: return static_cast<const double*>(p)[i];
-    case DType::f16: return __half2float(static_cast<const f16_t*>(p)[i]);
-    case DType::bf16: return __bfloat162float(static_cast<const bf16_t*>(p)[i]);
-    case DType::i32: return static_cast<const int32_t*>(p)[i];
-    case DType::i64: return static_cast<double>(static_cast<const int64_t*>(p)[i]);
-    case DType::boolean: return static_cast<const uint8_t*>(p)[i] != 0;
+    case DType::f32:
+      return static_cast<const float*>(p)[i];
+    case DType::f64:
+      return static_cast<const double*>(p)[i];
+    case DType::f16:
+      return __half2float(static_cast<const f16_t*>(p)[i]);
+    case DType::bf16:
+      return __bfloat162float(static_cast<const bf16_t*>(p)[i]);
+    case DType::i32:
+      return static_cast<const int32_t*>(p)[i];
+    case DType::i64:
+      return static_cast<double>(static_cast<const int64_t*>(p)[i]);
+    case DType::boolean:
+      return static_cast<const uint8_t*>(p)[i] != 0;
   }
   return 0;
 }
@@ -81,6 +97,51 @@ __device__ __forceinline__ int64_t offset_of(int64_t linear, const Space& sp, co
   return off + linear * w.s[0];
 }
 
+/// Offsets of the `linear`-th element for K operands at once: the coordinates are found once
+/// (the divisions dominate an elementwise kernel's cost) and dotted with each operand's strides.
+template <int K>
+__device__ __forceinline__ void offsets_of(int64_t linear, const Space& sp, const Walk* w,
+                                           int64_t* off, int k_used = K) {
+#pragma unroll
+  for (int k = 0; k < K; ++k) off[k] = 0;
+  if (sp.nd <= 1) {
+    if (sp.nd)
+#pragma unroll
+      for (int k = 0; k < K; ++k)
+        if (k < k_used) off[k] = linear * w[k].s[0];
+    return;
+  }
+  if (sp.numel < (int64_t(1) << 31)) {
+    uint32_t l = static_cast<uint32_t>(linear);
+    for (int d = sp.nd - 1; d > 0; --d) {
+      uint32_t n = static_cast<uint32_t>(sp.shape[d]);
+      int64_t c = l % n;
+      l /= n;
+#pragma unroll
+      for (int k = 0; k < K; ++k)
+        if (k < k_used) off[k] += c * w[k].s[d];
+    }
+    linear = l;
+  } else {
+    for (int d = sp.nd - 1; d > 0; --d) {
+      int64_t c = linear % sp.shape[d];
+      linear /= sp.shape[d];
+#pragma unroll
+      for (int k = 0; k < K; ++k)
+        if (k < k_used) off[k] += c * w[k].s[d];
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < K; ++k)
+    if (k < k_used) off[k] += linear * w[k].s[0];
+}
+
+/// K operands' walks, passed to a kernel by value.
+template <int K>
+struct Walks {
+  Walk w[K];
+};
+
 /// Grid-stride loop bounds: enough blocks of 256 threads to cover n, at most 65535·8.
 inline unsigned grid_for(int64_t n, int threads = 256) {
   int64_t b = (n + threads - 1) / threads;
@@ -88,31 +149,44 @@ inline unsigned grid_for(int64_t n, int threads = 256) {
   return static_cast<unsigned>(b < 1 ? 1 : b);
 }
 
-#define WICK_GRID_LOOP(i, n) \
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
+#define WICK_GRID_LOOP(i, n)                                                \
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); \
+       i += int64_t(gridDim.x) * blockDim.x)
 
 /// Calls f.template operator()<T>() with the element type of `t`.
 template <class F>
 void dispatch(DType t, F&& f) {
   switch (t) {
-    case DType::f32: return f.template operator()<float>();
-    case DType::f64: return f.template operator()<double>();
-    case DType::f16: return f.template operator()<f16_t>();
-    case DType::bf16: return f.template operator()<bf16_t>();
-    case DType::i32: return f.template operator()<int32_t>();
-    case DType::i64: return f.template operator()<int64_t>();
-    case DType::boolean: return f.template operator()<bool>();
+    case DType::f32:
+      return f.template operator()<float>();
+    case DType::f64:
+      return f.template operator()<double>();
+    case DType::f16:
+      return f.template operator()<f16_t>();
+    case DType::bf16:
+      return f.template operator()<bf16_t>();
+    case DType::i32:
+      return f.template operator()<int32_t>();
+    case DType::i64:
+      return f.template operator()<int64_t>();
+    case DType::boolean:
+      return f.template operator()<bool>();
   }
 }
 
 template <class F>
 void dispatch_float(DType t, const char* op, F&& f) {
   switch (t) {
-    case DType::f32: return f.template operator()<float>();
-    case DType::f64: return f.template operator()<double>();
-    case DType::f16: return f.template operator()<f16_t>();
-    case DType::bf16: return f.template operator()<bf16_t>();
-    default: throw Error(std::string(op) + ": floating dtype expected, got " + dtype_name(t));
+    case DType::f32:
+      return f.template operator()<float>();
+    case DType::f64:
+      return f.template operator()<double>();
+    case DType::f16:
+      return f.template operator()<f16_t>();
+    case DType::bf16:
+      return f.template operator()<bf16_t>();
+    default:
+      throw Error(std::string(op) + ": floating dtype expected, got " + dtype_name(t));
   }
 }
 
@@ -147,7 +221,8 @@ __device__ A block_max(A v) {
 
 /// Records the first bad index a kernel meets (read back by the next synchronize).
 __device__ __forceinline__ void report(int64_t* flag, int64_t code, int64_t index, int64_t bound) {
-  if (atomicCAS(reinterpret_cast<unsigned long long*>(flag), 0ull, static_cast<unsigned long long>(code)) == 0ull) {
+  if (atomicCAS(reinterpret_cast<unsigned long long*>(flag), 0ull,
+                static_cast<unsigned long long>(code)) == 0ull) {
     flag[1] = index;
     flag[2] = bound;
   }

@@ -32,7 +32,12 @@ void check(cudaError_t e, const char* what);
 void check_launch(const char* kernel);
 
 /// Codes kernels write to Context::error (the first one wins).
-enum ErrorCode : int64_t { kNoError = 0, kTakeIndex = 1, kTakeAlongIndex = 2, kCrossEntropyLabel = 3 };
+enum ErrorCode : int64_t {
+  kNoError = 0,
+  kTakeIndex = 1,
+  kTakeAlongIndex = 2,
+  kCrossEntropyLabel = 3
+};
 /// The device flag to hand to a kernel that validates indices; marks a check due at the next sync.
 int64_t* error_flag();
 

@@ -15,7 +15,8 @@ __global__ void arange_kernel(T* out, int64_t n, double start, double step) {
 }
 
 __device__ __forceinline__ void philox(uint64_t counter, uint64_t key, uint32_t r[4]) {
-  uint32_t c0 = static_cast<uint32_t>(counter), c1 = static_cast<uint32_t>(counter >> 32), c2 = 0, c3 = 0;
+  uint32_t c0 = static_cast<uint32_t>(counter), c1 = static_cast<uint32_t>(counter >> 32), c2 = 0,
+           c3 = 0;
   uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
   for (int round = 0; round < 10; ++round) {
     uint64_t p0 = uint64_t(0xD2511F53u) * c0;
@@ -36,7 +37,8 @@ __device__ __forceinline__ double unit(uint32_t hi, uint32_t lo) {
 }
 
 template <class T>
-__global__ void random_kernel(T* out, int64_t n, bool normal, uint64_t seed, uint64_t counter, double a, double b) {
+__global__ void random_kernel(T* out, int64_t n, bool normal, uint64_t seed, uint64_t counter,
+                              double a, double b) {
   WICK_GRID_LOOP(j, (n + 1) / 2) {
     uint32_t r[4];
     philox(counter + static_cast<uint64_t>(j), seed, r);
@@ -67,10 +69,14 @@ void fill(void* out, int64_t n, DType t, double value) {
   if (n == 0) return;
   dispatch(t, [&]<class T>() {
     T v;
-    if constexpr (std::is_same_v<T, bf16_t>) v = __float2bfloat16_rn(static_cast<float>(value));
-    else if constexpr (std::is_same_v<T, f16_t>) v = __float2half_rn(static_cast<float>(value));
-    else if constexpr (std::is_same_v<T, bool>) v = value != 0;
-    else v = static_cast<T>(value);
+    if constexpr (std::is_same_v<T, bf16_t>)
+      v = __float2bfloat16_rn(static_cast<float>(value));
+    else if constexpr (std::is_same_v<T, f16_t>)
+      v = __float2half_rn(static_cast<float>(value));
+    else if constexpr (std::is_same_v<T, bool>)
+      v = value != 0;
+    else
+      v = static_cast<T>(value);
     fill_kernel<T><<<grid_for(n), 256, 0, active().stream>>>(static_cast<T*>(out), n, v);
   });
   check_launch("fill");
@@ -79,16 +85,18 @@ void fill(void* out, int64_t n, DType t, double value) {
 void arange(void* out, int64_t n, DType t, double start, double step) {
   if (n == 0) return;
   dispatch(t, [&]<class T>() {
-    arange_kernel<T><<<grid_for(n), 256, 0, active().stream>>>(static_cast<T*>(out), n, start, step);
+    arange_kernel<T>
+        <<<grid_for(n), 256, 0, active().stream>>>(static_cast<T*>(out), n, start, step);
   });
   check_launch("arange");
 }
 
-void random(void* out, int64_t n, DType t, bool normal, uint64_t seed, uint64_t counter, double a, double b) {
+void random(void* out, int64_t n, DType t, bool normal, uint64_t seed, uint64_t counter, double a,
+            double b) {
   if (n == 0) return;
   dispatch_float(t, "random", [&]<class T>() {
-    random_kernel<T><<<grid_for((n + 1) / 2), 256, 0, active().stream>>>(static_cast<T*>(out), n, normal, seed,
-                                                                         counter, a, b);
+    random_kernel<T><<<grid_for((n + 1) / 2), 256, 0, active().stream>>>(
+        static_cast<T*>(out), n, normal, seed, counter, a, b);
   });
   check_launch("random");
 }

@@ -6,87 +6,102 @@ namespace wick::cuda {
 namespace {
 
 template <class T>
-__global__ void unary_kernel(UnaryOp op, const T* x, Walk xs, T* out, Walk os, Space sp) {
+__global__ void unary_kernel(UnaryOp op, const T* x, T* out, const __grid_constant__ Walks<2> w,
+                             const __grid_constant__ Space sp) {
   WICK_GRID_LOOP(i, sp.numel) {
-    st(out + offset_of(i, sp, os), apply_unary(op, ld(x + offset_of(i, sp, xs))));
+    int64_t off[2];
+    offsets_of<2>(i, sp, w.w, off);
+    st(out + off[0], apply_unary(op, ld(x + off[1])));
   }
 }
 
 template <class T, class O>
-__global__ void binary_kernel(BinaryOp op, const T* a, Walk as, const T* b, Walk bs, O* out, Walk os, Space sp) {
+__global__ void binary_kernel(BinaryOp op, const T* a, const T* b, O* out,
+                              const __grid_constant__ Walks<3> w,
+                              const __grid_constant__ Space sp) {
   WICK_GRID_LOOP(i, sp.numel) {
-    auto r = apply_binary(op, ld(a + offset_of(i, sp, as)), ld(b + offset_of(i, sp, bs)));
-    st(out + offset_of(i, sp, os), r);
+    int64_t off[3];
+    offsets_of<3>(i, sp, w.w, off);
+    st(out + off[0], apply_binary(op, ld(a + off[1]), ld(b + off[2])));
   }
 }
 
 template <class T>
-__global__ void where_kernel(const uint8_t* c, Walk cs, const T* a, Walk as, const T* b, Walk bs, T* out, Walk os,
-                             Space sp) {
+__global__ void where_kernel(const uint8_t* c, const T* a, const T* b, T* out,
+                             const __grid_constant__ Walks<4> w, const __grid_constant__ Space sp) {
   WICK_GRID_LOOP(i, sp.numel) {
-    bool pick = c[offset_of(i, sp, cs)] != 0;
-    out[offset_of(i, sp, os)] = pick ? a[offset_of(i, sp, as)] : b[offset_of(i, sp, bs)];
+    int64_t off[4];
+    offsets_of<4>(i, sp, w.w, off);
+    out[off[0]] = c[off[1]] != 0 ? a[off[2]] : b[off[3]];
   }
 }
 
 template <class S, class D>
-__global__ void cast_kernel(const S* x, Walk xs, D* out, Walk os, Space sp) {
+__global__ void cast_kernel(const S* x, D* out, const __grid_constant__ Walks<2> w,
+                            const __grid_constant__ Space sp) {
   WICK_GRID_LOOP(i, sp.numel) {
-    auto v = ld(x + offset_of(i, sp, xs));
+    int64_t off[2];
+    offsets_of<2>(i, sp, w.w, off);
     if constexpr (std::is_same_v<S, D>) {
-      out[offset_of(i, sp, os)] = x[offset_of(i, sp, xs)];
-    } else if constexpr (std::is_same_v<D, bool>) {
-      st(out + offset_of(i, sp, os), v != decltype(v)(0));
+      out[off[0]] = x[off[1]];
     } else {
-      st(out + offset_of(i, sp, os), static_cast<compute_t<D>>(v));
+      auto v = ld(x + off[1]);
+      if constexpr (std::is_same_v<D, bool>)
+        st(out + off[0], v != decltype(v)(0));
+      else
+        st(out + off[0], static_cast<compute_t<D>>(v));
     }
   }
 }
 
 }  // namespace
 
-void unary(int op, DType t, const void* x, const Walk& xs, void* out, const Walk& os, const Space& sp) {
+void unary(int op, DType t, const void* x, const Walk& xs, void* out, const Walk& os,
+           const Space& sp) {
   if (sp.numel == 0) return;
   dispatch(t, [&]<class T>() {
-    unary_kernel<T><<<grid_for(sp.numel), 256, 0, active().stream>>>(static_cast<UnaryOp>(op), static_cast<const T*>(x),
-                                                                     xs, static_cast<T*>(out), os, sp);
+    unary_kernel<T><<<grid_for(sp.numel), 256, 0, active().stream>>>(
+        static_cast<UnaryOp>(op), static_cast<const T*>(x), static_cast<T*>(out),
+        Walks<2>{{os, xs}}, sp);
   });
   check_launch("unary");
 }
 
-void binary(int op, DType in_t, DType out_t, const void* a, const Walk& as, const void* b, const Walk& bs, void* out,
-            const Walk& os, const Space& sp) {
+void binary(int op, DType in_t, DType out_t, const void* a, const Walk& as, const void* b,
+            const Walk& bs, void* out, const Walk& os, const Space& sp) {
   if (sp.numel == 0) return;
   dispatch(in_t, [&]<class T>() {
     auto launch = [&]<class O>() {
       binary_kernel<T, O><<<grid_for(sp.numel), 256, 0, active().stream>>>(
-          static_cast<BinaryOp>(op), static_cast<const T*>(a), as, static_cast<const T*>(b), bs, static_cast<O*>(out),
-          os, sp);
+          static_cast<BinaryOp>(op), static_cast<const T*>(a), static_cast<const T*>(b),
+          static_cast<O*>(out), Walks<3>{{os, as, bs}}, sp);
     };
-    if (out_t == DType::boolean) launch.template operator()<bool>();
-    else launch.template operator()<T>();
+    if (out_t == DType::boolean)
+      launch.template operator()<bool>();
+    else
+      launch.template operator()<T>();
   });
   check_launch("binary");
 }
 
-void where(const void* c, const Walk& cs, DType t, const void* a, const Walk& as, const void* b, const Walk& bs,
-           void* out, const Walk& os, const Space& sp) {
+void where(const void* c, const Walk& cs, DType t, const void* a, const Walk& as, const void* b,
+           const Walk& bs, void* out, const Walk& os, const Space& sp) {
   if (sp.numel == 0) return;
   dispatch(t, [&]<class T>() {
-    where_kernel<T><<<grid_for(sp.numel), 256, 0, active().stream>>>(static_cast<const uint8_t*>(c), cs,
-                                                                     static_cast<const T*>(a), as,
-                                                                     static_cast<const T*>(b), bs, static_cast<T*>(out),
-                                                                     os, sp);
+    where_kernel<T><<<grid_for(sp.numel), 256, 0, active().stream>>>(
+        static_cast<const uint8_t*>(c), static_cast<const T*>(a), static_cast<const T*>(b),
+        static_cast<T*>(out), Walks<4>{{os, cs, as, bs}}, sp);
   });
   check_launch("where");
 }
 
-void cast(DType from, const void* x, const Walk& xs, DType to, void* out, const Walk& os, const Space& sp) {
+void cast(DType from, const void* x, const Walk& xs, DType to, void* out, const Walk& os,
+          const Space& sp) {
   if (sp.numel == 0) return;
   dispatch(from, [&]<class S>() {
     dispatch(to, [&]<class D>() {
-      cast_kernel<S, D><<<grid_for(sp.numel), 256, 0, active().stream>>>(static_cast<const S*>(x), xs,
-                                                                         static_cast<D*>(out), os, sp);
+      cast_kernel<S, D><<<grid_for(sp.numel), 256, 0, active().stream>>>(
+          static_cast<const S*>(x), static_cast<D*>(out), Walks<2>{{os, xs}}, sp);
     });
   });
   check_launch("astype");

@@ -58,22 +58,25 @@ void Unary::eval_cuda(std::span<Node* const> in, Node& out) {
 
 void Binary::eval_cuda(std::span<Node* const> in, Node& out) {
   on(out);
-  if (out.dtype == in[0]->dtype) alloc_output_donating(out, in);
-  else alloc_output(out);
+  if (out.dtype == in[0]->dtype)
+    alloc_output_donating(out, in);
+  else
+    alloc_output(out);
   size_t nd = out.shape.size();
-  auto s = make_space<3>(out.shape, {out.strides, aligned_strides(*in[0], nd), aligned_strides(*in[1], nd)});
-  binary(static_cast<int>(op), in[0]->dtype, out.dtype, in[0]->raw(), s.walks[1], in[1]->raw(), s.walks[2], out.raw(),
-         s.walks[0], s.space);
+  auto s = make_space<3>(out.shape,
+                         {out.strides, aligned_strides(*in[0], nd), aligned_strides(*in[1], nd)});
+  binary(static_cast<int>(op), in[0]->dtype, out.dtype, in[0]->raw(), s.walks[1], in[1]->raw(),
+         s.walks[2], out.raw(), s.walks[0], s.space);
 }
 
 void Where::eval_cuda(std::span<Node* const> in, Node& out) {
   on(out);
   alloc_output(out);
   size_t nd = out.shape.size();
-  auto s = make_space<4>(out.shape, {out.strides, aligned_strides(*in[0], nd), aligned_strides(*in[1], nd),
-                                     aligned_strides(*in[2], nd)});
-  where(in[0]->raw(), s.walks[1], out.dtype, in[1]->raw(), s.walks[2], in[2]->raw(), s.walks[3], out.raw(), s.walks[0],
-        s.space);
+  auto s = make_space<4>(out.shape, {out.strides, aligned_strides(*in[0], nd),
+                                     aligned_strides(*in[1], nd), aligned_strides(*in[2], nd)});
+  where(in[0]->raw(), s.walks[1], out.dtype, in[1]->raw(), s.walks[2], in[2]->raw(), s.walks[3],
+        out.raw(), s.walks[0], s.space);
 }
 
 void AsType::eval_cuda(std::span<Node* const> in, Node& out) {
@@ -99,7 +102,8 @@ void Reshape::eval_cuda(std::span<Node* const> in, Node& out) {
   // The input's elements in row-major order land in the output's row-major order.
   std::shared_ptr<Storage> hold;
   const void* src = dense(*in[0], hold);
-  check(cudaMemcpyAsync(out.raw(), src, out.size() * itemsize(out.dtype), cudaMemcpyDeviceToDevice, active().stream),
+  check(cudaMemcpyAsync(out.raw(), src, out.size() * itemsize(out.dtype), cudaMemcpyDeviceToDevice,
+                        active().stream),
         "reshape copy");
 }
 
@@ -154,12 +158,14 @@ void run_unfused(const FusedElementwise& f, std::span<Node* const> in, Node& out
     } else if (ins.kind == K::binary) {
       const Reg& b = regs[ins.b];
       auto s = make_space<3>(out.shape, {dense, a.st, b.st});
-      binary(ins.op, a.t, ins.dtype, a.p, s.walks[1], b.p, s.walks[2], buf->ptr, s.walks[0], s.space);
+      binary(ins.op, a.t, ins.dtype, a.p, s.walks[1], b.p, s.walks[2], buf->ptr, s.walks[0],
+             s.space);
     } else if (ins.kind == K::where) {
       const Reg& b = regs[ins.b];
       const Reg& c = regs[ins.c];
       auto s = make_space<4>(out.shape, {dense, a.st, b.st, c.st});
-      where(a.p, s.walks[1], ins.dtype, b.p, s.walks[2], c.p, s.walks[3], buf->ptr, s.walks[0], s.space);
+      where(a.p, s.walks[1], ins.dtype, b.p, s.walks[2], c.p, s.walks[3], buf->ptr, s.walks[0],
+            s.space);
     } else {
       auto s = make_space<2>(out.shape, {dense, a.st});
       cast(a.t, a.p, s.walks[1], ins.dtype, buf->ptr, s.walks[0], s.space);
@@ -177,8 +183,9 @@ void FusedElementwise::eval_cuda(std::span<Node* const> in, Node& out) {
   static_assert(static_cast<int>(Kind::unary) == 0 && static_cast<int>(Kind::binary) == 1 &&
                 static_cast<int>(Kind::where) == 2 && static_cast<int>(Kind::cast) == 3);
   on(out);
-  if (in.size() > static_cast<size_t>(kMaxFusedInputs) || program.size() > static_cast<size_t>(kMaxFusedInstrs) ||
-      program.empty() || program.back().dtype != out.dtype)
+  if (in.size() > static_cast<size_t>(kMaxFusedInputs) ||
+      program.size() > static_cast<size_t>(kMaxFusedInstrs) || program.empty() ||
+      program.back().dtype != out.dtype)
     return run_unfused(*this, in, out);
   alloc_output(out);
   FusedArgs f;
@@ -188,7 +195,11 @@ void FusedElementwise::eval_cuda(std::span<Node* const> in, Node& out) {
   f.out_t = out.dtype;
   for (size_t k = 0; k < program.size(); ++k) {
     const Instr& p = program[k];
-    f.ins[k] = {static_cast<uint8_t>(p.kind), p.op, p.dtype, static_cast<int16_t>(p.a), static_cast<int16_t>(p.b),
+    f.ins[k] = {static_cast<uint8_t>(p.kind),
+                p.op,
+                p.dtype,
+                static_cast<int16_t>(p.a),
+                static_cast<int16_t>(p.b),
                 static_cast<int16_t>(p.c)};
   }
   // One space for all inputs: merge axes only where every input (and the dense output) agrees.
@@ -220,7 +231,8 @@ void Reduce::eval_cuda(std::span<Node* const> in, Node& out) {
   }
   auto kept = make_space<1>(ks, {kst});
   auto red = make_space<1>(rs, {rst});
-  reduce(static_cast<int>(op), out.dtype, x.raw(), kept.space, kept.walks[0], red.space, red.walks[0], out.raw());
+  reduce(static_cast<int>(op), out.dtype, x.raw(), kept.space, kept.walks[0], red.space,
+         red.walks[0], out.raw());
 }
 
 void ArgReduce::eval_cuda(std::span<Node* const> in, Node& out) {
@@ -235,22 +247,27 @@ void ArgReduce::eval_cuda(std::span<Node* const> in, Node& out) {
       kst.push_back(x.strides[d]);
     }
   auto kept = make_space<1>(ks, {kst});
-  argreduce(is_max, x.dtype, x.raw(), kept.space, kept.walks[0], x.shape[axis], x.strides[axis], out.data<int64_t>());
+  argreduce(is_max, x.dtype, x.raw(), kept.space, kept.walks[0], x.shape[axis], x.strides[axis],
+            out.data<int64_t>());
 }
 
 void ToDevice::eval_cuda(std::span<Node* const> in, Node& out) {
   const Node& x = *in[0];  // dense (the builder made it so)
   size_t bytes = out.size() * itemsize(out.dtype);
-  if (x.device.type == Device::Type::cuda) cuda_api::synchronize(x.device.index);  // its producer's stream
+  if (x.device.type == Device::Type::cuda)
+    cuda_api::synchronize(x.device.index);  // its producer's stream
   Context& c = on(out);
   alloc_output(out);
   if (!bytes) return;
   if (x.device.type == Device::Type::cpu) {
     // From pageable memory the call returns once the source has been staged, so the host buffer
     // may be freed at once.
-    check(cudaMemcpyAsync(out.raw(), x.raw(), bytes, cudaMemcpyHostToDevice, c.stream), "copy to device");
+    check(cudaMemcpyAsync(out.raw(), x.raw(), bytes, cudaMemcpyHostToDevice, c.stream),
+          "copy to device");
   } else {
-    check(cudaMemcpyPeerAsync(out.raw(), out.device.index, x.raw(), x.device.index, bytes, c.stream), "copy between devices");
+    check(
+        cudaMemcpyPeerAsync(out.raw(), out.device.index, x.raw(), x.device.index, bytes, c.stream),
+        "copy between devices");
   }
 }
 
@@ -259,7 +276,9 @@ void ToDevice::eval_cpu(std::span<Node* const> in, Node& out) {
   alloc_output(out);
   size_t bytes = out.size() * itemsize(out.dtype);
   Context& c = activate(x.device.index);
-  if (bytes) check(cudaMemcpyAsync(out.raw(), x.raw(), bytes, cudaMemcpyDeviceToHost, c.stream), "copy to host");
+  if (bytes)
+    check(cudaMemcpyAsync(out.raw(), x.raw(), bytes, cudaMemcpyDeviceToHost, c.stream),
+          "copy to host");
   cuda_api::synchronize(x.device.index);
 }
 

@@ -29,13 +29,15 @@ Spaced<K> make_space(const Shape& shape, const std::array<Strides, K>& strides) 
   for (size_t d = 0; d < shape.size(); ++d) {
     if (shape[d] == 1) continue;
     bool merge = nd > 0;
-    for (size_t k = 0; k < K && merge; ++k) merge = r.walks[k].s[nd - 1] == strides[k][d] * shape[d];
+    for (size_t k = 0; k < K && merge; ++k)
+      merge = r.walks[k].s[nd - 1] == strides[k][d] * shape[d];
     if (merge) {
       r.space.shape[nd - 1] *= shape[d];
       for (size_t k = 0; k < K; ++k) r.walks[k].s[nd - 1] = strides[k][d];
       continue;
     }
-    if (nd == kMaxDims) throw Error("cuda: more than 8 axes that cannot be merged: " + shape_str(shape));
+    if (nd == kMaxDims)
+      throw Error("cuda: more than 8 axes that cannot be merged: " + shape_str(shape));
     r.space.shape[nd] = shape[d];
     for (size_t k = 0; k < K; ++k) r.walks[k].s[nd] = strides[k][d];
     ++nd;
@@ -46,11 +48,32 @@ Spaced<K> make_space(const Shape& shape, const std::array<Strides, K>& strides) 
 }
 
 /// Activates the node's device and returns its context.
-inline Context& on(const Node& n) { return activate(n.device.index); }
+inline Context& on(const Node& n) {
+  return activate(n.device.index);
+}
 
 /// A dense row-major copy of `n` when it is not one already; keeps the copy alive with `hold`.
 /// (The copy's buffer returns to the cache when `hold` dies; any later user is a kernel queued
 /// after this one on the same stream.)
 const void* dense(const Node& n, std::shared_ptr<detail::Storage>& hold);
+
+/// A [batch] × [rows, cols] operand as cuBLASLt sees it: `col` means element (r, c) sits at
+/// r + c·ld (column-major), else at r·ld + c.
+struct Mat {
+  const void* ptr = nullptr;
+  bool col = false;
+  int64_t ld = 0, batch_stride = 0;
+  std::shared_ptr<detail::Storage> hold;
+};
+
+/// The last two axes of `n` as a [rows, cols] matrix over `batch` matrices (copied dense when
+/// its strides do not fit cuBLASLt).
+Mat as_mat(const Node& n, int64_t rows, int64_t cols, int64_t batch);
+Mat transposed(Mat m);
+
+/// out[b] (row-major M×N, leading dimension N, batch stride M·N) = alpha·A[b]·B[b] + beta·out[b]
+/// on cuBLASLt; A and B have dtype t, out has out_t (boolean: t as well).
+void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A, const Mat& B,
+          void* out, double alpha, double beta, DType out_t = DType::boolean);
 
 }  // namespace wick::cuda

@@ -16,8 +16,9 @@ __device__ __forceinline__ int64_t checked(int64_t v, int64_t n, int64_t code, i
 }
 
 template <class T>
-__global__ void take_kernel(const T* x, Space xshape, Walk xs, int axis, DType it, const void* idx, int64_t n_idx,
-                            int64_t post, T* out, int64_t total, int64_t* err) {
+__global__ void take_kernel(const T* x, const __grid_constant__ Space xshape,
+                            const __grid_constant__ Walk xs, int axis, DType it, const void* idx,
+                            int64_t n_idx, int64_t post, T* out, int64_t total, int64_t* err) {
   int64_t n = xshape.shape[axis];
   WICK_GRID_LOOP(e, total) {
     int64_t q = e % post, rest = e / post, j = rest % n_idx, p = rest / n_idx;
@@ -37,8 +38,10 @@ __global__ void take_kernel(const T* x, Space xshape, Walk xs, int axis, DType i
 }
 
 template <class T>
-__global__ void take_along_kernel(const T* x, Walk xs, int64_t ax_stride, int64_t n, DType it, const void* idx,
-                                  Walk is, T* out, Space sp, int64_t* err) {
+__global__ void take_along_kernel(const T* x, const __grid_constant__ Walk xs, int64_t ax_stride,
+                                  int64_t n, DType it, const void* idx,
+                                  const __grid_constant__ Walk is, T* out,
+                                  const __grid_constant__ Space sp, int64_t* err) {
   WICK_GRID_LOOP(e, sp.numel) {
     int64_t w = checked(ld_index(idx, it, offset_of(e, sp, is)), n, kTakeAlongIndex, err);
     out[e] = x[offset_of(e, sp, xs) + w * ax_stride];
@@ -46,8 +49,8 @@ __global__ void take_along_kernel(const T* x, Walk xs, int64_t ax_stride, int64_
 }
 
 template <class A>
-__global__ void take_grad_kernel(const void* g, DType gt, DType it, const void* idx, int64_t pre, int64_t n_idx,
-                                 int64_t post, int64_t n, A* acc, int64_t* err) {
+__global__ void take_grad_kernel(const void* g, DType gt, DType it, const void* idx, int64_t pre,
+                                 int64_t n_idx, int64_t post, int64_t n, A* acc, int64_t* err) {
   WICK_GRID_LOOP(e, pre * n_idx * post) {
     int64_t q = e % post, rest = e / post, j = rest % n_idx, p = rest / n_idx;
     int64_t w = checked(ld_index(idx, it, j), n, kTakeIndex, err);
@@ -56,11 +59,14 @@ __global__ void take_grad_kernel(const void* g, DType gt, DType it, const void* 
 }
 
 template <class A>
-__global__ void take_along_grad_kernel(const void* g, DType gt, Walk gs, DType it, const void* idx, Walk is, A* acc,
-                                       Walk os, int64_t ax_stride, int64_t n, Space sp, int64_t* err) {
+__global__ void take_along_grad_kernel(const void* g, DType gt, const __grid_constant__ Walk gs,
+                                       DType it, const void* idx, const __grid_constant__ Walk is,
+                                       A* acc, const __grid_constant__ Walk os, int64_t ax_stride,
+                                       int64_t n, const __grid_constant__ Space sp, int64_t* err) {
   WICK_GRID_LOOP(e, sp.numel) {
     int64_t w = checked(ld_index(idx, it, offset_of(e, sp, is)), n, kTakeAlongIndex, err);
-    atomicAdd(acc + offset_of(e, sp, os) + w * ax_stride, static_cast<A>(ld_any(g, gt, offset_of(e, sp, gs))));
+    atomicAdd(acc + offset_of(e, sp, os) + w * ax_stride,
+              static_cast<A>(ld_any(g, gt, offset_of(e, sp, gs))));
   }
 }
 
@@ -76,12 +82,15 @@ void accumulate(DType t, void* out, int64_t size, F&& scatter) {
   Context& c = active();
   if (t == DType::f32 || t == DType::f64) {
     check(cudaMemsetAsync(out, 0, size * (t == DType::f64 ? 8 : 4), c.stream), "memset");
-    if (t == DType::f64) scatter(static_cast<double*>(out));
-    else scatter(static_cast<float*>(out));
+    if (t == DType::f64)
+      scatter(static_cast<double*>(out));
+    else
+      scatter(static_cast<float*>(out));
     return;
   }
   float* acc = nullptr;
-  check(cudaMallocAsync(reinterpret_cast<void**>(&acc), size * sizeof(float), c.stream), "scatter scratch");
+  check(cudaMallocAsync(reinterpret_cast<void**>(&acc), size * sizeof(float), c.stream),
+        "scatter scratch");
   check(cudaMemsetAsync(acc, 0, size * sizeof(float), c.stream), "memset");
   scatter(acc);
   dispatch_float(t, "take (gradient)", [&]<class T>() {
@@ -92,8 +101,8 @@ void accumulate(DType t, void* out, int64_t size, F&& scatter) {
 
 }  // namespace
 
-void take(DType t, const void* x, const Space& xshape, const Walk& xs, int axis, DType it, const void* idx,
-          int64_t n_idx, void* out) {
+void take(DType t, const void* x, const Space& xshape, const Walk& xs, int axis, DType it,
+          const void* idx, int64_t n_idx, void* out) {
   int64_t pre = 1, post = 1;
   for (int d = 0; d < axis; ++d) pre *= xshape.shape[d];
   for (int d = axis + 1; d < xshape.nd; ++d) post *= xshape.shape[d];
@@ -101,44 +110,47 @@ void take(DType t, const void* x, const Space& xshape, const Walk& xs, int axis,
   if (total == 0) return;
   int64_t* err = error_flag();
   dispatch(t, [&]<class T>() {
-    take_kernel<T><<<grid_for(total), 256, 0, active().stream>>>(static_cast<const T*>(x), xshape, xs, axis, it, idx,
-                                                                 n_idx, post, static_cast<T*>(out), total, err);
+    take_kernel<T><<<grid_for(total), 256, 0, active().stream>>>(static_cast<const T*>(x), xshape,
+                                                                 xs, axis, it, idx, n_idx, post,
+                                                                 static_cast<T*>(out), total, err);
   });
   check_launch("take");
 }
 
-void take_along_axis(DType t, const void* x, const Walk& xs, int64_t ax_stride, int64_t n, DType it, const void* idx,
-                     const Walk& is, void* out, const Space& sp) {
+void take_along_axis(DType t, const void* x, const Walk& xs, int64_t ax_stride, int64_t n, DType it,
+                     const void* idx, const Walk& is, void* out, const Space& sp) {
   if (sp.numel == 0) return;
   int64_t* err = error_flag();
   dispatch(t, [&]<class T>() {
-    take_along_kernel<T><<<grid_for(sp.numel), 256, 0, active().stream>>>(static_cast<const T*>(x), xs, ax_stride, n,
-                                                                          it, idx, is, static_cast<T*>(out), sp, err);
+    take_along_kernel<T><<<grid_for(sp.numel), 256, 0, active().stream>>>(
+        static_cast<const T*>(x), xs, ax_stride, n, it, idx, is, static_cast<T*>(out), sp, err);
   });
   check_launch("take_along_axis");
 }
 
-void take_grad(DType t, const void* g, DType it, const void* idx, int64_t pre, int64_t n_idx, int64_t post, int64_t n,
-               void* out) {
+void take_grad(DType t, const void* g, DType it, const void* idx, int64_t pre, int64_t n_idx,
+               int64_t post, int64_t n, void* out) {
   int64_t size = pre * n * post, total = pre * n_idx * post;
   if (size == 0) return;
   int64_t* err = error_flag();
   accumulate(t, out, size, [&]<class A>(A* acc) {
     if (total)
-      take_grad_kernel<A><<<grid_for(total), 256, 0, active().stream>>>(g, t, it, idx, pre, n_idx, post, n, acc, err);
+      take_grad_kernel<A><<<grid_for(total), 256, 0, active().stream>>>(g, t, it, idx, pre, n_idx,
+                                                                        post, n, acc, err);
   });
   check_launch("take_grad");
 }
 
-void take_along_axis_grad(DType t, const void* g, const Walk& gs, DType it, const void* idx, const Walk& is, void* out,
-                          int64_t out_size, const Walk& os, int64_t ax_stride, int64_t n, const Space& sp) {
+void take_along_axis_grad(DType t, const void* g, const Walk& gs, DType it, const void* idx,
+                          const Walk& is, void* out, int64_t out_size, const Walk& os,
+                          int64_t ax_stride, int64_t n, const Space& sp) {
   if (out_size == 0) return;
   int64_t* err = error_flag();
   DType gt = t;
   accumulate(t, out, out_size, [&]<class A>(A* acc) {
     if (sp.numel)
-      take_along_grad_kernel<A><<<grid_for(sp.numel), 256, 0, active().stream>>>(g, gt, gs, it, idx, is, acc, os,
-                                                                                 ax_stride, n, sp, err);
+      take_along_grad_kernel<A><<<grid_for(sp.numel), 256, 0, active().stream>>>(
+          g, gt, gs, it, idx, is, acc, os, ax_stride, n, sp, err);
   });
   check_launch("take_along_axis_grad");
 }

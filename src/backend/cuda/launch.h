@@ -27,17 +27,20 @@ struct Walk {
 void fill(void* out, int64_t n, DType t, double value);
 void arange(void* out, int64_t n, DType t, double start, double step);
 /// Philox-4x32-10 samples identical to the CPU kernel's (counter j gives samples 2j, 2j+1).
-void random(void* out, int64_t n, DType t, bool normal, uint64_t seed, uint64_t counter, double a, double b);
+void random(void* out, int64_t n, DType t, bool normal, uint64_t seed, uint64_t counter, double a,
+            double b);
 
 // ---- elementwise (elementwise.cu); `op` is a detail::UnaryOp / BinaryOp value ----
-void unary(int op, DType t, const void* x, const Walk& xs, void* out, const Walk& os, const Space& sp);
+void unary(int op, DType t, const void* x, const Walk& xs, void* out, const Walk& os,
+           const Space& sp);
 /// Inputs of dtype in_t; the output has out_t (bool for comparisons).
-void binary(int op, DType in_t, DType out_t, const void* a, const Walk& as, const void* b, const Walk& bs,
-            void* out, const Walk& os, const Space& sp);
+void binary(int op, DType in_t, DType out_t, const void* a, const Walk& as, const void* b,
+            const Walk& bs, void* out, const Walk& os, const Space& sp);
 void where(const void* c, const Walk& cs, DType t, const void* a, const Walk& as, const void* b,
            const Walk& bs, void* out, const Walk& os, const Space& sp);
 /// Converting copy between any views (a plain copy when the dtypes agree).
-void cast(DType from, const void* x, const Walk& xs, DType to, void* out, const Walk& os, const Space& sp);
+void cast(DType from, const void* x, const Walk& xs, DType to, void* out, const Walk& os,
+          const Space& sp);
 
 // ---- fused elementwise chains (fused.cu) ----
 constexpr int kMaxFusedInputs = 16;
@@ -63,41 +66,56 @@ void fused(const FusedArgs& f, void* out, const Space& sp);
 /// `op` is a detail::ReduceOp value; out is dense over `kept`.
 void reduce(int op, DType t, const void* x, const Space& kept, const Walk& kept_s, const Space& red,
             const Walk& red_s, void* out);
-void argreduce(bool is_max, DType t, const void* x, const Space& kept, const Walk& kept_s, int64_t n,
-               int64_t stride, int64_t* out);
+void argreduce(bool is_max, DType t, const void* x, const Space& kept, const Walk& kept_s,
+               int64_t n, int64_t stride, int64_t* out);
 
 // ---- rows (rows.cu): dense [rows, n] inputs and outputs ----
 void softmax(DType t, const void* x, void* out, int64_t rows, int64_t n, bool log);
-/// softmax(scale·x + mask); the mask (x's dtype) is walked over the rows' space plus its last stride.
+/// softmax(scale·x + mask); the mask (x's dtype) is walked over the rows' space plus its last
+/// stride.
 void scaled_masked_softmax(DType t, const void* x, void* out, int64_t rows, int64_t n, double scale,
-                           const void* mask, const Space& lead, const Walk& mask_lead, int64_t mask_inner);
+                           const void* mask, const Space& lead, const Walk& mask_lead,
+                           int64_t mask_inner);
 /// w and b may be null; they are dense vectors of their own float dtypes.
-void rms_norm(DType t, const void* x, void* out, int64_t rows, int64_t n, double eps, const void* w, DType wt);
-void layer_norm(DType t, const void* x, void* out, int64_t rows, int64_t n, double eps, const void* w,
-                DType wt, const void* b, DType bt);
+void rms_norm(DType t, const void* x, void* out, int64_t rows, int64_t n, double eps, const void* w,
+              DType wt);
+void layer_norm(DType t, const void* x, void* out, int64_t rows, int64_t n, double eps,
+                const void* w, DType wt, const void* b, DType bt);
 /// x dense [lead, T, D]; position of row t is offset + t.
-void rope(DType t, const void* x, void* out, int64_t lead, int64_t T, int64_t D, const float* inv_freq_host,
-          int64_t offset);
+void rope(DType t, const void* x, void* out, int64_t lead, int64_t T, int64_t D,
+          const float* inv_freq_host, int64_t offset);
 /// Per-row loss (out f32, or f64 for f64 logits; 0 where ignored); labels and g dense.
-void cross_entropy(DType t, const void* logits, DType lt, const void* labels, void* out, DType out_t, int64_t N,
-                   int64_t V, int64_t ignore_index, double smoothing);
-void cross_entropy_grad(DType t, const void* logits, DType lt, const void* labels, const void* g, DType gt, void* out,
-                        int64_t N, int64_t V, int64_t ignore_index, double smoothing);
+void cross_entropy(DType t, const void* logits, DType lt, const void* labels, void* out,
+                   DType out_t, int64_t N, int64_t V, int64_t ignore_index, double smoothing);
+void cross_entropy_grad(DType t, const void* logits, DType lt, const void* labels, const void* g,
+                        DType gt, void* out, int64_t N, int64_t V, int64_t ignore_index,
+                        double smoothing);
 
 // ---- indexing (index.cu); indices i32/i64, negatives wrap, out-of-range ones are reported ----
 /// x of any strides, shape xshape (nd dims); out dense [pre, n_idx, post].
-void take(DType t, const void* x, const Space& xshape, const Walk& xs, int axis, DType it, const void* idx,
-          int64_t n_idx, void* out);
-/// out dense over sp; idx and x walked over sp (x's axis stride zeroed), ax_stride and n of x's axis.
+void take(DType t, const void* x, const Space& xshape, const Walk& xs, int axis, DType it,
+          const void* idx, int64_t n_idx, void* out);
+/// out dense over sp; idx and x walked over sp (x's axis stride zeroed), ax_stride and n of x's
+/// axis.
 void take_along_axis(DType t, const void* x, const Walk& xs, int64_t ax_stride, int64_t n, DType it,
                      const void* idx, const Walk& is, void* out, const Space& sp);
 /// g dense [pre, n_idx, post]; out dense [pre, n, post], zeroed and accumulated here.
-void take_grad(DType t, const void* g, DType it, const void* idx, int64_t pre, int64_t n_idx, int64_t post,
-               int64_t n, void* out);
+void take_grad(DType t, const void* g, DType it, const void* idx, int64_t pre, int64_t n_idx,
+               int64_t post, int64_t n, void* out);
 /// g walked over sp; out dense with out_size elements (walked with os, the axis zeroed), zeroed
 /// and accumulated here.
-void take_along_axis_grad(DType t, const void* g, const Walk& gs, DType it, const void* idx, const Walk& is,
-                          void* out, int64_t out_size, const Walk& os, int64_t ax_stride, int64_t n, const Space& sp);
+void take_along_axis_grad(DType t, const void* g, const Walk& gs, DType it, const void* idx,
+                          const Walk& is, void* out, int64_t out_size, const Walk& os,
+                          int64_t ax_stride, int64_t n, const Space& sp);
+
+/// Attention probabilities from scaled f32 scores [B·Hq·T, S] (rows in (b, h, t) order): adds the
+/// f32 mask (strides ms over [B, Hq, T, S], may be null), hides keys past t + S − T when causal,
+/// and writes softmax rows in dtype pt (zeros for a fully masked row).
+void attention_softmax(const float* scores, void* p, DType pt, int64_t B, int64_t Hq, int64_t T,
+                       int64_t S, bool causal, const float* mask, const int64_t* ms);
+
+/// ds = p·(dp − Σ dp·p) over dense f32 rows of n.
+void softmax_grad(const float* p, const float* dp, float* out, int64_t rows, int64_t n);
 
 // ---- attention (attention.cu) ----
 struct AttentionArgs {

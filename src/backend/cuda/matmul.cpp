@@ -8,16 +8,6 @@
 #include "backend/cuda/glue.h"
 
 namespace wick::cuda {
-namespace {
-
-/// A [batch] × [rows, cols] operand as cuBLASLt sees it: `col` means element (r, c) sits at
-/// r + c·ld (column-major), else at r·ld + c.
-struct Mat {
-  const void* ptr = nullptr;
-  bool col = false;
-  int64_t ld = 0, batch_stride = 0;
-  std::shared_ptr<detail::Storage> hold;
-};
 
 /// Describes the last two axes of `n` (rows, cols) over `batch` matrices, copying when needed.
 Mat as_mat(const Node& n, int64_t rows, int64_t cols, int64_t batch) {
@@ -66,18 +56,26 @@ Mat transposed(Mat m) {
   return m;
 }
 
+namespace {
+
 cudaDataType_t cuda_type(DType t) {
   switch (t) {
-    case DType::f32: return CUDA_R_32F;
-    case DType::f64: return CUDA_R_64F;
-    case DType::f16: return CUDA_R_16F;
-    case DType::bf16: return CUDA_R_16BF;
-    default: throw Error(std::string("matmul: no CUDA GEMM for ") + dtype_name(t));
+    case DType::f32:
+      return CUDA_R_32F;
+    case DType::f64:
+      return CUDA_R_64F;
+    case DType::f16:
+      return CUDA_R_16F;
+    case DType::bf16:
+      return CUDA_R_16BF;
+    default:
+      throw Error(std::string("matmul: no CUDA GEMM for ") + dtype_name(t));
   }
 }
 
 void lt_check(cublasStatus_t s, const char* what) {
-  if (s != CUBLAS_STATUS_SUCCESS) throw Error(std::string("cuBLASLt: ") + what + " failed (status " + std::to_string(s) + ")");
+  if (s != CUBLAS_STATUS_SUCCESS)
+    throw Error(std::string("cuBLASLt: ") + what + " failed (status " + std::to_string(s) + ")");
 }
 
 int alignment(const void* p) {
@@ -89,8 +87,8 @@ int alignment(const void* p) {
 
 /// The algorithm cuBLASLt's heuristic picks, cached per problem (the query costs more than a
 /// small GEMM).
-using AlgoKey = std::tuple<int, int64_t, int64_t, int64_t, int64_t, bool, bool, int64_t, int64_t, int64_t, int64_t,
-                           int, int, int, int, bool>;
+using AlgoKey = std::tuple<int, int64_t, int64_t, int64_t, int64_t, bool, bool, int64_t, int64_t,
+                           int64_t, int64_t, int, int, int, int, bool, int>;
 
 struct Layouts {
   cublasLtMatmulDesc_t op = nullptr;
@@ -105,17 +103,18 @@ struct Layouts {
 
 void set_batch(cublasLtMatrixLayout_t l, int64_t batch, int64_t stride) {
   int32_t count = static_cast<int32_t>(batch);
-  lt_check(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count), "layout");
-  lt_check(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof stride),
+  lt_check(
+      cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count),
+      "layout");
+  lt_check(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride,
+                                            sizeof stride),
            "layout");
 }
 
 }  // namespace
 
-namespace {
-/// out[b] (row-major M×N, leading dimension N, batch stride M·N) = alpha·A[b]·B[b] + beta·out[b].
-void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A, const Mat& B, void* out, double alpha,
-          double beta) {
+void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A, const Mat& B,
+          void* out, double alpha, double beta, DType out_t) {
   Context& ctx = active();
   cudaDataType_t dt = cuda_type(t);
   bool f64 = t == DType::f64;
@@ -124,22 +123,45 @@ void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A,
   cublasOperation_t opB = B.col ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasOperation_t opA = A.col ? CUBLAS_OP_T : CUBLAS_OP_N;
   Layouts L;
-  lt_check(cublasLtMatmulDescCreate(&L.op, f64 ? CUBLAS_COMPUTE_64F : CUBLAS_COMPUTE_32F, f64 ? CUDA_R_64F : CUDA_R_32F),
+  lt_check(cublasLtMatmulDescCreate(&L.op, f64 ? CUBLAS_COMPUTE_64F : CUBLAS_COMPUTE_32F,
+                                    f64 ? CUDA_R_64F : CUDA_R_32F),
            "descriptor");
-  lt_check(cublasLtMatmulDescSetAttribute(L.op, CUBLASLT_MATMUL_DESC_TRANSA, &opB, sizeof opB), "descriptor");
-  lt_check(cublasLtMatmulDescSetAttribute(L.op, CUBLASLT_MATMUL_DESC_TRANSB, &opA, sizeof opA), "descriptor");
+  lt_check(cublasLtMatmulDescSetAttribute(L.op, CUBLASLT_MATMUL_DESC_TRANSA, &opB, sizeof opB),
+           "descriptor");
+  lt_check(cublasLtMatmulDescSetAttribute(L.op, CUBLASLT_MATMUL_DESC_TRANSB, &opA, sizeof opA),
+           "descriptor");
   // First operand (ours B): N×K as stored when not transposed, K×N when it is.
-  lt_check(cublasLtMatrixLayoutCreate(&L.a, dt, opB == CUBLAS_OP_N ? N : K, opB == CUBLAS_OP_N ? K : N, B.ld), "layout");
-  lt_check(cublasLtMatrixLayoutCreate(&L.b, dt, opA == CUBLAS_OP_N ? K : M, opA == CUBLAS_OP_N ? M : K, A.ld), "layout");
-  lt_check(cublasLtMatrixLayoutCreate(&L.c, dt, N, M, N), "layout");
+  lt_check(cublasLtMatrixLayoutCreate(&L.a, dt, opB == CUBLAS_OP_N ? N : K,
+                                      opB == CUBLAS_OP_N ? K : N, B.ld),
+           "layout");
+  lt_check(cublasLtMatrixLayoutCreate(&L.b, dt, opA == CUBLAS_OP_N ? K : M,
+                                      opA == CUBLAS_OP_N ? M : K, A.ld),
+           "layout");
+  if (out_t == DType::boolean) out_t = t;  // "same as the operands"
+  lt_check(cublasLtMatrixLayoutCreate(&L.c, cuda_type(out_t), N, M, N), "layout");
   if (batch > 1) {
     set_batch(L.a, batch, B.batch_stride);
     set_batch(L.b, batch, A.batch_stride);
     set_batch(L.c, batch, M * N);
   }
   int al_a = alignment(B.ptr), al_b = alignment(A.ptr), al_c = alignment(out);
-  AlgoKey key{static_cast<int>(t), M, N, K, batch, A.col, B.col, A.ld, B.ld, A.batch_stride, B.batch_stride, ctx.device,
-              al_a, al_b, al_c, beta != 0};
+  AlgoKey key{static_cast<int>(t),
+              M,
+              N,
+              K,
+              batch,
+              A.col,
+              B.col,
+              A.ld,
+              B.ld,
+              A.batch_stride,
+              B.batch_stride,
+              ctx.device,
+              al_a,
+              al_b,
+              al_c,
+              beta != 0,
+              static_cast<int>(out_t)};
   static std::mutex mutex;
   static std::map<AlgoKey, cublasLtMatmulAlgo_t> cache;
   cublasLtMatmulAlgo_t algo;
@@ -157,18 +179,25 @@ void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A,
     lt_check(cublasLtMatmulPreferenceCreate(&pref), "preference");
     uint64_t ws = ctx.workspace_bytes;
     uint32_t a1 = al_a, a2 = al_b, a3 = al_c;
-    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
-    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &a1, sizeof a1);
-    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &a2, sizeof a2);
-    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &a3, sizeof a3);
-    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &a3, sizeof a3);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
+                                         sizeof ws);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &a1,
+                                         sizeof a1);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &a2,
+                                         sizeof a2);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &a3,
+                                         sizeof a3);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &a3,
+                                         sizeof a3);
     cublasLtMatmulHeuristicResult_t res{};
     int n = 0;
-    cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(ctx.lt, L.op, L.a, L.b, L.c, L.c, pref, 1, &res, &n);
+    cublasStatus_t s =
+        cublasLtMatmulAlgoGetHeuristic(ctx.lt, L.op, L.a, L.b, L.c, L.c, pref, 1, &res, &n);
     cublasLtMatmulPreferenceDestroy(pref);
     if (s != CUBLAS_STATUS_SUCCESS || n == 0)
-      throw Error("matmul: cuBLASLt has no algorithm for " + std::string(dtype_name(t)) + " [" + std::to_string(M) +
-                  "x" + std::to_string(K) + "] x [" + std::to_string(K) + "x" + std::to_string(N) + "]");
+      throw Error("matmul: cuBLASLt has no algorithm for " + std::string(dtype_name(t)) + " [" +
+                  std::to_string(M) + "x" + std::to_string(K) + "] x [" + std::to_string(K) + "x" +
+                  std::to_string(N) + "]");
     algo = res.algo;
     std::lock_guard lock(mutex);
     cache.emplace(key, algo);
@@ -176,12 +205,11 @@ void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A,
   float af = static_cast<float>(alpha), bf = static_cast<float>(beta);
   const void* ap = f64 ? static_cast<const void*>(&alpha) : &af;
   const void* bp = f64 ? static_cast<const void*>(&beta) : &bf;
-  lt_check(cublasLtMatmul(ctx.lt, L.op, ap, B.ptr, L.a, A.ptr, L.b, bp, out, L.c, out, L.c, &algo, ctx.workspace,
-                          ctx.workspace_bytes, ctx.stream),
+  lt_check(cublasLtMatmul(ctx.lt, L.op, ap, B.ptr, L.a, A.ptr, L.b, bp, out, L.c, out, L.c, &algo,
+                          ctx.workspace, ctx.workspace_bytes, ctx.stream),
            "matmul");
 }
 
-}  // namespace
 }  // namespace wick::cuda
 
 namespace wick::detail {
@@ -220,7 +248,8 @@ void LoraLinear::eval_cuda(std::span<Node* const> in, Node& out) {
   Strides s;
   std::shared_ptr<Storage> hx;
   Mat X;
-  if (reshape_strides(x, Shape{M, n_in}, s) && (s[1] == 1 || n_in == 1) && (M == 1 || s[0] >= n_in)) {
+  if (reshape_strides(x, Shape{M, n_in}, s) && (s[1] == 1 || n_in == 1) &&
+      (M == 1 || s[0] >= n_in)) {
     X.ptr = x.raw();
     X.ld = M == 1 ? n_in : s[0];
   } else {
@@ -228,8 +257,8 @@ void LoraLinear::eval_cuda(std::span<Node* const> in, Node& out) {
     X.ld = n_in;
   }
   Mat W = transposed(as_mat(w, n_out, n_in, 1));  // Wᵀ: [in, out]
-  Mat A = transposed(as_mat(la, r, n_in, 1));    // Aᵀ: [in, r]
-  Mat B = transposed(as_mat(lb, n_out, r, 1));   // Bᵀ: [r, out]
+  Mat A = transposed(as_mat(la, r, n_in, 1));     // Aᵀ: [in, r]
+  Mat B = transposed(as_mat(lb, n_out, r, 1));    // Bᵀ: [r, out]
   gemm(out.dtype, M, n_out, n_in, 1, X, W, out.raw(), 1.0, 0.0);
   if (r > 0) {
     auto tmp = detail::allocate(std::max<size_t>(1, M * r * itemsize(out.dtype)), out.device);
@@ -241,9 +270,10 @@ void LoraLinear::eval_cuda(std::span<Node* const> in, Node& out) {
   }
   if (has_bias) {
     const Node& bias = *in[4];
-    auto s = make_space<3>(Shape{M, n_out}, {Strides{n_out, 1}, Strides{n_out, 1}, Strides{0, bias.strides[0]}});
-    binary(static_cast<int>(BinaryOp::add), out.dtype, out.dtype, out.raw(), s.walks[1], bias.raw(), s.walks[2],
-           out.raw(), s.walks[0], s.space);
+    auto s = make_space<3>(Shape{M, n_out},
+                           {Strides{n_out, 1}, Strides{n_out, 1}, Strides{0, bias.strides[0]}});
+    binary(static_cast<int>(BinaryOp::add), out.dtype, out.dtype, out.raw(), s.walks[1], bias.raw(),
+           s.walks[2], out.raw(), s.walks[0], s.space);
   }
 }
 

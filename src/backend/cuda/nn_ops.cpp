@@ -13,7 +13,9 @@ int64_t rows_of(const Node& n) {
   return last ? n.size() / last : 0;
 }
 
-int64_t last_dim(const Node& n) { return n.shape.empty() ? 1 : n.shape.back(); }
+int64_t last_dim(const Node& n) {
+  return n.shape.empty() ? 1 : n.shape.back();
+}
 
 }  // namespace
 
@@ -43,7 +45,8 @@ void ScaledMaskedSoftmax::eval_cuda(std::span<Node* const> in, Node& out) {
     m = make_space<1>(lead, {ml});
     mask = mk.raw();
   }
-  scaled_masked_softmax(out.dtype, x, out.raw(), rows_of(out), n, scale, mask, m.space, m.walks[0], mi);
+  scaled_masked_softmax(out.dtype, x, out.raw(), rows_of(out), n, scale, mask, m.space, m.walks[0],
+                        mi);
 }
 
 void RmsNorm::eval_cuda(std::span<Node* const> in, Node& out) {
@@ -52,7 +55,8 @@ void RmsNorm::eval_cuda(std::span<Node* const> in, Node& out) {
   const void* x = dense(*in[0], hx);
   const void* w = has_weight ? dense(*in[1], hw) : nullptr;
   alloc_output(out);
-  rms_norm(out.dtype, x, out.raw(), rows_of(out), last_dim(out), eps, w, has_weight ? in[1]->dtype : out.dtype);
+  rms_norm(out.dtype, x, out.raw(), rows_of(out), last_dim(out), eps, w,
+           has_weight ? in[1]->dtype : out.dtype);
 }
 
 void LayerNorm::eval_cuda(std::span<Node* const> in, Node& out) {
@@ -65,14 +69,16 @@ void LayerNorm::eval_cuda(std::span<Node* const> in, Node& out) {
   const void* w = wn ? dense(*wn, hw) : nullptr;
   const void* b = bn ? dense(*bn, hb) : nullptr;
   alloc_output(out);
-  layer_norm(out.dtype, x, out.raw(), rows_of(out), last_dim(out), eps, w, wn ? wn->dtype : out.dtype, b,
-             bn ? bn->dtype : out.dtype);
+  layer_norm(out.dtype, x, out.raw(), rows_of(out), last_dim(out), eps, w,
+             wn ? wn->dtype : out.dtype, b, bn ? bn->dtype : out.dtype);
 }
 
 void Rope::eval_cuda(std::span<Node* const> in, Node& out) {
   const Node& x = *in[0];
-  if (x.shape.size() < 2 || x.shape.back() % 2 != 0 || static_cast<int64_t>(inv_freq.size()) * 2 != x.shape.back())
-    throw Error("rope: x " + shape_str(x.shape) + " needs [..., T, D] with D even and D/2 frequencies");
+  if (x.shape.size() < 2 || x.shape.back() % 2 != 0 ||
+      static_cast<int64_t>(inv_freq.size()) * 2 != x.shape.back())
+    throw Error("rope: x " + shape_str(x.shape) +
+                " needs [..., T, D] with D even and D/2 frequencies");
   on(out);
   std::shared_ptr<Storage> hold;
   const void* xp = dense(x, hold);
@@ -82,31 +88,28 @@ void Rope::eval_cuda(std::span<Node* const> in, Node& out) {
   rope(out.dtype, xp, out.raw(), lead, T, D, inv_freq.data(), offset);
 }
 
-void Attention::eval_cuda(std::span<Node* const> in, Node& out) {
-  const Node& q = *in[0];
-  const Node& k = *in[1];
-  const Node& v = *in[2];
-  if (q.shape.size() != 4 || k.shape.size() != 4 || v.shape != k.shape || k.shape[1] == 0 ||
-      q.shape[1] % k.shape[1] != 0 || (has_mask && in[3]->shape.size() != 4))
-    throw Error("scaled_dot_product_attention: kernel got q " + shape_str(q.shape) + ", k " + shape_str(k.shape) +
-                ", v " + shape_str(v.shape));
-  on(out);
-  alloc_output(out);
+namespace {
+
+/// softmax(scale·q·kᵀ + mask, causal) into `probs` (dtype pt, [B, Hq, T, S]): one batched GEMM
+/// per (batch, KV head) (a group's query rows are contiguous in a dense q) and one row kernel.
+void attention_probs(const AttentionArgs& a, const void* q, DType qt, const Node& k, void* probs,
+                     DType pt) {
+  const int64_t group = a.Hq / a.Hkv, batch = a.B * a.Hkv;
+  Mat Q;
+  Q.ptr = q;
+  Q.ld = a.D;
+  Q.batch_stride = group * a.T * a.D;
+  auto scores = detail::allocate(static_cast<size_t>(a.B * a.Hq * a.T * a.S) * 4, k.device);
+  gemm(qt, group * a.T, a.S, a.D, batch, Q, transposed(as_mat(k, a.S, a.D, batch)), scores->ptr,
+       a.scale, 0.0, DType::f32);
+  attention_softmax(static_cast<const float*>(scores->ptr), probs, pt, a.B, a.Hq, a.T, a.S,
+                    a.causal, static_cast<const float*>(a.mask), a.ms);
+}
+
+/// The shape fields of an attention over q [B,Hq,T,D], k [B,Hkv,S,D] and an optional f32 mask.
+AttentionArgs attention_args(const Node& q, const Node& k, const Node* mask, double scale,
+                             bool causal) {
   AttentionArgs a{};
-  a.q = q.raw();
-  a.k = k.raw();
-  a.v = v.raw();
-  for (int d = 0; d < 4; ++d) {
-    a.qs[d] = q.strides[d];
-    a.ks[d] = k.strides[d];
-    a.vs[d] = v.strides[d];
-  }
-  if (has_mask) {
-    const Node& m = *in[3];
-    if (m.dtype != DType::f32) throw Error("scaled_dot_product_attention: the mask must be f32");
-    a.mask = m.raw();
-    for (int d = 0; d < 4; ++d) a.ms[d] = m.shape[d] == 1 ? 0 : m.strides[d];
-  }
   a.B = q.shape[0];
   a.Hq = q.shape[1];
   a.Hkv = k.shape[1];
@@ -115,8 +118,75 @@ void Attention::eval_cuda(std::span<Node* const> in, Node& out) {
   a.D = q.shape[3];
   a.scale = static_cast<float>(scale);
   a.causal = causal;
+  if (mask) {
+    if (mask->dtype != DType::f32)
+      throw Error("scaled_dot_product_attention: the mask must be f32");
+    a.mask = mask->raw();
+    for (int d = 0; d < 4; ++d) a.ms[d] = mask->shape[d] == 1 ? 0 : mask->strides[d];
+  }
+  return a;
+}
+
+}  // namespace
+
+void AttentionProbs::eval_cuda(std::span<Node* const> in, Node& out) {
+  on(out);
+  const Node& q = *in[0];
+  AttentionArgs a = attention_args(q, *in[1], has_mask ? in[2] : nullptr, scale, causal);
+  std::shared_ptr<Storage> hold;
+  const void* qp = dense(q, hold);  // the GEMM needs a group's query rows contiguous
+  alloc_output(out);
+  attention_probs(a, qp, q.dtype, *in[1], out.raw(), DType::f32);
+}
+
+void SoftmaxGrad::eval_cuda(std::span<Node* const> in, Node& out) {
+  on(out);
+  std::shared_ptr<Storage> hp, hg;
+  const void* p = dense(*in[0], hp);
+  const void* g = dense(*in[1], hg);
+  alloc_output(out);
+  int64_t n = last_dim(out);
+  softmax_grad(static_cast<const float*>(p), static_cast<const float*>(g), out.data<float>(),
+               rows_of(out), n);
+}
+
+void Attention::eval_cuda(std::span<Node* const> in, Node& out) {
+  const Node& q = *in[0];
+  const Node& k = *in[1];
+  const Node& v = *in[2];
+  if (q.shape.size() != 4 || k.shape.size() != 4 || v.shape != k.shape || k.shape[1] == 0 ||
+      q.shape[1] % k.shape[1] != 0 || (has_mask && in[3]->shape.size() != 4))
+    throw Error("scaled_dot_product_attention: kernel got q " + shape_str(q.shape) + ", k " +
+                shape_str(k.shape) + ", v " + shape_str(v.shape));
+  on(out);
+  alloc_output(out);
+  AttentionArgs a = attention_args(q, k, has_mask ? in[3] : nullptr, scale, causal);
+  a.q = q.raw();
+  a.k = k.raw();
+  a.v = v.raw();
+  for (int d = 0; d < 4; ++d) {
+    a.qs[d] = q.strides[d];
+    a.ks[d] = k.strides[d];
+    a.vs[d] = v.strides[d];
+  }
   a.t = out.dtype;
   a.out = out.raw();
+  // Prefill and training: two batched GEMMs around a softmax over the materialised scores, on
+  // the tensor cores; the scores must fit a budget. Decoding (T = 1) and longer sequences use
+  // the online-softmax kernel, which never materialises them.
+  const size_t score_bytes = static_cast<size_t>(a.B * a.Hq * a.T * a.S) * 4;
+  if (a.T > 1 && q.contiguous() && score_bytes <= (size_t(1) << 30) && a.t != DType::f64) {
+    auto probs =
+        detail::allocate(static_cast<size_t>(a.B * a.Hq * a.T * a.S) * itemsize(a.t), out.device);
+    attention_probs(a, q.raw(), q.dtype, k, probs->ptr, a.t);
+    const int64_t group = a.Hq / a.Hkv, batch = a.B * a.Hkv;
+    Mat Pm;
+    Pm.ptr = probs->ptr;
+    Pm.ld = a.S;
+    Pm.batch_stride = group * a.T * a.S;
+    gemm(a.t, group * a.T, a.D, a.S, batch, Pm, as_mat(v, a.S, a.D, batch), out.raw(), 1.0, 0.0);
+    return;
+  }
   attention(a);
 }
 
@@ -126,8 +196,8 @@ void CrossEntropy::eval_cuda(std::span<Node* const> in, Node& out) {
   const void* x = dense(*in[0], hx);
   const void* labels = dense(*in[1], hl);
   alloc_output(out);
-  cross_entropy(in[0]->dtype, x, in[1]->dtype, labels, out.raw(), out.dtype, in[0]->shape[0], in[0]->shape[1],
-                ignore_index, smoothing);
+  cross_entropy(in[0]->dtype, x, in[1]->dtype, labels, out.raw(), out.dtype, in[0]->shape[0],
+                in[0]->shape[1], ignore_index, smoothing);
 }
 
 void CrossEntropyGrad::eval_cuda(std::span<Node* const> in, Node& out) {
@@ -146,8 +216,8 @@ void CrossEntropyGrad::eval_cuda(std::span<Node* const> in, Node& out) {
     hg = exp;
     gp = exp->ptr;
   }
-  cross_entropy_grad(out.dtype, x, in[1]->dtype, labels, gp, g.dtype, out.raw(), in[0]->shape[0], in[0]->shape[1],
-                     ignore_index, smoothing);
+  cross_entropy_grad(out.dtype, x, in[1]->dtype, labels, gp, g.dtype, out.raw(), in[0]->shape[0],
+                     in[0]->shape[1], ignore_index, smoothing);
 }
 
 void Take::eval_cuda(std::span<Node* const> in, Node& out) {
@@ -177,8 +247,8 @@ void TakeAlongAxis::eval_cuda(std::span<Node* const> in, Node& out) {
   int64_t ax_stride = x.strides[axis];
   xs[axis] = 0;
   auto s = make_space<3>(out.shape, {out.strides, aligned_strides(ind, out.shape.size()), xs});
-  take_along_axis(x.dtype, x.raw(), s.walks[2], ax_stride, x.shape[axis], ind.dtype, ind.raw(), s.walks[1], out.raw(),
-                  s.space);
+  take_along_axis(x.dtype, x.raw(), s.walks[2], ax_stride, x.shape[axis], ind.dtype, ind.raw(),
+                  s.walks[1], out.raw(), s.space);
 }
 
 void TakeGrad::eval_cuda(std::span<Node* const> in, Node& out) {
@@ -203,8 +273,8 @@ void TakeAlongAxisGrad::eval_cuda(std::span<Node* const> in, Node& out) {
   os[axis] = 0;
   size_t nd = g.shape.size();
   auto s = make_space<3>(g.shape, {os, aligned_strides(idx, nd), g.strides});
-  take_along_axis_grad(out.dtype, g.raw(), s.walks[2], idx.dtype, idx.raw(), s.walks[1], out.raw(), out.size(),
-                       s.walks[0], ax_stride, out.shape[axis], s.space);
+  take_along_axis_grad(out.dtype, g.raw(), s.walks[2], idx.dtype, idx.raw(), s.walks[1], out.raw(),
+                       out.size(), s.walks[0], ax_stride, out.shape[axis], s.space);
 }
 
 }  // namespace wick::detail

@@ -13,7 +13,9 @@ using detail::ReduceOp;
 constexpr int kThreads = 256;
 
 template <class T>
-__global__ void reduce_kernel(ReduceOp op, const T* x, Space kept, Walk ks, Space red, Walk rs, T* out) {
+__global__ void reduce_kernel(ReduceOp op, const T* x, const __grid_constant__ Space kept,
+                              const __grid_constant__ Walk ks, const __grid_constant__ Space red,
+                              const __grid_constant__ Walk rs, T* out) {
   using C = compute_t<T>;
   using Acc = std::conditional_t<std::is_floating_point_v<C>, double, int64_t>;
   for (int64_t o = blockIdx.x; o < kept.numel; o += gridDim.x) {
@@ -24,9 +26,12 @@ __global__ void reduce_kernel(ReduceOp op, const T* x, Space kept, Walk ks, Spac
     bool nan = false;
     for (int64_t r = threadIdx.x; r < red.numel; r += blockDim.x) {
       Acc v = static_cast<Acc>(ld(base + offset_of(r, red, rs)));
-      if (sum) acc += v;
-      else if (v != v) nan = true;
-      else if (is_max ? v > acc : v < acc) acc = v;
+      if (sum)
+        acc += v;
+      else if (v != v)
+        nan = true;
+      else if (is_max ? v > acc : v < acc)
+        acc = v;
     }
     if (sum) {
       acc = block_sum(acc);
@@ -64,8 +69,9 @@ __global__ void reduce_kernel(ReduceOp op, const T* x, Space kept, Walk ks, Spac
 /// Accumulator of the fast paths: f32 for f32 and the half types (a fixed tree keeps it exact
 /// enough and deterministic), f64 for f64, i64 for integers.
 template <class T>
-using fast_acc_t = std::conditional_t<std::is_same_v<T, double>, double,
-                                      std::conditional_t<std::is_floating_point_v<compute_t<T>>, float, int64_t>>;
+using fast_acc_t =
+    std::conditional_t<std::is_same_v<T, double>, double,
+                       std::conditional_t<std::is_floating_point_v<compute_t<T>>, float, int64_t>>;
 
 template <class A>
 __device__ __forceinline__ A combine(ReduceOp op, A a, A b) {
@@ -77,18 +83,21 @@ __device__ __forceinline__ A combine(ReduceOp op, A a, A b) {
 
 /// Contiguous rows: one block per output, threads over the row, then a shared-memory tree.
 template <class T>
-__global__ void row_kernel(ReduceOp op, const T* x, Space kept, Walk ks, int64_t n, T* out) {
+__global__ void row_kernel(ReduceOp op, const T* x, const __grid_constant__ Space kept,
+                           const __grid_constant__ Walk ks, int64_t n, T* out) {
   using A = fast_acc_t<T>;
   __shared__ A part[kThreads];
   for (int64_t o = blockIdx.x; o < kept.numel; o += gridDim.x) {
     const T* row = x + offset_of(o, kept, ks);
     bool sum = op == ReduceOp::sum || op == ReduceOp::mean;
     A acc = sum ? A(0) : static_cast<A>(ld(row));
-    for (int64_t r = threadIdx.x; r < n; r += blockDim.x) acc = combine(op, acc, static_cast<A>(ld(row + r)));
+    for (int64_t r = threadIdx.x; r < n; r += blockDim.x)
+      acc = combine(op, acc, static_cast<A>(ld(row + r)));
     part[threadIdx.x] = acc;
     __syncthreads();
     for (int s = blockDim.x / 2; s > 0; s >>= 1) {
-      if (threadIdx.x < s) part[threadIdx.x] = combine(op, part[threadIdx.x], part[threadIdx.x + s]);
+      if (threadIdx.x < s)
+        part[threadIdx.x] = combine(op, part[threadIdx.x], part[threadIdx.x + s]);
       __syncthreads();
     }
     if (threadIdx.x == 0) {
@@ -106,23 +115,26 @@ __global__ void row_kernel(ReduceOp op, const T* x, Space kept, Walk ks, int64_t
 /// threads take neighbouring outputs so loads coalesce, and blockIdx.y splits the reduced
 /// elements into chunks whose partial results a second kernel combines in order.
 template <class T, class A>
-__global__ void column_kernel(ReduceOp op, const T* x, Space kept, Walk ks, Space red, Walk rs, int64_t chunk,
-                              A* partial) {
+__global__ void column_kernel(ReduceOp op, const T* x, const __grid_constant__ Space kept,
+                              const __grid_constant__ Walk ks, const __grid_constant__ Space red,
+                              const __grid_constant__ Walk rs, int64_t chunk, A* partial) {
   int64_t o = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (o >= kept.numel) return;
   int64_t r0 = blockIdx.y * chunk, r1 = r0 + chunk < red.numel ? r0 + chunk : red.numel;
   const T* base = x + offset_of(o, kept, ks);
   bool sum = op == ReduceOp::sum || op == ReduceOp::mean;
   A acc = sum ? A(0) : static_cast<A>(ld(base + offset_of(r0, red, rs)));
-  for (int64_t r = r0; r < r1; ++r) acc = combine(op, acc, static_cast<A>(ld(base + offset_of(r, red, rs))));
+  for (int64_t r = r0; r < r1; ++r)
+    acc = combine(op, acc, static_cast<A>(ld(base + offset_of(r, red, rs))));
   partial[blockIdx.y * kept.numel + o] = acc;
 }
 
 /// Few outputs over many elements (a loss, a gradient norm): blocks (o, s) each reduce chunk s of
 /// output o with a tree; finish_kernel combines the chunks in order.
 template <class T, class A>
-__global__ void split_kernel(ReduceOp op, const T* x, Space kept, Walk ks, Space red, Walk rs, int64_t chunk,
-                             A* partial) {
+__global__ void split_kernel(ReduceOp op, const T* x, const __grid_constant__ Space kept,
+                             const __grid_constant__ Walk ks, const __grid_constant__ Space red,
+                             const __grid_constant__ Walk rs, int64_t chunk, A* partial) {
   __shared__ A part[kThreads];
   int64_t o = blockIdx.x;
   int64_t r0 = blockIdx.y * chunk, r1 = r0 + chunk < red.numel ? r0 + chunk : red.numel;
@@ -141,7 +153,8 @@ __global__ void split_kernel(ReduceOp op, const T* x, Space kept, Walk ks, Space
 }
 
 template <class T, class A>
-__global__ void finish_kernel(ReduceOp op, const A* partial, int splits, int64_t n_out, int64_t count, T* out) {
+__global__ void finish_kernel(ReduceOp op, const A* partial, int splits, int64_t n_out,
+                              int64_t count, T* out) {
   WICK_GRID_LOOP(o, n_out) {
     A acc = partial[o];
     for (int s = 1; s < splits; ++s) acc = combine(op, acc, partial[s * n_out + o]);
@@ -153,7 +166,9 @@ __global__ void finish_kernel(ReduceOp op, const A* partial, int splits, int64_t
 }
 
 template <class T>
-__global__ void arg_kernel(bool is_max, const T* x, Space kept, Walk ks, int64_t n, int64_t stride, int64_t* out) {
+__global__ void arg_kernel(bool is_max, const T* x, const __grid_constant__ Space kept,
+                           const __grid_constant__ Walk ks, int64_t n, int64_t stride,
+                           int64_t* out) {
   WICK_GRID_LOOP(o, kept.numel) {
     const T* p = x + offset_of(o, kept, ks);
     auto best = ld(p);
@@ -171,8 +186,8 @@ __global__ void arg_kernel(bool is_max, const T* x, Space kept, Walk ks, int64_t
 
 }  // namespace
 
-void reduce(int op, DType t, const void* x, const Space& kept, const Walk& kept_s, const Space& red, const Walk& red_s,
-            void* out) {
+void reduce(int op, DType t, const void* x, const Space& kept, const Walk& kept_s, const Space& red,
+            const Walk& red_s, void* out) {
   if (kept.numel == 0) return;
   unsigned blocks = static_cast<unsigned>(kept.numel < 65535 * 16 ? kept.numel : 65535 * 16);
   cudaStream_t stream = active().stream;
@@ -189,28 +204,34 @@ void reduce(int op, DType t, const void* x, const Space& kept, const Walk& kept_
       int64_t chunk = (red.numel + splits - 1) / splits;
       splits = (red.numel + chunk - 1) / chunk;
       A* partial = nullptr;
-      check(cudaMallocAsync(reinterpret_cast<void**>(&partial), splits * kept.numel * sizeof(A), stream), "reduce scratch");
+      check(cudaMallocAsync(reinterpret_cast<void**>(&partial), splits * kept.numel * sizeof(A),
+                            stream),
+            "reduce scratch");
       first(splits, chunk, partial);
-      finish_kernel<T, A><<<grid_for(kept.numel), 256, 0, stream>>>(rop, partial, static_cast<int>(splits), kept.numel,
-                                                                     red.numel, op_);
+      finish_kernel<T, A><<<grid_for(kept.numel), 256, 0, stream>>>(
+          rop, partial, static_cast<int>(splits), kept.numel, red.numel, op_);
       check(cudaFreeAsync(partial, stream), "reduce scratch");
     };
     if (split) {
-      int64_t splits = std::min<int64_t>((red.numel + 8191) / 8192, std::max<int64_t>(1, 1056 / kept.numel));
+      int64_t splits =
+          std::min<int64_t>((red.numel + 8191) / 8192, std::max<int64_t>(1, 1056 / kept.numel));
       two_stage(splits, [&](int64_t n, int64_t chunk, A* partial) {
-        split_kernel<T, A><<<dim3(static_cast<unsigned>(kept.numel), static_cast<unsigned>(n)), kThreads, 0, stream>>>(
-            rop, xp, kept, kept_s, red, red_s, chunk, partial);
+        split_kernel<T, A>
+            <<<dim3(static_cast<unsigned>(kept.numel), static_cast<unsigned>(n)), kThreads, 0,
+               stream>>>(rop, xp, kept, kept_s, red, red_s, chunk, partial);
       });
     } else if (rows) {
       row_kernel<T><<<blocks, kThreads, 0, stream>>>(rop, xp, kept, kept_s, red.numel, op_);
     } else if (columns) {
       // Enough chunks to fill the GPU several times over, each long enough to amortise its start.
       int64_t col_blocks = (kept.numel + 255) / 256;
-      int64_t splits = std::max<int64_t>(1, std::min<int64_t>(std::min<int64_t>(512, (red.numel + 31) / 32),
-                                                                (1056 + col_blocks - 1) / col_blocks));
+      int64_t splits =
+          std::max<int64_t>(1, std::min<int64_t>(std::min<int64_t>(512, (red.numel + 31) / 32),
+                                                 (1056 + col_blocks - 1) / col_blocks));
       two_stage(splits, [&](int64_t n, int64_t chunk, A* partial) {
-        column_kernel<T, A><<<dim3(static_cast<unsigned>(col_blocks), static_cast<unsigned>(n)), 256, 0, stream>>>(
-            rop, xp, kept, kept_s, red, red_s, chunk, partial);
+        column_kernel<T, A>
+            <<<dim3(static_cast<unsigned>(col_blocks), static_cast<unsigned>(n)), 256, 0, stream>>>(
+                rop, xp, kept, kept_s, red, red_s, chunk, partial);
       });
     } else {
       reduce_kernel<T><<<blocks, kThreads, 0, stream>>>(rop, xp, kept, kept_s, red, red_s, op_);
@@ -219,12 +240,12 @@ void reduce(int op, DType t, const void* x, const Space& kept, const Walk& kept_
   check_launch("reduce");
 }
 
-void argreduce(bool is_max, DType t, const void* x, const Space& kept, const Walk& kept_s, int64_t n, int64_t stride,
-               int64_t* out) {
+void argreduce(bool is_max, DType t, const void* x, const Space& kept, const Walk& kept_s,
+               int64_t n, int64_t stride, int64_t* out) {
   if (kept.numel == 0) return;
   dispatch(t, [&]<class T>() {
-    arg_kernel<T><<<grid_for(kept.numel), 256, 0, active().stream>>>(is_max, static_cast<const T*>(x), kept, kept_s, n,
-                                                                      stride, out);
+    arg_kernel<T><<<grid_for(kept.numel), 256, 0, active().stream>>>(
+        is_max, static_cast<const T*>(x), kept, kept_s, n, stride, out);
   });
   check_launch("argreduce");
 }

@@ -38,10 +38,14 @@ Context* create(int device) {
 
 const char* code_text(int64_t code) {
   switch (code) {
-    case kTakeIndex: return "take";
-    case kTakeAlongIndex: return "take_along_axis";
-    case kCrossEntropyLabel: return "cross_entropy: label";
-    default: return "kernel";
+    case kTakeIndex:
+      return "take";
+    case kTakeAlongIndex:
+      return "take_along_axis";
+    case kCrossEntropyLabel:
+      return "cross_entropy: label";
+    default:
+      return "kernel";
   }
 }
 
@@ -51,11 +55,14 @@ void check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) throw Error(std::string("cuda: ") + what + ": " + cudaGetErrorString(e));
 }
 
-void check_launch(const char* kernel) { check(cudaGetLastError(), kernel); }
+void check_launch(const char* kernel) {
+  check(cudaGetLastError(), kernel);
+}
 
 Context& activate(int device) {
   if (current && current->device == device) return *current;
-  if (device < 0 || device >= kMaxDevices) throw Error("cuda: device index " + std::to_string(device) + " out of range");
+  if (device < 0 || device >= kMaxDevices)
+    throw Error("cuda: device index " + std::to_string(device) + " out of range");
   Context* c;
   {
     std::lock_guard lock(context_mutex());
