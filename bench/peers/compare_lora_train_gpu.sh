@@ -22,12 +22,13 @@ for targets in q_proj,v_proj all-linear; do
   out="$work/out-$targets"
   "$WICK" train --model "$work/model" --data "$work/model/data.jsonl" --output "$out" --device cuda \
     --targets "$targets" --rank 8 --alpha 16 --lr 1e-4 --max-grad-norm 0 --weight-decay 0 --batch-size 8 \
-    --steps $((STEPS + WARMUP)) --no-shuffle --quiet
-  python3 - "$out/metrics.jsonl" "$targets" "$WARMUP" <<'PY'
+    --steps $((STEPS + WARMUP)) --no-shuffle --quiet --json > "$work/summary.json"
+  python3 - "$out/metrics.jsonl" "$targets" "$WARMUP" "$work/summary.json" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 steady = [r["tok_s"] for r in rows[int(sys.argv[3]):] if "tok_s" in r]
+peak = json.load(open(sys.argv[4]))["peak_memory_bytes"] / 2**30
 print(json.dumps({"peer": "wick", "work": "lora_" + ("qv" if sys.argv[2].startswith("q_") else "all"),
-                  "tok_s": statistics.median(steady), "first_losses": [r["loss"] for r in rows[:3]]}))
+                  "tok_s": statistics.median(steady), "peak_gib": peak, "first_losses": [r["loss"] for r in rows[:3]]}))
 PY
 done

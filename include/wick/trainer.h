@@ -82,6 +82,7 @@ struct TrainResult {
   std::optional<double> last_val_loss;
   double tok_s = 0;            // training tokens per second of this process
   double seconds = 0;
+  size_t peak_memory_bytes = 0;  // highest live tensor memory on the training device
   std::string output_dir;      // where the adapter / model was written
   std::string last_checkpoint;
 };

@@ -257,6 +257,7 @@ TrainResult train(const TrainOptions& o, const std::function<void(const TrainEve
   result.output_dir = o.output_dir;
   std::string last_checkpoint = ckpt ? ckpt->dir : std::string();
   const auto t_loop = Clock::now();
+  reset_peak_memory(device);
   int64_t tokens_run = 0;
   for (; step < total; ++step) {
     if (stop && stop->load()) {
@@ -314,7 +315,7 @@ TrainResult train(const TrainOptions& o, const std::function<void(const TrainEve
     e.tokens_seen = tokens_seen;
     e.tok_s = double(tokens_run) / std::max(elapsed, 1e-9);
     e.eta_s = elapsed / double(step + 1 - start) * double(total - step - 1);
-    e.memory_bytes = memory_stats().active;
+    e.memory_bytes = memory_stats(device).active;
     nlohmann::json line = {{"step", step + 1}, {"loss", loss},   {"lr", lr},
                            {"grad_norm", norm}, {"tokens", tokens_seen}, {"tok_s", double(tokens) / std::max(dt, 1e-9)}};
     emit(e);
@@ -348,6 +349,7 @@ TrainResult train(const TrainOptions& o, const std::function<void(const TrainEve
   result.last_checkpoint = last_checkpoint;
   result.seconds = seconds_since(t_start);
   result.tok_s = double(tokens_run) / std::max(seconds_since(t_loop), 1e-9);
+  result.peak_memory_bytes = memory_stats(device).peak;
   return result;
 }
 

@@ -154,8 +154,13 @@ int run(CliTrainOptions& c) {
   std::signal(SIGINT, previous);
   progress.finish();
   if (c.json) {
-    nlohmann::json j = {{"steps", r.steps},         {"interrupted", r.interrupted}, {"loss", r.last_loss},
-                        {"tok_s", r.tok_s},         {"seconds", r.seconds},         {"output", r.output_dir},
+    nlohmann::json j = {{"steps", r.steps},
+                        {"interrupted", r.interrupted},
+                        {"loss", r.last_loss},
+                        {"tok_s", r.tok_s},
+                        {"seconds", r.seconds},
+                        {"peak_memory_bytes", r.peak_memory_bytes},
+                        {"output", r.output_dir},
                         {"checkpoint", r.last_checkpoint}};
     if (r.last_val_loss) j["val_loss"] = *r.last_val_loss;
     std::printf("%s\n", j.dump().c_str());
