@@ -76,4 +76,8 @@ Mat transposed(Mat m);
 void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A, const Mat& B,
           void* out, double alpha, double beta, DType out_t = DType::boolean);
 
+/// Runs a fused chain with a kernel generated for its program (NVRTC, cached on disk); false
+/// when generation is off (WICK_NVRTC=0) or failed, so the interpreter runs it.
+bool launch_generated(const FusedArgs& f, void* out, const Space& sp);
+
 }  // namespace wick::cuda
