@@ -87,6 +87,9 @@ Fn one(std::function<Tensor(const std::vector<Tensor>&)> f) {
 
 const DType kFloats[] = {f32, bf16, f16};
 
+/// Values rounded to a grid of 1/4, so a long axis holds many equal maxima.
+Tensor floor_to_ties(const Tensor& x) { return astype(astype(x * 4.0, i32), f32) * 0.25; }
+
 }  // namespace
 
 TEST_F(Cuda, RoundTripAndDevices) {
@@ -190,6 +193,11 @@ TEST_F(Cuda, Reductions) {
     }
     same(one([](auto& v) { return argmax(v[0], 1); }), {x}, 0, "argmax");
     same(one([](auto& v) { return argmin(transpose(v[0]), -1); }), {x}, 0, "argmin of a view");
+    // A long axis (the vocabulary of a decoding step), with ties and a NaN.
+    Tensor logits = astype(floor_to_ties(randn({2, 70001}, 68)), t).eval();
+    same(one([](auto& v) { return argmax(v[0], 1); }), {logits}, 0, "argmax over a vocabulary");
+    Tensor nan = slice_update(logits, full({2, 1}, std::nan(""), t), {0, 5000}, {1, 1});
+    same(one([](auto& v) { return argmax(v[0], 1); }), {nan.eval()}, 0, "argmax with a NaN");
   }
   // Large reductions take the two-stage paths (many chunks per output, or per column).
   for (DType t : {f32, bf16}) {

@@ -20,7 +20,7 @@ namespace {
 struct GenerateOptions {
   std::string model, tokenizer, prompt, tokens, system, use, device = "cpu";
   std::vector<std::string> adapters;  // DIR or NAME=DIR
-  bool chat = false, json = false, no_pipeline = false, ignore_eos = false, skip_special = false;
+  bool chat = false, json = false, no_pipeline = false, ignore_eos = false, skip_special = false, profile = false;
   std::optional<int64_t> max_tokens, top_k;
   std::optional<double> temperature, top_p, min_p, repetition_penalty;
   std::optional<uint64_t> seed;
@@ -157,6 +157,7 @@ int run_generate(const GenerateOptions& o) {
   g.pipeline = !o.no_pipeline;
 
   GenerationStats stats;
+  if (o.profile) set_profiling(true);
   GenerationResult r = generate(
       *model, tok ? &*tok : nullptr, prompt, g,
       [&](const TokenEvent& e) {
@@ -170,6 +171,13 @@ int run_generate(const GenerateOptions& o) {
         return true;
       },
       &stats);
+  if (o.profile) {
+    set_profiling(false);
+    std::fprintf(stderr, "wick: where the time went (every kernel timed to completion, host work included):\n");
+    for (const ProfileEntry& e : profile_report(true))
+      if (e.total_us >= 500)
+        std::fprintf(stderr, "  %s: %lld calls, %.1f ms\n", e.name.c_str(), static_cast<long long>(e.calls), e.total_us / 1000);
+  }
 
   if (o.json) {
     nlohmann::ordered_json last = {{"tokens", r.tokens},
@@ -213,6 +221,7 @@ int run_generate(const GenerateOptions& o) {
           ->expected(1)
           ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
       app.add_option("--device", o->device, "cpu or cuda (the model runs on the first GPU)")->capture_default_str();
+      app.add_flag("--profile", o->profile, "Print the time each kind of kernel took (every kernel timed to completion)");
       app.add_option("--use", o->use, "Which NAME of the --adapter NAME=DIR to apply (\"none\": the base model)");
       app.add_option("--tokenizer", o->tokenizer, "tokenizer.json or its folder (default: the model folder)")
           ->check(CLI::ExistingPath);

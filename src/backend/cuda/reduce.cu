@@ -165,22 +165,46 @@ __global__ void finish_kernel(ReduceOp op, const A* partial, int splits, int64_t
   }
 }
 
+/// (value, index) candidates of argmax/argmin: a NaN beats any number (the first NaN wins, as on
+/// the CPU), then the larger (smaller) value, then the smaller index.
+template <class C>
+__device__ __forceinline__ bool better(bool is_max, C v, int64_t i, C bv, int64_t bi) {
+  bool vn = v != v, bn = bv != bv;
+  if (vn || bn) return vn && (!bn || i < bi);
+  if (v != bv) return is_max ? v > bv : v < bv;
+  return i < bi;
+}
+
+/// One block per output: threads scan strided parts of the axis, then a tree picks the winner.
 template <class T>
-__global__ void arg_kernel(bool is_max, const T* x, const __grid_constant__ Space kept,
-                           const __grid_constant__ Walk ks, int64_t n, int64_t stride,
-                           int64_t* out) {
-  WICK_GRID_LOOP(o, kept.numel) {
+__global__ void arg_kernel(bool is_max, const T* x, const __grid_constant__ Space kept, const __grid_constant__ Walk ks,
+                           int64_t n, int64_t stride, int64_t* out) {
+  using C = compute_t<T>;
+  __shared__ C vals[kThreads];
+  __shared__ int64_t idx[kThreads];
+  for (int64_t o = blockIdx.x; o < kept.numel; o += gridDim.x) {
     const T* p = x + offset_of(o, kept, ks);
-    auto best = ld(p);
+    C best = ld(p);
     int64_t bi = 0;
-    for (int64_t k = 1; k < n && best == best; ++k) {
-      auto v = ld(p + k * stride);
-      if (v != v || (is_max ? v > best : v < best)) {
+    for (int64_t k = threadIdx.x; k < n; k += blockDim.x) {
+      C v = ld(p + k * stride);
+      if (better(is_max, v, k, best, bi)) {
         best = v;
         bi = k;
       }
     }
-    out[o] = bi;
+    vals[threadIdx.x] = best;
+    idx[threadIdx.x] = bi;
+    __syncthreads();
+    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+      if (threadIdx.x < s && better(is_max, vals[threadIdx.x + s], idx[threadIdx.x + s], vals[threadIdx.x], idx[threadIdx.x])) {
+        vals[threadIdx.x] = vals[threadIdx.x + s];
+        idx[threadIdx.x] = idx[threadIdx.x + s];
+      }
+      __syncthreads();
+    }
+    if (threadIdx.x == 0) out[o] = idx[0];
+    __syncthreads();
   }
 }
 
@@ -244,8 +268,9 @@ void argreduce(bool is_max, DType t, const void* x, const Space& kept, const Wal
                int64_t n, int64_t stride, int64_t* out) {
   if (kept.numel == 0) return;
   dispatch(t, [&]<class T>() {
-    arg_kernel<T><<<grid_for(kept.numel), 256, 0, active().stream>>>(
-        is_max, static_cast<const T*>(x), kept, kept_s, n, stride, out);
+    unsigned blocks = static_cast<unsigned>(kept.numel < 65535 * 16 ? kept.numel : 65535 * 16);
+    arg_kernel<T><<<blocks, kThreads, 0, active().stream>>>(is_max, static_cast<const T*>(x), kept, kept_s, n, stride,
+                                                            out);
   });
   check_launch("argreduce");
 }
