@@ -14,10 +14,11 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 PYTHONUNBUFFERED=1 python3 bench/peers/lora_train_gpu.py --out "$work/model" --steps "$STEPS" --warmup "$WARMUP"
 prompt=$(python3 -c "import json; print(','.join(map(str, json.loads(open('$work/model/data.jsonl').readline())['input_ids'][:16])))")
-for graphs in 1; do
-  "$WICK" generate --model "$work/model" --device cuda --tokens "$prompt" --max-tokens 128 --ignore-eos --json |
-    tail -1 | python3 -c "import json,sys; r=json.loads(sys.stdin.read()); print(json.dumps({'peer': 'wick', 'work': 'decode_b1', 'tok_s': r['decode_tok_s'], 'prefill_tok_s': r['prefill_tok_s']}))"
-done
+"$WICK" generate --model "$work/model" --device cuda --tokens "$prompt" --max-tokens 128 --ignore-eos --json |
+  tail -1 | python3 -c "import json,sys; r=json.loads(sys.stdin.read()); print(json.dumps({'peer': 'wick', 'work': 'decode_b1 (generate)', 'tok_s': r['decode_tok_s']}))"
+# Forward of 8 x 512 (prefill of the last logits) and the decode loop against the GPU's copy bound.
+"$WICK" bench decode --model "$work/model" --device cuda --batch 8 --prompt 512 --steps 64 --json |
+  python3 -c "import json,sys; r=json.loads(sys.stdin.read()); print(json.dumps({'peer': 'wick', 'work': 'forward', 'tok_s': r['prefill_tok_s'], 'decode_tok_s': r['decode_tok_s'], 'decode_fraction_of_bound': r['decode_fraction_of_bound'], 'copy_bandwidth_gbs': r['copy_bandwidth_gbs']}))"
 for targets in q_proj,v_proj all-linear; do
   out="$work/out-$targets"
   "$WICK" train --model "$work/model" --data "$work/model/data.jsonl" --output "$out" --device cuda \

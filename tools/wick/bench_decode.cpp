@@ -32,6 +32,8 @@ struct DecodeOptions {
   int64_t steps = 64;
   int64_t reps = 3;
   int threads = 0;    // memory-bandwidth threads (0: hardware concurrency)
+  int64_t batch = 1;  // prefill batch (decode is always batch 1)
+  std::string device = "cpu";
   bool json = false;
 };
 
@@ -80,6 +82,19 @@ std::pair<double, double> memory_bandwidth(int threads) {
   return {copy, read};
 }
 
+/// A GPU's copy bandwidth through wick's own copy kernel: a 1 GiB f32 buffer read and written.
+double device_copy_bandwidth(Device d) {
+  DeviceScope on(d);
+  Tensor x = full({int64_t{1} << 28}, 1.0).eval();
+  std::vector<double> t;
+  for (int rep = 0; rep < 6; ++rep) {
+    auto t0 = Clock::now();
+    (x + 0.0).eval();
+    if (rep) t.push_back(seconds_since(t0));
+  }
+  return 2.0 * x.nbytes() / median(t);
+}
+
 int64_t argmax_last(const Tensor& logits) {
   int64_t T = logits.shape()[1];
   return argmax(reshape(slice(logits, 1, T - 1, T), {-1}), 0).item<int64_t>();
@@ -95,8 +110,14 @@ Tensor last_logits(CausalLM& model, const Tensor& ids, KVCache& cache) {
 int run_decode(const DecodeOptions& o) {
   std::shared_ptr<CausalLM> model;
   std::string shape;
+  const bool gpu = o.device == "cuda";
+  if (!gpu && o.device != "cpu") throw Error("--device " + o.device + ": expected cpu or cuda");
+  if (gpu && cuda_device_count() == 0) throw Error("--device cuda: no CUDA device is available");
   if (!o.model.empty()) {
-    model = CausalLM::load(o.model);
+    // A GPU runs the checkpoint's own half type; the CPU widens to f32.
+    const std::string td = ModelConfig::load(o.model).torch_dtype;
+    DType dt = !gpu ? DType::f32 : td == "bfloat16" ? DType::bf16 : td == "float16" ? DType::f16 : DType::f32;
+    model = CausalLM::load(o.model, dt);
     shape = o.model;
   } else {
     model = std::make_shared<CausalLM>(ModelConfig::parse(kQwen2_100M, "qwen2-100m"));
@@ -105,26 +126,32 @@ int run_decode(const DecodeOptions& o) {
   }
   const ModelConfig& c = model->config();
   int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  auto [copy_bw, read_bw] = memory_bandwidth(threads);
+  auto [copy_bw, read_bw] = gpu ? std::pair<double, double>{0.0, 0.0} : memory_bandwidth(threads);
+  if (gpu) {
+    model->to(Device::cuda(0));
+    copy_bw = read_bw = device_copy_bandwidth(Device::cuda(0));
+  }
 
   double weight_bytes = 0;
   for (const auto& [name, t] : model->parameters()) weight_bytes += static_cast<double>(t.nbytes());
   const int64_t max_len = o.prompt + o.steps + 8;
-  std::vector<int64_t> prompt(static_cast<size_t>(o.prompt));
-  for (int64_t i = 0; i < o.prompt; ++i) prompt[i] = (i * 7919 + 13) % c.vocab_size;
-  Tensor prompt_ids = Tensor::from_vector(prompt, {1, o.prompt});
+  std::vector<int64_t> prompt(static_cast<size_t>(o.batch * o.prompt));
+  for (int64_t i = 0; i < o.batch * o.prompt; ++i) prompt[i] = (i * 7919 + 13) % c.vocab_size;
+  Tensor batch_ids = Tensor::from_vector(prompt, {o.batch, o.prompt});
+  Tensor prompt_ids = slice(batch_ids, 0, 0, 1).eval();
+  const DType cache_t = model->parameters().begin()->second.dtype();
 
   // Prefill: fresh cache each run; the first run warms allocator, oneDNN and RoPE tables.
   std::vector<double> prefill;
   for (int64_t r = 0; r <= o.reps; ++r) {
-    KVCache cache = model->make_cache(1, max_len);
+    KVCache cache = model->make_cache(o.batch, max_len, cache_t);
     auto t0 = Clock::now();
-    Tensor logits = last_logits(*model, prompt_ids, cache).eval();
+    Tensor logits = last_logits(*model, batch_ids, cache).eval();
     double dt = seconds_since(t0);
     if (r > 0) prefill.push_back(dt);
   }
   // Decode: greedy steps after the prompt.
-  KVCache cache = model->make_cache(1, max_len);
+  KVCache cache = model->make_cache(1, max_len, cache_t);
   Tensor logits = last_logits(*model, prompt_ids, cache);
   int64_t next = argmax_last(logits);
   std::vector<double> steps;
@@ -137,7 +164,7 @@ int run_decode(const DecodeOptions& o) {
   }
   double prefill_s = median(prefill), step_s = median(steps);
   // Per token: every weight once, plus the keys and values of the cache at mid-decode.
-  double kv_bytes = 2.0 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim * 4.0 *
+  double kv_bytes = 2.0 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim * double(itemsize(cache_t)) *
                     static_cast<double>(o.prompt + o.steps / 2);
   double bound_s = (weight_bytes + kv_bytes) / copy_bw;
   double bound_read_s = (weight_bytes + kv_bytes) / read_bw;
@@ -148,9 +175,11 @@ int run_decode(const DecodeOptions& o) {
                         {"weight_bytes", weight_bytes},
                         {"copy_bandwidth_gbs", copy_bw / 1e9},
                         {"read_bandwidth_gbs", read_bw / 1e9},
+                        {"device", o.device},
+                        {"prefill_batch", o.batch},
                         {"prefill_tokens", o.prompt},
                         {"prefill_s", prefill_s},
-                        {"prefill_tok_s", o.prompt / prefill_s},
+                        {"prefill_tok_s", o.batch * o.prompt / prefill_s},
                         {"decode_step_s", step_s},
                         {"decode_tok_s", 1.0 / step_s},
                         {"decode_bound_tok_s", 1.0 / bound_s},
@@ -159,12 +188,12 @@ int run_decode(const DecodeOptions& o) {
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
-  std::printf("model      %s: %.1fM parameters, %.0f MiB of weights (f32)\n", shape.c_str(),
-              c.parameter_count() / 1e6, weight_bytes / 1048576.0);
+  std::printf("model      %s: %.1fM parameters, %.0f MiB of weights (%s, %s)\n", shape.c_str(),
+              c.parameter_count() / 1e6, weight_bytes / 1048576.0, dtype_name(cache_t), o.device.c_str());
   std::printf("memory     copy %.1f GB/s (read + write), read %.1f GB/s (%d threads)\n", copy_bw / 1e9,
               read_bw / 1e9, threads);
-  std::printf("prefill    %lld tokens: %.1f ms = %.0f tok/s\n", static_cast<long long>(o.prompt), prefill_s * 1e3,
-              o.prompt / prefill_s);
+  std::printf("prefill    %lld x %lld tokens: %.1f ms = %.0f tok/s\n", static_cast<long long>(o.batch),
+              static_cast<long long>(o.prompt), prefill_s * 1e3, o.batch * o.prompt / prefill_s);
   std::printf("decode     batch 1: %.2f ms/token = %.1f tok/s\n", step_s * 1e3, 1.0 / step_s);
   std::printf("bound      %.1f tok/s at the copy bandwidth: decode reaches %.0f%% (%.0f%% of the read bound)\n",
               1.0 / bound_s, 100.0 * bound_s / step_s, 100.0 * bound_read_s / step_s);
@@ -181,6 +210,9 @@ int run_decode(const DecodeOptions& o) {
       app.add_option("--steps", o->steps, "Decode steps to time")->check(CLI::Range(1, 32768));
       app.add_option("--reps", o->reps, "Prefill repetitions")->check(CLI::Range(1, 1000));
       app.add_option("--threads", o->threads, "Threads for the bandwidth measurement")->check(CLI::Range(0, 1024));
+      app.add_option("--batch", o->batch, "Prefill batch (decode runs at batch 1)")->check(CLI::Range(1, 4096));
+      app.add_option("--device", o->device, "cpu or cuda (the GPU's copy bandwidth is measured instead of the host's)")
+          ->capture_default_str();
       app.add_flag("--json", o->json, "One JSON object instead of text");
       return [o] { return run_decode(*o); };
     }};
