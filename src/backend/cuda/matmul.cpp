@@ -2,6 +2,7 @@
 // column-contiguous and the batch axes collapse to one stride (0 for a broadcast operand);
 // otherwise they are copied dense first. Half types compute in f32 (CUBLAS_COMPUTE_32F).
 #include <map>
+#include <memory>
 #include <mutex>
 #include <tuple>
 
@@ -116,65 +117,53 @@ void set_batch(cublasLtMatrixLayout_t l, int64_t batch, int64_t stride) {
 void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A, const Mat& B,
           void* out, double alpha, double beta, DType out_t) {
   Context& ctx = active();
-  cudaDataType_t dt = cuda_type(t);
-  bool f64 = t == DType::f64;
-  // Column-major view: outᵀ (N×M) = Bᵀ (N×K) · Aᵀ (K×M). A row-major operand is its own
-  // transpose in column-major terms, so it needs no transposition flag.
-  cublasOperation_t opB = B.col ? CUBLAS_OP_T : CUBLAS_OP_N;
-  cublasOperation_t opA = A.col ? CUBLAS_OP_T : CUBLAS_OP_N;
-  Layouts L;
-  lt_check(cublasLtMatmulDescCreate(&L.op, f64 ? CUBLAS_COMPUTE_64F : CUBLAS_COMPUTE_32F,
-                                    f64 ? CUDA_R_64F : CUDA_R_32F),
-           "descriptor");
-  lt_check(cublasLtMatmulDescSetAttribute(L.op, CUBLASLT_MATMUL_DESC_TRANSA, &opB, sizeof opB),
-           "descriptor");
-  lt_check(cublasLtMatmulDescSetAttribute(L.op, CUBLASLT_MATMUL_DESC_TRANSB, &opA, sizeof opA),
-           "descriptor");
-  // First operand (ours B): N×K as stored when not transposed, K×N when it is.
-  lt_check(cublasLtMatrixLayoutCreate(&L.a, dt, opB == CUBLAS_OP_N ? N : K,
-                                      opB == CUBLAS_OP_N ? K : N, B.ld),
-           "layout");
-  lt_check(cublasLtMatrixLayoutCreate(&L.b, dt, opA == CUBLAS_OP_N ? K : M,
-                                      opA == CUBLAS_OP_N ? M : K, A.ld),
-           "layout");
+  const bool f64 = t == DType::f64;
   if (out_t == DType::boolean) out_t = t;  // "same as the operands"
-  lt_check(cublasLtMatrixLayoutCreate(&L.c, cuda_type(out_t), N, M, N), "layout");
-  if (batch > 1) {
-    set_batch(L.a, batch, B.batch_stride);
-    set_batch(L.b, batch, A.batch_stride);
-    set_batch(L.c, batch, M * N);
-  }
-  int al_a = alignment(B.ptr), al_b = alignment(A.ptr), al_c = alignment(out);
-  AlgoKey key{static_cast<int>(t),
-              M,
-              N,
-              K,
-              batch,
-              A.col,
-              B.col,
-              A.ld,
-              B.ld,
-              A.batch_stride,
-              B.batch_stride,
-              ctx.device,
-              al_a,
-              al_b,
-              al_c,
-              beta != 0,
-              static_cast<int>(out_t)};
+  const int al_a = alignment(B.ptr), al_b = alignment(A.ptr), al_c = alignment(out);
+  const AlgoKey key{static_cast<int>(t), M, N, K, batch, A.col, B.col, A.ld, B.ld, A.batch_stride,
+                    B.batch_stride, ctx.device, al_a, al_b, al_c, beta != 0, static_cast<int>(out_t)};
+  // Descriptors and the heuristic's choice per problem: building them costs more than a small
+  // GEMM (a decoding step runs ~170), and cuBLASLt only reads them.
+  struct Plan {
+    Layouts L;
+    cublasLtMatmulAlgo_t algo;
+  };
   static std::mutex mutex;
-  static std::map<AlgoKey, cublasLtMatmulAlgo_t> cache;
-  cublasLtMatmulAlgo_t algo;
-  bool found = false;
+  static std::map<AlgoKey, std::unique_ptr<Plan>> cache;
+  const Plan* plan = nullptr;
   {
     std::lock_guard lock(mutex);
     auto it = cache.find(key);
-    if (it != cache.end()) {
-      algo = it->second;
-      found = true;
-    }
+    if (it != cache.end()) plan = it->second.get();
   }
-  if (!found) {
+  if (!plan) {
+    auto p = std::make_unique<Plan>();
+    Layouts& L = p->L;
+    cudaDataType_t dt = cuda_type(t);
+    // Column-major view: outᵀ (N×M) = Bᵀ (N×K) · Aᵀ (K×M). A row-major operand is its own
+    // transpose in column-major terms, so it needs no transposition flag.
+    cublasOperation_t opB = B.col ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasOperation_t opA = A.col ? CUBLAS_OP_T : CUBLAS_OP_N;
+    lt_check(cublasLtMatmulDescCreate(&L.op, f64 ? CUBLAS_COMPUTE_64F : CUBLAS_COMPUTE_32F,
+                                      f64 ? CUDA_R_64F : CUDA_R_32F),
+             "descriptor");
+    lt_check(cublasLtMatmulDescSetAttribute(L.op, CUBLASLT_MATMUL_DESC_TRANSA, &opB, sizeof opB),
+             "descriptor");
+    lt_check(cublasLtMatmulDescSetAttribute(L.op, CUBLASLT_MATMUL_DESC_TRANSB, &opA, sizeof opA),
+             "descriptor");
+    // First operand (ours B): N×K as stored when not transposed, K×N when it is.
+    lt_check(cublasLtMatrixLayoutCreate(&L.a, dt, opB == CUBLAS_OP_N ? N : K,
+                                        opB == CUBLAS_OP_N ? K : N, B.ld),
+             "layout");
+    lt_check(cublasLtMatrixLayoutCreate(&L.b, dt, opA == CUBLAS_OP_N ? K : M,
+                                        opA == CUBLAS_OP_N ? M : K, A.ld),
+             "layout");
+    lt_check(cublasLtMatrixLayoutCreate(&L.c, cuda_type(out_t), N, M, N), "layout");
+    if (batch > 1) {
+      set_batch(L.a, batch, B.batch_stride);
+      set_batch(L.b, batch, A.batch_stride);
+      set_batch(L.c, batch, M * N);
+    }
     cublasLtMatmulPreference_t pref;
     lt_check(cublasLtMatmulPreferenceCreate(&pref), "preference");
     uint64_t ws = ctx.workspace_bytes;
@@ -191,22 +180,23 @@ void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A,
                                          sizeof a3);
     cublasLtMatmulHeuristicResult_t res{};
     int n = 0;
-    cublasStatus_t s =
+    cublasStatus_t st =
         cublasLtMatmulAlgoGetHeuristic(ctx.lt, L.op, L.a, L.b, L.c, L.c, pref, 1, &res, &n);
     cublasLtMatmulPreferenceDestroy(pref);
-    if (s != CUBLAS_STATUS_SUCCESS || n == 0)
+    if (st != CUBLAS_STATUS_SUCCESS || n == 0)
       throw Error("matmul: cuBLASLt has no algorithm for " + std::string(dtype_name(t)) + " [" +
                   std::to_string(M) + "x" + std::to_string(K) + "] x [" + std::to_string(K) + "x" +
                   std::to_string(N) + "]");
-    algo = res.algo;
+    p->algo = res.algo;
     std::lock_guard lock(mutex);
-    cache.emplace(key, algo);
+    plan = cache.emplace(key, std::move(p)).first->second.get();
   }
   float af = static_cast<float>(alpha), bf = static_cast<float>(beta);
   const void* ap = f64 ? static_cast<const void*>(&alpha) : &af;
   const void* bp = f64 ? static_cast<const void*>(&beta) : &bf;
-  lt_check(cublasLtMatmul(ctx.lt, L.op, ap, B.ptr, L.a, A.ptr, L.b, bp, out, L.c, out, L.c, &algo,
-                          ctx.workspace, ctx.workspace_bytes, ctx.stream),
+  const Layouts& L = plan->L;
+  lt_check(cublasLtMatmul(ctx.lt, L.op, ap, B.ptr, L.a, A.ptr, L.b, bp, out, L.c, out, L.c,
+                          &plan->algo, ctx.workspace, ctx.workspace_bytes, ctx.stream),
            "matmul");
 }
 
