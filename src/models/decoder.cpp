@@ -180,7 +180,7 @@ Tensor DecoderLayer::forward(const Tensor& x, const DecoderContext& ctx) {
   return add(h, child(mlp_).forward(child(norm2_).forward(h)));
 }
 
-DecoderModel::DecoderModel(const ModelConfig& c, DType dtype) : num_layers_(c.num_hidden_layers) {
+DecoderModel::DecoderModel(const ModelConfig& c, DType dtype) {
   register_module("embed_tokens", std::make_shared<Embedding>(zeros({c.vocab_size, c.hidden_size}, dtype)));
   auto layers = std::make_shared<ModuleList>();
   for (int64_t i = 0; i < c.num_hidden_layers; ++i)

@@ -73,7 +73,6 @@ class DecoderModel : public Module {
 
  private:
   size_t embed_, layers_, norm_;
-  int64_t num_layers_;
 };
 
 }  // namespace wick::detail
