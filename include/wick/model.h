@@ -59,6 +59,9 @@ struct ModelConfig {
   std::vector<float> rope_inv_freq() const;
   /// Parameters of the model (embeddings and head counted once when tied).
   int64_t parameter_count() const;
+  /// The dtype to compute this checkpoint in on `device`: f32 on the CPU (its kernels widen half
+  /// types anyway); on a GPU the checkpoint's own bf16/f16 (torch_dtype), else f32.
+  DType compute_dtype(Device device) const;
 };
 
 /// A preallocated key/value cache for one model: per layer k and v of shape
@@ -125,13 +128,16 @@ class CausalLM : public Module {
   Tensor forward(const Tensor& ids, KVCache* cache, const std::optional<Tensor>& attention_mask = std::nullopt);
   Tensor forward(const Tensor& ids) override { return forward(ids, nullptr); }
 
-  /// A cache sized for this model.
-  KVCache make_cache(int64_t batch, int64_t max_length, DType dtype = DType::f32) const {
-    return KVCache(config_, batch, max_length, dtype);
+  /// A cache sized for this model, in the model's dtype unless `dtype` says otherwise.
+  KVCache make_cache(int64_t batch, int64_t max_length, std::optional<DType> dtype = std::nullopt) const {
+    return KVCache(config_, batch, max_length, dtype.value_or(dtype_));
   }
+  /// The dtype the model was built or loaded in.
+  DType dtype() const { return dtype_; }
 
  private:
   ModelConfig config_;
+  DType dtype_;
   std::vector<float> inv_freq_;
   size_t model_ = 0, lm_head_ = SIZE_MAX;
 };

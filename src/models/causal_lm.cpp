@@ -6,7 +6,8 @@ namespace wick {
 
 using detail::DecoderModel;
 
-CausalLM::CausalLM(const ModelConfig& config, DType dtype) : config_(config), inv_freq_(config.rope_inv_freq()) {
+CausalLM::CausalLM(const ModelConfig& config, DType dtype)
+    : config_(config), dtype_(dtype), inv_freq_(config.rope_inv_freq()) {
   if (static_cast<int64_t>(config_.sliding_window.size()) != config_.num_hidden_layers)
     config_.sliding_window.assign(static_cast<size_t>(config_.num_hidden_layers), 0);
   register_module("model", std::make_shared<DecoderModel>(config_, dtype));

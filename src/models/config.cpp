@@ -233,4 +233,11 @@ int64_t ModelConfig::parameter_count() const {
   return emb + (tie_word_embeddings ? 0 : emb) + num_hidden_layers * layer + h;
 }
 
+DType ModelConfig::compute_dtype(Device device) const {
+  if (device.type == Device::Type::cpu) return DType::f32;
+  if (torch_dtype == "bfloat16") return DType::bf16;
+  if (torch_dtype == "float16") return DType::f16;
+  return DType::f32;
+}
+
 }  // namespace wick

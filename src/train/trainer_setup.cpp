@@ -107,15 +107,6 @@ void check_resume_signature(const nlohmann::json& saved, const nlohmann::json& n
   }
 }
 
-namespace {
-DType compute_dtype(const TrainOptions& o) {
-  // The CPU computes in f32 (it widens half weights anyway); a GPU keeps the model's own half
-  // type, with LoRA weights and optimizer state in f32.
-  if (o.device != "cuda") return DType::f32;
-  const std::string t = ModelConfig::load(o.model_dir).torch_dtype;
-  return t == "bfloat16" ? DType::bf16 : t == "float16" ? DType::f16 : DType::f32;
-}
-}  // namespace
 
 std::shared_ptr<CausalLM> load_trainable_model(const TrainOptions& o, const std::string& adapter_dir) {
   std::shared_ptr<CausalLM> model;
@@ -123,7 +114,10 @@ std::shared_ptr<CausalLM> load_trainable_model(const TrainOptions& o, const std:
     model = std::make_shared<CausalLM>(ModelConfig::load(o.model_dir));
     model->init_random(o.seed);
   } else {
-    model = CausalLM::load(o.model_dir, compute_dtype(o));
+    // The CPU computes in f32; a GPU keeps the checkpoint's half type (LoRA weights and AdamW
+    // state stay f32 either way).
+    const Device device = o.device == "cuda" ? Device::cuda(0) : Device::cpu();
+    model = CausalLM::load(o.model_dir, ModelConfig::load(o.model_dir).compute_dtype(device));
   }
   if (o.full) {
     if (!adapter_dir.empty()) model->load(io::join_path(adapter_dir, "model.safetensors"));

@@ -114,10 +114,7 @@ int run_decode(const DecodeOptions& o) {
   if (!gpu && o.device != "cpu") throw Error("--device " + o.device + ": expected cpu or cuda");
   if (gpu && cuda_device_count() == 0) throw Error("--device cuda: no CUDA device is available");
   if (!o.model.empty()) {
-    // A GPU runs the checkpoint's own half type; the CPU widens to f32.
-    const std::string td = ModelConfig::load(o.model).torch_dtype;
-    DType dt = !gpu ? DType::f32 : td == "bfloat16" ? DType::bf16 : td == "float16" ? DType::f16 : DType::f32;
-    model = CausalLM::load(o.model, dt);
+    model = CausalLM::load(o.model, ModelConfig::load(o.model).compute_dtype(gpu ? Device::cuda(0) : Device::cpu()));
     shape = o.model;
   } else {
     model = std::make_shared<CausalLM>(ModelConfig::parse(kQwen2_100M, "qwen2-100m"));

@@ -80,7 +80,9 @@ std::string dump(const nlohmann::ordered_json& j) { return j.dump(-1, ' ', false
 /// The model with the chosen adapter active. Every --adapter is loaded into one registry (so a
 /// broken one fails now, whichever is used) over a single copy of the base weights.
 std::shared_ptr<CausalLM> load_model(const GenerateOptions& o, std::unique_ptr<AdapterRegistry>& registry) {
-  std::shared_ptr<CausalLM> model = CausalLM::load(o.model);
+  if (o.device != "cpu" && o.device != "cuda") throw Error("--device " + o.device + ": expected cpu or cuda");
+  const Device device = o.device == "cuda" ? Device::cuda(0) : Device::cpu();
+  std::shared_ptr<CausalLM> model = CausalLM::load(o.model, ModelConfig::load(o.model).compute_dtype(device));
   if (o.adapters.empty()) {
     if (!o.use.empty()) throw Error("--use " + o.use + ": no --adapter was given");
     return model;
