@@ -3,37 +3,8 @@
 #include <numbers>
 
 #include "backend/cpu/kernel.h"
+#include "core/philox.h"
 #include "graph/primitives.h"
-
-namespace wick::cpu {
-namespace {
-
-/// Philox-4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3"): a bijection
-/// of a 128-bit counter under a 64-bit key; every output block is independent of the others.
-std::array<uint32_t, 4> philox(uint64_t counter, uint64_t key) {
-  uint32_t c0 = static_cast<uint32_t>(counter), c1 = static_cast<uint32_t>(counter >> 32), c2 = 0, c3 = 0;
-  uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
-  for (int round = 0; round < 10; ++round) {
-    uint64_t p0 = uint64_t(0xD2511F53u) * c0;
-    uint64_t p1 = uint64_t(0xCD9E8D57u) * c2;
-    uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1 ^ k0;
-    uint32_t n1 = static_cast<uint32_t>(p1);
-    uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3 ^ k1;
-    uint32_t n3 = static_cast<uint32_t>(p0);
-    c0 = n0, c1 = n1, c2 = n2, c3 = n3;
-    k0 += 0x9E3779B9u;
-    k1 += 0xBB67AE85u;
-  }
-  return {c0, c1, c2, c3};
-}
-
-/// Uniform double in [0, 1) from 64 random bits.
-inline double unit(uint32_t hi, uint32_t lo) {
-  return static_cast<double>(((uint64_t(hi) << 32) | lo) >> 11) * 0x1.0p-53;
-}
-
-}  // namespace
-}  // namespace wick::cpu
 
 namespace wick::detail {
 using namespace cpu;
@@ -66,8 +37,8 @@ void Random::eval_cpu(std::span<Node* const>, Node& out) {
     // Counter j produces samples 2j and 2j+1, so any thread split gives the same values.
     parallel_for((n + 1) / 2, 40, [&](int64_t jb, int64_t je) {
       for (int64_t j = jb; j < je; ++j) {
-        auto r = philox(counter + static_cast<uint64_t>(j), seed);
-        double u0 = unit(r[0], r[1]), u1 = unit(r[2], r[3]);
+        auto r = detail::philox(counter + static_cast<uint64_t>(j), seed);
+        double u0 = detail::philox_unit(r[0], r[1]), u1 = detail::philox_unit(r[2], r[3]);
         double s0, s1;
         if (kind == Kind::normal) {
           double rad = std::sqrt(-2.0 * std::log1p(-u0));  // 1-u0 in (0, 1]: log is finite

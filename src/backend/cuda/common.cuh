@@ -74,66 +74,41 @@ __device__ __forceinline__ int64_t ld_index(const void* p, DType t, int64_t i) {
   return t == DType::i32 ? static_cast<const int32_t*>(p)[i] : static_cast<const int64_t*>(p)[i];
 }
 
-/// Element offset of the `linear`-th element of a space for one operand's strides. One merged
-/// axis (every operand dense or broadcast) needs no division; spaces under 2^31 elements divide
-/// in 32 bits, several times cheaper than 64.
-__device__ __forceinline__ int64_t offset_of(int64_t linear, const Space& sp, const Walk& w) {
-  if (sp.nd <= 1) return sp.nd ? linear * w.s[0] : 0;
-  int64_t off = 0;
-  if (sp.numel < (int64_t(1) << 31)) {
-    uint32_t l = static_cast<uint32_t>(linear);
-    for (int d = sp.nd - 1; d > 0; --d) {
-      uint32_t n = static_cast<uint32_t>(sp.shape[d]);
-      off += static_cast<int64_t>(l % n) * w.s[d];
-      l /= n;
-    }
-    return off + static_cast<int64_t>(l) * w.s[0];
-  }
+/// Adds each operand's offset of the `linear`-th element to off[k], dividing in index type I.
+template <class I, int K>
+__device__ __forceinline__ void add_offsets(I l, const Space& sp, const Walk* w, int64_t* off, int k_used) {
   for (int d = sp.nd - 1; d > 0; --d) {
-    int64_t n = sp.shape[d];
-    off += (linear % n) * w.s[d];
-    linear /= n;
+    I n = static_cast<I>(sp.shape[d]);
+    int64_t c = static_cast<int64_t>(l % n);
+    l /= n;
+#pragma unroll
+    for (int k = 0; k < K; ++k)
+      if (k < k_used) off[k] += c * w[k].s[d];
   }
-  return off + linear * w.s[0];
+#pragma unroll
+  for (int k = 0; k < K; ++k)
+    if (k < k_used) off[k] += static_cast<int64_t>(l) * w[k].s[0];
 }
 
 /// Offsets of the `linear`-th element for K operands at once: the coordinates are found once
 /// (the divisions dominate an elementwise kernel's cost) and dotted with each operand's strides.
+/// One merged axis (every operand dense or broadcast) needs no division; spaces under 2^31
+/// elements divide in 32 bits, several times cheaper than 64.
 template <int K>
 __device__ __forceinline__ void offsets_of(int64_t linear, const Space& sp, const Walk* w,
                                            int64_t* off, int k_used = K) {
 #pragma unroll
   for (int k = 0; k < K; ++k) off[k] = 0;
-  if (sp.nd <= 1) {
-    if (sp.nd)
-#pragma unroll
-      for (int k = 0; k < K; ++k)
-        if (k < k_used) off[k] = linear * w[k].s[0];
-    return;
-  }
-  if (sp.numel < (int64_t(1) << 31)) {
-    uint32_t l = static_cast<uint32_t>(linear);
-    for (int d = sp.nd - 1; d > 0; --d) {
-      uint32_t n = static_cast<uint32_t>(sp.shape[d]);
-      int64_t c = l % n;
-      l /= n;
-#pragma unroll
-      for (int k = 0; k < K; ++k)
-        if (k < k_used) off[k] += c * w[k].s[d];
-    }
-    linear = l;
-  } else {
-    for (int d = sp.nd - 1; d > 0; --d) {
-      int64_t c = linear % sp.shape[d];
-      linear /= sp.shape[d];
-#pragma unroll
-      for (int k = 0; k < K; ++k)
-        if (k < k_used) off[k] += c * w[k].s[d];
-    }
-  }
-#pragma unroll
-  for (int k = 0; k < K; ++k)
-    if (k < k_used) off[k] += linear * w[k].s[0];
+  if (sp.nd == 0) return;
+  if (sp.numel < (int64_t(1) << 31)) add_offsets<uint32_t, K>(static_cast<uint32_t>(linear), sp, w, off, k_used);
+  else add_offsets<int64_t, K>(linear, sp, w, off, k_used);
+}
+
+/// The same for one operand.
+__device__ __forceinline__ int64_t offset_of(int64_t linear, const Space& sp, const Walk& w) {
+  int64_t off;
+  offsets_of<1>(linear, sp, &w, &off);
+  return off;
 }
 
 /// K operands' walks, passed to a kernel by value.
@@ -176,18 +151,10 @@ void dispatch(DType t, F&& f) {
 
 template <class F>
 void dispatch_float(DType t, const char* op, F&& f) {
-  switch (t) {
-    case DType::f32:
-      return f.template operator()<float>();
-    case DType::f64:
-      return f.template operator()<double>();
-    case DType::f16:
-      return f.template operator()<f16_t>();
-    case DType::bf16:
-      return f.template operator()<bf16_t>();
-    default:
-      throw Error(std::string(op) + ": floating dtype expected, got " + dtype_name(t));
-  }
+  if (!is_floating(t)) throw Error(std::string(op) + ": floating dtype expected, got " + dtype_name(t));
+  dispatch(t, [&]<class T>() {
+    if constexpr (std::is_floating_point_v<compute_t<T>>) f.template operator()<T>();
+  });
 }
 
 /// Sum over a block (blockDim.x a multiple of 32, at most 1024); every thread gets the result.

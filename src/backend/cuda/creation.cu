@@ -1,5 +1,6 @@
 // Creation kernels: fill, arange and Philox random numbers (the same bits as the CPU kernel).
 #include "backend/cuda/common.cuh"
+#include "core/philox.h"
 
 namespace wick::cuda {
 namespace {
@@ -14,35 +15,12 @@ __global__ void arange_kernel(T* out, int64_t n, double start, double step) {
   WICK_GRID_LOOP(i, n) st(out + i, start + static_cast<double>(i) * step);
 }
 
-__device__ __forceinline__ void philox(uint64_t counter, uint64_t key, uint32_t r[4]) {
-  uint32_t c0 = static_cast<uint32_t>(counter), c1 = static_cast<uint32_t>(counter >> 32), c2 = 0,
-           c3 = 0;
-  uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
-  for (int round = 0; round < 10; ++round) {
-    uint64_t p0 = uint64_t(0xD2511F53u) * c0;
-    uint64_t p1 = uint64_t(0xCD9E8D57u) * c2;
-    uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1 ^ k0;
-    uint32_t n1 = static_cast<uint32_t>(p1);
-    uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3 ^ k1;
-    uint32_t n3 = static_cast<uint32_t>(p0);
-    c0 = n0, c1 = n1, c2 = n2, c3 = n3;
-    k0 += 0x9E3779B9u;
-    k1 += 0xBB67AE85u;
-  }
-  r[0] = c0, r[1] = c1, r[2] = c2, r[3] = c3;
-}
-
-__device__ __forceinline__ double unit(uint32_t hi, uint32_t lo) {
-  return static_cast<double>(((uint64_t(hi) << 32) | lo) >> 11) * 0x1.0p-53;
-}
-
 template <class T>
 __global__ void random_kernel(T* out, int64_t n, bool normal, uint64_t seed, uint64_t counter,
                               double a, double b) {
   WICK_GRID_LOOP(j, (n + 1) / 2) {
-    uint32_t r[4];
-    philox(counter + static_cast<uint64_t>(j), seed, r);
-    double u0 = unit(r[0], r[1]), u1 = unit(r[2], r[3]);
+    auto r = detail::philox(counter + static_cast<uint64_t>(j), seed);
+    double u0 = detail::philox_unit(r[0], r[1]), u1 = detail::philox_unit(r[2], r[3]);
     double s0, s1;
     if (normal) {
       double rad = sqrt(-2.0 * log1p(-u0));
