@@ -117,6 +117,11 @@ struct GenerationOptions {
   /// Overlap the device work of step n+1 with the host work of step n (see docs/generation.md).
   /// Off: every step is built, evaluated, read and sampled in turn. Results are identical.
   bool pipeline = true;
+  /// Decode through one compiled step whose shapes do not depend on the position
+  /// (CausalLM::decode_step), which a GPU replays as a CUDA graph. Unset: on for a model on a
+  /// CUDA device. Batches with padded prompts always decode lazily. Results are the same either
+  /// way (attention sums over masked cache positions instead of a prefix).
+  std::optional<bool> compiled_steps;
 };
 
 struct GenerationResult {

@@ -83,10 +83,18 @@ class KVCache {
   /// returns the valid prefix [batch, kv_heads, length + T, head_dim] of the layer's keys and
   /// values. length() moves on only with advance().
   std::pair<Tensor, Tensor> append(int64_t layer, const Tensor& k, const Tensor& v);
+  /// Writes k, v [batch, kv_heads, T, head_dim] of `layer` in place at [position, position + T),
+  /// with `position` an integer tensor [1] read when the write runs, and returns the layer's
+  /// whole buffers [batch, kv_heads, max_length, head_dim]. No shape depends on the position, so
+  /// one compiled graph serves every step (CausalLM::decode_step). length() does not move. A
+  /// position past max_length is an error of the evaluation.
+  std::pair<Tensor, Tensor> write(int64_t layer, const Tensor& k, const Tensor& v, const Tensor& position);
   /// Marks T more positions as filled (after every layer has appended them).
   void advance(int64_t t);
 
  private:
+  void check_step(int64_t layer, const Tensor& k, const Tensor& v) const;
+
   int64_t batch_, max_length_, kv_heads_, head_dim_;
   int64_t length_ = 0;
   DType dtype_;
@@ -124,6 +132,13 @@ class CausalLM : public Module {
                        const std::optional<Tensor>& attention_mask = std::nullopt);
   /// Logits [..., vocab] of hidden states (lm_head, or the tied embedding).
   Tensor logits(const Tensor& hidden);
+  /// Logits [batch, T, vocab] of decoding step(s) whose shapes do not depend on the position:
+  /// ids [batch, T] go at positions position[0] + t, with `position` an integer tensor [1] read on
+  /// the device; keys and values are written into `cache` in place (KVCache::write) and
+  /// attention reads the whole cache under a mask of the positions written so far. Compiled
+  /// (wick::compile), every step on a GPU replays one CUDA graph. cache.length() does not move:
+  /// call cache.advance(T) after each step. Every row must be unpadded.
+  Tensor decode_step(const Tensor& ids, KVCache& cache, const Tensor& position);
   /// logits(hidden_states(ids, cache, attention_mask)).
   Tensor forward(const Tensor& ids, KVCache* cache, const std::optional<Tensor>& attention_mask = std::nullopt);
   Tensor forward(const Tensor& ids) override { return forward(ids, nullptr); }

@@ -47,6 +47,11 @@ class EagerScope {
 };
 bool eager_mode();
 
+/// Turns CUDA-graph replay of compiled functions on or off for the process (default: on, unless
+/// the environment variable WICK_CUDA_GRAPHS is 0 or off). Graphs already recorded stay cached
+/// but are not used while off.
+void set_cuda_graphs(bool on);
+
 /// Debug counter: kernels run so far by this process (every evaluated primitive except pure
 /// views such as reshape, transpose, slice and broadcast). Tests use differences of it to prove
 /// that fusion happened.

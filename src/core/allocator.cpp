@@ -153,13 +153,57 @@ void require_cpu(Device d) {
 
 }  // namespace
 
+namespace {
+thread_local std::shared_ptr<PrivatePool> current_pool;
+}  // namespace
+
 Storage::~Storage() {
-  if (ptr && !external_owner) allocator_for(device).release(ptr, capacity);
+  if (!ptr || external_owner) return;
+  if (pool) pool->release(ptr, capacity);
+  else allocator_for(device).release(ptr, capacity);
 }
 
+PrivatePool::~PrivatePool() {
+  CachingAllocator& a = allocator_for(device_);
+  for (auto [p, cap] : owned_) a.release(p, cap);
+}
+
+void* PrivatePool::acquire(size_t bytes, size_t* capacity) {
+  size_t cap = size_class(bytes);
+  std::lock_guard lock(mutex_);
+  for (auto it = free_.begin(); it != free_.end(); ++it) {
+    if (it->second != cap) continue;
+    void* p = it->first;
+    free_.erase(it);
+    *capacity = cap;
+    return p;
+  }
+  void* p = allocator_for(device_).acquire(bytes, capacity);
+  owned_.emplace_back(p, *capacity);
+  bytes_ += *capacity;
+  return p;
+}
+
+void PrivatePool::release(void* p, size_t capacity) {
+  std::lock_guard lock(mutex_);
+  free_.emplace_back(p, capacity);
+}
+
+PoolScope::PoolScope(std::shared_ptr<PrivatePool> pool) : prev_(std::move(current_pool)) {
+  current_pool = std::move(pool);
+}
+PoolScope::~PoolScope() { current_pool = std::move(prev_); }
+
 std::shared_ptr<Storage> allocate(size_t bytes, Device device) {
-  CachingAllocator& a = allocator_for(device);
   auto s = std::make_shared<Storage>();
+  if (current_pool && current_pool->device() == device) {
+    s->ptr = current_pool->acquire(bytes, &s->capacity);
+    s->pool = current_pool;
+    s->bytes = bytes;
+    s->device = device;
+    return s;
+  }
+  CachingAllocator& a = allocator_for(device);
   s->ptr = a.acquire(bytes, &s->capacity);
   s->bytes = bytes;
   s->device = device;

@@ -1,12 +1,17 @@
 #pragma once
 #include <cstddef>
 #include <memory>
+#include <mutex>
+#include <utility>
+#include <vector>
 
 #include "wick/device.h"
 
 namespace wick::detail {
 
 /// A block of device memory. Returned to its allocator's cache when the last owner drops it.
+class PrivatePool;
+
 struct Storage {
   void* ptr = nullptr;
   size_t bytes = 0;      // bytes asked for
@@ -15,6 +20,8 @@ struct Storage {
   /// Set for memory wick does not own (an mmap'ed file, a caller's buffer): the storage keeps
   /// the owner alive and never returns the block to an allocator.
   std::shared_ptr<const void> external_owner;
+  /// Set for a block of a private pool (a captured CUDA graph's memory): freed, it goes back there.
+  std::shared_ptr<PrivatePool> pool;
   Storage() = default;
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -24,6 +31,46 @@ struct Storage {
 /// Allocates `bytes` (64-byte aligned) from the device's caching allocator. Throws wick::Error
 /// when the memory limit would be exceeded even after dropping the cache.
 std::shared_ptr<Storage> allocate(size_t bytes, Device device = Device::cpu());
+
+/// Memory private to one captured CUDA graph. While a PoolScope is active on a thread, that
+/// thread's allocations on the pool's device come from the pool, and blocks freed go back to it,
+/// never to the shared cache: a graph's kernels write its blocks on every replay, so no other
+/// tensor may ever be handed one. Blocks are reused inside the pool in allocation order, which
+/// is safe because a captured graph runs its kernels in the order they were recorded. The pool
+/// returns its blocks to the device's cache when the last of its storages is gone.
+class PrivatePool {
+ public:
+  explicit PrivatePool(Device d) : device_(d) {}
+  ~PrivatePool();
+  PrivatePool(const PrivatePool&) = delete;
+  PrivatePool& operator=(const PrivatePool&) = delete;
+  Device device() const { return device_; }
+  /// Bytes of device memory the pool holds (live and free blocks).
+  size_t bytes() const { return bytes_; }
+
+  /// A block for `bytes` (its size class in *capacity): a free one of the pool, else a new one.
+  void* acquire(size_t bytes, size_t* capacity);
+  void release(void* p, size_t capacity);
+
+ private:
+  Device device_;
+  std::mutex mutex_;  // storages die on whichever thread drops them last
+  std::vector<std::pair<void*, size_t>> owned_;  // every block, with its capacity
+  std::vector<std::pair<void*, size_t>> free_;
+  size_t bytes_ = 0;
+};
+
+/// Routes this thread's allocations on the pool's device to the pool while alive.
+class PoolScope {
+ public:
+  explicit PoolScope(std::shared_ptr<PrivatePool> pool);
+  ~PoolScope();
+  PoolScope(const PoolScope&) = delete;
+  PoolScope& operator=(const PoolScope&) = delete;
+
+ private:
+  std::shared_ptr<PrivatePool> prev_;
+};
 
 /// Storage over `bytes` of memory at `ptr` that `owner` keeps alive (zero-copy loading).
 std::shared_ptr<Storage> wrap_external(void* ptr, size_t bytes, std::shared_ptr<const void> owner,

@@ -4,6 +4,11 @@
 // src/backend/cuda_unavailable.cpp in a build without CUDA, where device_count() is 0 and the
 // rest throw.
 #include <cstddef>
+#include <memory>
+
+namespace wick::detail {
+struct Node;
+}
 
 namespace wick::detail::cuda_api {
 
@@ -15,5 +20,19 @@ void free(void* p, int device);
 /// Waits for everything queued on the device's stream; throws wick::Error for a failed kernel or
 /// an error a kernel reported (an index out of range).
 void synchronize(int device);
+
+/// An instantiated CUDA graph (opaque outside the backend).
+struct Graph;
+/// From now until end_capture, this thread's launches on `device` are recorded, not run. One
+/// thread captures a device at a time; others wait here.
+void begin_capture(int device);
+/// Stops recording and instantiates what was recorded. With `keep` false, or when recording
+/// failed (an operation that cannot be captured), the recording is discarded; the latter throws
+/// wick::Error with CUDA's reason.
+std::shared_ptr<Graph> end_capture(int device, bool keep = true);
+/// Queues the graph on its device's stream.
+void launch(const Graph& g);
+/// Queues a copy of `src` (any view, on a CUDA device) into the dense buffer `dst` on its device.
+void copy_dense(const Node& src, void* dst);
 
 }  // namespace wick::detail::cuda_api

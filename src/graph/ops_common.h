@@ -22,6 +22,13 @@ Tensor build(Shape shape, DType dtype, std::vector<Tensor> inputs, Args&&... arg
 }
 /// The dtype computing float-only functions of `t` (ints and bool become f32).
 inline DType float_dtype(DType t) { return is_floating(t) ? t : DType::f32; }
+/// RoPE at positions position[0] + t, with `position` an integer tensor [1] read when the op
+/// runs, so one compiled graph serves every decoding step.
+Tensor rope_at(const Tensor& x, const std::vector<float>& inv_freq, const Tensor& position);
+/// Writes `update` into `buffer`'s storage in place at [position, position + update extent) of
+/// `axis`, with position an i64 tensor [1] read when the op runs (see WriteAt); returns the
+/// buffer after the write. A position out of range is an error of the evaluation.
+Tensor write_at(const Tensor& buffer, const Tensor& update, int axis, const Tensor& position);
 /// Normalised, sorted, unique axes; empty input means all axes.
 std::vector<int> normalize_axes(const std::vector<int>& axes, int ndim, const char* op);
 

@@ -142,16 +142,32 @@ Tensor layer_norm(const Tensor& x, const std::optional<Tensor>& w, const std::op
   return build<LayerNorm>(x.shape(), t, std::move(ins), eps, w.has_value(), b.has_value());
 }
 
-Tensor rope(const Tensor& x, const std::vector<float>& inv_freq, int64_t offset) {
+namespace {
+/// x checked against the frequencies and cast to the dtype RoPE computes in.
+Tensor rope_operand(const Tensor& x, const std::vector<float>& inv_freq) {
   require_defined("rope", {&x});
   if (x.ndim() < 2 || x.shape().back() % 2 != 0)
     throw Error("rope: x " + shape_str(x.shape()) + " must be [..., T, D] with D even");
   if (static_cast<int64_t>(inv_freq.size()) * 2 != x.shape().back())
     throw Error("rope: " + std::to_string(inv_freq.size()) + " frequencies for head dim " +
                 std::to_string(x.shape().back()) + " (need D/2)");
+  return cast(x, float_dtype(x.dtype()));
+}
+}  // namespace
+
+Tensor rope(const Tensor& x, const std::vector<float>& inv_freq, int64_t offset) {
+  Tensor xc = rope_operand(x, inv_freq);
   if (offset < 0) throw Error("rope: negative position offset");
-  DType t = float_dtype(x.dtype());
-  return build<Rope>(x.shape(), t, {cast(x, t)}, inv_freq, offset);
+  return build<Rope>(x.shape(), xc.dtype(), {xc}, inv_freq, offset);
+}
+
+Tensor detail::rope_at(const Tensor& x, const std::vector<float>& inv_freq, const Tensor& position) {
+  Tensor xc = rope_operand(x, inv_freq);
+  require_defined("rope", {&position});
+  if (position.numel() != 1 || is_floating(position.dtype()) || position.dtype() == DType::boolean)
+    throw Error("rope: position must be one integer, got " + shape_str(position.shape()) + " " +
+                dtype_name(position.dtype()));
+  return build<Rope>(x.shape(), xc.dtype(), {xc, cast(reshape(position, {1}), DType::i64)}, inv_freq, 0);
 }
 
 Tensor rope(const Tensor& x, double theta, int64_t offset) {

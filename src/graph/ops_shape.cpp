@@ -149,6 +149,21 @@ Tensor slice_update(const Tensor& x, const Tensor& update, int axis, int64_t sta
   return slice_update(x, update, b);
 }
 
+Tensor detail::write_at(const Tensor& buffer, const Tensor& update, int axis, const Tensor& position) {
+  require_defined("write_at", {&buffer, &update, &position});
+  int a = normalize_axis(axis, buffer.ndim(), "write_at");
+  Shape region = buffer.shape();
+  region[static_cast<size_t>(a)] = update.ndim() == buffer.ndim() ? update.shape()[static_cast<size_t>(a)] : -1;
+  if (update.shape() != region)
+    throw Error("write_at: update " + shape_str(update.shape()) + " does not fit buffer " +
+                shape_str(buffer.shape()) + " but for axis " + std::to_string(a));
+  if (position.numel() != 1 || is_floating(position.dtype()) || position.dtype() == DType::boolean)
+    throw Error("write_at: position must be one integer, got " + shape_str(position.shape()) + " " +
+                dtype_name(position.dtype()));
+  return build<WriteAt>(buffer.shape(), buffer.dtype(),
+                        {buffer, cast(update, buffer.dtype()), cast(reshape(position, {1}), DType::i64)}, a);
+}
+
 Tensor broadcast_to(const Tensor& x, const Shape& shape) {
   require_defined("broadcast_to", {&x});
   bool ok = shape.size() >= x.shape().size();

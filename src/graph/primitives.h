@@ -132,7 +132,9 @@ class ArgReduce : public Primitive {
 };
 
 // ---- linear algebra and nn ----
-/// a [..., M, K] x b [..., K, N]; batch dims of both already broadcast to the output's.
+/// a [..., M, K] x b [..., K, N]; batch dims of both already broadcast to the output's. Compile's
+/// fusion may add a third input, a bias [N] added to every row (x·Wᵀ + b, the decoder's
+/// projections), which the GEMV kernel applies as it writes.
 class Matmul : public Primitive {
  public:
   WICK_VJP
@@ -185,6 +187,8 @@ class LayerNorm : public Primitive {
 };
 
 /// Rotate-half RoPE over the last axis of x [..., T, D].
+/// Inputs: x, then optionally an i64 tensor [1] whose value is added to `offset` when the op
+/// runs (a position that changes between replays of one graph).
 class Rope : public Primitive {
  public:
   WICK_VJP
@@ -254,6 +258,17 @@ class SliceUpdate : public Primitive {
   SliceUpdate(std::vector<int64_t> s, std::vector<int64_t> st) : start(std::move(s)), step(std::move(st)) {}
   WICK_PRIMITIVE(SliceUpdate, "slice_update")
   std::vector<int64_t> start, step;
+};
+
+/// Writes input 1 into input 0's own storage, in place, at the position held by input 2 (an i64
+/// tensor [1], read when the op runs) along `axis`; the output is input 0's buffer after the
+/// write. Only for a buffer that no pending op reads as its old value: the KV cache of decoding
+/// steps replayed as one graph, whose write position changes every call.
+class WriteAt : public Primitive {
+ public:
+  explicit WriteAt(int a) : axis(a) {}
+  WICK_PRIMITIVE(WriteAt, "write_at")
+  int axis;
 };
 
 /// The identity (a view) whose gradient is zero.

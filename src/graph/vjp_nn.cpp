@@ -79,11 +79,13 @@ std::vector<Tensor> LayerNorm::vjp(const std::vector<Tensor>& p, const Tensor&, 
   return d;
 }
 
-std::vector<Tensor> Rope::vjp(const std::vector<Tensor>&, const Tensor&, const Tensor& g,
+std::vector<Tensor> Rope::vjp(const std::vector<Tensor>& p, const Tensor&, const Tensor& g,
                               const std::vector<bool>&) {
-  // A rotation's transpose is the rotation by the opposite angle.
+  // A rotation's transpose is the rotation by the opposite angle (at the same positions; the
+  // position input has no gradient).
   std::vector<float> back(inv_freq.size());
   for (size_t i = 0; i < back.size(); ++i) back[i] = -inv_freq[i];
+  if (p.size() > 1) return {rope_at(g, back, p[1]), Tensor()};
   return {rope(g, back, offset)};
 }
 

@@ -14,6 +14,7 @@
 #include <cmath>
 
 #include "infer/text_stream.h"
+#include "wick/compile.h"
 #include "wick/generate.h"
 #include "wick/ops.h"
 #include "wick/runtime.h"
@@ -77,6 +78,18 @@ class Run {
   std::vector<GenerationResult> run(GenerationStats* stats) {
     cache_.emplace(model_.make_cache(batch_, prompt_len_ + budget_));
     const bool chained = options_.pipeline && options_.sampling.greedy() && options_.sampling.repetition_penalty == 1.0;
+    const Device dev = model_.device();
+    if (!padded_ && options_.compiled_steps.value_or(dev.type == Device::Type::cuda)) {
+      // The cache is a constant of the trace, so the compiled step lives as long as this run.
+      step_fn_.emplace(compile([this, chained](const std::vector<Tensor>& in) {
+        Tensor logits = model_.decode_step(in[0], *cache_, in[1]);
+        Tensor next = add(in[1], full({1}, 1.0, DType::i64));
+        if (!chained) return std::vector<Tensor>{logits, next};
+        auto [ids, lp] = pick(logits);
+        return std::vector<Tensor>{ids, lp, next};
+      }));
+      position_ = to(Tensor::from_vector<int64_t>({prompt_len_}, {1}), dev);
+    }
     auto t0 = Clock::now();
     if (chained) {
       run_chained(t0);
@@ -196,7 +209,7 @@ class Run {
     const int64_t vocab = logits.shape()[2];
     std::vector<float> copy;
     const float* data = nullptr;
-    if (logits.dtype() == DType::f32 && logits.is_contiguous()) {
+    if (logits.dtype() == DType::f32 && logits.is_contiguous() && logits.device() == Device::cpu()) {
       data = logits.data<float>();
     } else {
       copy = logits.to_vector<float>();
@@ -242,9 +255,18 @@ class Run {
   }
 
   Future submit_step() {
-    Tensor logits = step_logits(feed_ids());
     ++steps_;
-    return eval_async({logits});
+    if (step_fn_) return eval_async({compiled_step(to(feed_ids(), model_.device()))[0]});
+    return eval_async({step_logits(feed_ids())});
+  }
+
+  /// One compiled step after the prompt: its outputs, the next position taken off the end.
+  std::vector<Tensor> compiled_step(const Tensor& ids) {
+    std::vector<Tensor> out = (*step_fn_)({ids, position_});
+    position_ = out.back();
+    out.pop_back();
+    cache_->advance(1);
+    return out;
   }
 
   /// Greedy choice and log-probability inside the graph: ids [B, 1] (i64), logprob [B, 1].
@@ -275,7 +297,14 @@ class Run {
       // Rows that ended earlier are known; rows ending on this step's token are not yet.
       std::optional<std::tuple<Tensor, Tensor, Future>> next;
       if (produced + 1 < budget_ && !all_done()) {
-        auto [nids, nlp] = pick(step_logits(ids));
+        Tensor nids, nlp;
+        if (step_fn_) {
+          std::vector<Tensor> out = compiled_step(ids);
+          nids = out[0];
+          nlp = out[1];
+        } else {
+          std::tie(nids, nlp) = pick(step_logits(ids));
+        }
         ++steps_;
         next.emplace(nids, nlp, eval_async({nids, nlp}));
       }
@@ -304,6 +333,8 @@ class Run {
   std::vector<int32_t> eos_;
   std::vector<Row> rows_;
   std::optional<KVCache> cache_;
+  std::optional<CompiledFunction> step_fn_;  // decode steps through CausalLM::decode_step
+  Tensor position_;                           // the next compiled step's position [1] (device)
   Clock::time_point prefill_end_;
 };
 

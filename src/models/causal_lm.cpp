@@ -58,6 +58,27 @@ Tensor CausalLM::hidden_states(const Tensor& ids, KVCache* cache, const std::opt
   return h;
 }
 
+Tensor CausalLM::decode_step(const Tensor& ids, KVCache& cache, const Tensor& position) {
+  if (!ids.defined() || ids.ndim() != 2 || (ids.dtype() != DType::i32 && ids.dtype() != DType::i64))
+    throw Error("CausalLM::decode_step: ids must be an i32/i64 tensor [batch, tokens], got " +
+                (ids.defined() ? shape_str(ids.shape()) + " " + dtype_name(ids.dtype()) : std::string("null")));
+  int64_t B = ids.shape()[0], T = ids.shape()[1];
+  if (B != cache.batch() || T == 0 || T > cache.max_length())
+    throw Error("CausalLM::decode_step: ids " + shape_str(ids.shape()) + " do not fit the cache (batch " +
+                std::to_string(cache.batch()) + ", max_length " + std::to_string(cache.max_length()) + ")");
+  if (cache.num_layers() != config_.num_hidden_layers)
+    throw Error("CausalLM::decode_step: cache has " + std::to_string(cache.num_layers()) + " layers, model " +
+                std::to_string(config_.num_hidden_layers));
+  if (!position.defined() || position.numel() != 1 || is_floating(position.dtype()) || position.dtype() == DType::boolean)
+    throw Error("CausalLM::decode_step: position must be one integer");
+  Device dev = device();
+  DeviceScope on_device(dev);
+  detail::DecoderContext ctx = detail::make_step_context(config_, inv_freq_, B, T, cache, wick::to(position, dev));
+  auto* model = dynamic_cast<DecoderModel*>(&child(model_));
+  if (!model) throw Error("CausalLM: \"model\" was replaced by a module of another kind");
+  return logits(model->forward(wick::to(ids, dev), ctx));
+}
+
 Tensor CausalLM::logits(const Tensor& hidden) {
   if (lm_head_ != SIZE_MAX) return child(lm_head_).forward(hidden);
   auto* model = dynamic_cast<DecoderModel*>(&child(model_));

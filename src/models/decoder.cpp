@@ -2,8 +2,10 @@
 #include "models/decoder.h"
 
 #include <cmath>
+#include <limits>
 #include <set>
 
+#include "graph/ops_common.h"
 #include "wick/ops.h"
 
 namespace wick::detail {
@@ -11,6 +13,7 @@ namespace wick::detail {
 // ---- context ----------------------------------------------------------------------------------
 
 Tensor DecoderContext::rotate(const Tensor& x) const {
+  if (position) return rope_at(x, *inv_freq, *position);
   if (!cos) return rope(x, *inv_freq, offset);
   // Rows with their own positions: rotate-half RoPE composed from differentiable ops.
   int64_t d = x.shape().back(), h = d / 2;
@@ -104,6 +107,31 @@ DecoderContext make_context(const ModelConfig& c, const std::vector<float>& inv_
   return ctx;
 }
 
+DecoderContext make_step_context(const ModelConfig& c, const std::vector<float>& inv_freq, int64_t batch,
+                                 int64_t tokens, KVCache& cache, const Tensor& position) {
+  DecoderContext ctx;
+  ctx.batch = batch;
+  ctx.tokens = tokens;
+  ctx.inv_freq = &inv_freq;
+  ctx.cache = &cache;
+  ctx.position = astype(reshape(position, {1}), DType::i64);
+  // Key s is visible to query t while s <= position + t (and, in a window w, position + t - s < w).
+  const int64_t S = cache.max_length();
+  Tensor keys = reshape(arange(S), {1, 1, 1, S});
+  Tensor queries = add(reshape(*ctx.position, {1, 1, 1, 1}), reshape(arange(tokens), {1, 1, tokens, 1}));
+  Tensor causal = less_equal(keys, queries);
+  std::set<int64_t> windows(c.sliding_window.begin(), c.sliding_window.end());
+  windows.insert(0);
+  // Additive f32 masks, made once here rather than converted from bool by every layer.
+  const Tensor zero = full({1}, 0.0), hidden = full({1}, -std::numeric_limits<double>::infinity());
+  for (int64_t w : windows) {
+    Tensor keep = w > 0 ? logical_and(causal, less(subtract(queries, keys), full({1}, static_cast<double>(w), DType::i64)))
+                        : causal;
+    ctx.masks[w] = where(keep, zero, hidden);
+  }
+  return ctx;
+}
+
 // ---- blocks -----------------------------------------------------------------------------------
 
 namespace {
@@ -141,9 +169,11 @@ Tensor DecoderAttention::forward(const Tensor& x, const DecoderContext& ctx) {
   Tensor q = ctx.rotate(split_heads(child(q_).forward(x), heads_));
   Tensor k = ctx.rotate(split_heads(child(k_).forward(x), kv_heads_));
   Tensor v = split_heads(child(v_).forward(x), kv_heads_);
-  if (ctx.cache) std::tie(k, v) = ctx.cache->append(layer_, k, v);
+  if (ctx.position) std::tie(k, v) = ctx.cache->write(layer_, k, v, *ctx.position);
+  else if (ctx.cache) std::tie(k, v) = ctx.cache->append(layer_, k, v);
+  // A step over the whole cache masks keys by position; otherwise causality is the op's flag.
   Tensor o = scaled_dot_product_attention(q, k, v, 1.0 / std::sqrt(static_cast<double>(head_dim_)),
-                                          /*causal=*/true, ctx.mask(window_));
+                                          /*causal=*/!ctx.position, ctx.mask(window_));
   o = reshape(transpose(o, {0, 2, 1, 3}), {B, T, heads_ * head_dim_});
   return child(o_).forward(o);
 }

@@ -15,6 +15,9 @@ struct DecoderContext {
   std::optional<Tensor> cos, sin;             // [B, 1, T, D] when rows have their own positions
   std::map<int64_t, std::optional<Tensor>> masks;  // window (0 = none) -> sdpa mask
   KVCache* cache = nullptr;
+  // Set for CausalLM::decode_step: the first position as a device tensor [1]; the cache is
+  // written in place there and attention reads all of it under `masks`.
+  std::optional<Tensor> position;
 
   /// RoPE on q or k [B, H, T, D].
   Tensor rotate(const Tensor& x) const;
@@ -25,6 +28,10 @@ struct DecoderContext {
 DecoderContext make_context(const ModelConfig& c, const std::vector<float>& inv_freq, int64_t batch,
                             int64_t tokens, KVCache* cache, const std::optional<Tensor>& attention_mask,
                             Device device);
+
+/// The context of CausalLM::decode_step: positions position[0] + t, masks over the whole cache.
+DecoderContext make_step_context(const ModelConfig& c, const std::vector<float>& inv_freq, int64_t batch,
+                                 int64_t tokens, KVCache& cache, const Tensor& position);
 
 class DecoderAttention : public Module {
  public:

@@ -1,4 +1,5 @@
 // KVCache: per-layer keys and values of the positions seen so far.
+#include "graph/ops_common.h"
 #include "wick/model.h"
 #include "wick/ops.h"
 
@@ -32,13 +33,17 @@ void KVCache::reset() {
   length_ = 0;
 }
 
-std::pair<Tensor, Tensor> KVCache::append(int64_t layer, const Tensor& k, const Tensor& v) {
+void KVCache::check_step(int64_t layer, const Tensor& k, const Tensor& v) const {
   if (layer < 0 || layer >= num_layers())
     throw Error("KVCache: layer " + std::to_string(layer) + " out of range (" + std::to_string(num_layers()) + " layers)");
   Shape expect = {batch_, kv_heads_, k.ndim() == 4 ? k.shape()[2] : -1, head_dim_};
   if (k.shape() != expect || v.shape() != expect)
     throw Error("KVCache: k " + shape_str(k.shape()) + " / v " + shape_str(v.shape()) + " do not fit a cache of [" +
                 std::to_string(batch_) + "," + std::to_string(kv_heads_) + ",T," + std::to_string(head_dim_) + "]");
+}
+
+std::pair<Tensor, Tensor> KVCache::append(int64_t layer, const Tensor& k, const Tensor& v) {
+  check_step(layer, k, v);
   int64_t t = k.shape()[2];
   if (length_ + t > max_length_)
     throw Error("KVCache: " + std::to_string(length_) + " + " + std::to_string(t) + " positions exceed max_length " +
@@ -49,6 +54,13 @@ std::pair<Tensor, Tensor> KVCache::append(int64_t layer, const Tensor& k, const 
   k_[l] = slice_update(k_[l], k, 2, length_);
   v_[l] = slice_update(v_[l], v, 2, length_);
   return {slice(k_[l], 2, 0, length_ + t), slice(v_[l], 2, 0, length_ + t)};
+}
+
+std::pair<Tensor, Tensor> KVCache::write(int64_t layer, const Tensor& k, const Tensor& v, const Tensor& position) {
+  check_step(layer, k, v);
+  size_t l = static_cast<size_t>(layer);
+  // The buffers keep their tensors: graphs recorded over them see every later write.
+  return {detail::write_at(k_[l], k, 2, position), detail::write_at(v_[l], v, 2, position)};
 }
 
 void KVCache::advance(int64_t t) {

@@ -4,10 +4,12 @@
 #include <list>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <unordered_map>
 
 #include "graph/ops_common.h"
+#include "transforms/graph_plan.h"
 #include "transforms/tape.h"
 #include "wick/runtime.h"
 
@@ -27,6 +29,11 @@ DType Tape::dtype_of(Ref r) const {
     case Ref::Kind::constant: return constants[r.index].dtype();
     default: return ops[r.index].dtype;
   }
+}
+
+Tensor make_op(const TapeOp& op, std::vector<Tensor> ins) {
+  if (ins.empty()) return make_node_on(op.device, op.shape, op.dtype, op.prim, {});
+  return make_node(op.shape, op.dtype, op.prim, std::move(ins));
 }
 
 std::vector<uint32_t> Tape::use_counts() const {
@@ -87,7 +94,7 @@ Tape trace(const Function& fn, const std::vector<Tensor>& inputs) {
       }
       if (!refs.count(n)) {
         if (is_op(n)) {
-          TapeOp op{n->primitive, {}, n->shape, n->dtype};
+          TapeOp op{n->primitive, {}, n->shape, n->dtype, n->device};
           for (const Tensor& in : n->inputs) op.ins.push_back(refs.at(in.node()));
           refs[n] = {Ref::Kind::op, static_cast<uint32_t>(t.ops.size())};
           t.ops.push_back(std::move(op));
@@ -122,7 +129,7 @@ std::vector<Tensor> replay(const Tape& t, const std::vector<Tensor>& inputs) {
     std::vector<Tensor> ins;
     ins.reserve(op.ins.size());
     for (const Ref& r : op.ins) ins.push_back(get(r));
-    vals[i] = make_node(op.shape, op.dtype, op.prim, std::move(ins));
+    vals[i] = make_op(op, std::move(ins));
   }
   std::vector<Tensor> outs;
   for (const Ref& r : t.outputs) outs.push_back(get(r));
@@ -146,11 +153,30 @@ std::string signature(const std::vector<Tensor>& inputs) {
 
 namespace wick {
 
+namespace {
+
+/// One signature's trace, and its CUDA graph once it has been called twice on a GPU.
+struct Entry {
+  std::shared_ptr<detail::Tape> tape;
+  std::shared_ptr<detail::GraphPlan> graph;
+  size_t calls = 0;
+};
+
+/// The CUDA device every input is on, if they all are on one.
+std::optional<Device> graph_device(const std::vector<Tensor>& inputs) {
+  if (inputs.empty() || inputs[0].device().type != Device::Type::cuda) return std::nullopt;
+  for (const Tensor& x : inputs)
+    if (x.device() != inputs[0].device()) return std::nullopt;
+  return inputs[0].device();
+}
+
+}  // namespace
+
 struct CompiledFunction::Impl {
   Function fn;
   CompileOptions opts;
   std::mutex mutex;
-  std::list<std::pair<std::string, std::shared_ptr<detail::Tape>>> lru;  // most recent first
+  std::list<std::pair<std::string, std::shared_ptr<Entry>>> lru;  // most recent first
   std::map<std::string, decltype(lru)::iterator> index;
   CompileStats stats;
   std::shared_ptr<detail::Tape> last;
@@ -191,17 +217,19 @@ CompiledFunction::CompiledFunction(Function fn, CompileOptions opts) : impl_(std
 std::vector<Tensor> CompiledFunction::operator()(const std::vector<Tensor>& inputs) {
   Impl& m = *impl_;
   std::string key = detail::signature(inputs);
-  std::shared_ptr<detail::Tape> tape;
+  std::shared_ptr<Entry> entry;
+  std::shared_ptr<detail::GraphPlan> graph;
   {
     std::lock_guard lock(m.mutex);
     auto it = m.index.find(key);
     if (it != m.index.end()) {
       m.lru.splice(m.lru.begin(), m.lru, it->second);
-      tape = it->second->second;
+      entry = it->second->second;
       m.stats.cache_hits++;
     } else {
-      tape = m.build(inputs);
-      m.lru.emplace_front(key, tape);
+      entry = std::make_shared<Entry>();
+      entry->tape = m.build(inputs);
+      m.lru.emplace_front(key, entry);
       m.index[key] = m.lru.begin();
       while (m.lru.size() > m.opts.max_cache_entries) {
         m.index.erase(m.lru.back().first);
@@ -209,14 +237,33 @@ std::vector<Tensor> CompiledFunction::operator()(const std::vector<Tensor>& inpu
       }
     }
     m.stats.cache_entries = m.lru.size();
-    m.last = tape;
+    m.last = entry->tape;
+    // The first call of a signature runs lazily: it warms what recording cannot do (kernel
+    // compilation, GEMM heuristics), and a signature seen once never pays for a recording.
+    if (++entry->calls >= 2 && m.opts.cuda_graphs && detail::cuda_graphs_enabled()) {
+      if (auto dev = graph_device(inputs)) {
+        if (!entry->graph) entry->graph = std::make_shared<detail::GraphPlan>(entry->tape, *dev);
+        if (!entry->graph->failed()) graph = entry->graph;
+      }
+    }
   }
-  return detail::replay(*tape, inputs);
+  // Outputs of a graph hold its buffers until they have run, even if the entry is evicted.
+  return graph ? graph->call(inputs) : detail::replay(*entry->tape, inputs);
 }
 
 CompileStats CompiledFunction::stats() const {
   std::lock_guard lock(impl_->mutex);
-  return impl_->stats;
+  CompileStats s = impl_->stats;
+  for (const auto& [key, e] : impl_->lru) {
+    if (!e->graph) continue;
+    detail::GraphPlanStats g = e->graph->stats();
+    s.graph_captures += g.captures;
+    s.graph_replays += g.replays;
+    s.graph_failures += g.failures;
+    s.graph_bytes += g.pool_bytes;
+    if (!g.failure.empty()) s.graph_failure = g.failure;
+  }
+  return s;
 }
 
 std::string CompiledFunction::describe() const {

@@ -92,7 +92,7 @@ void fold_constants(Tape& t, PassStats& s) {
     if (all_const && bytes <= kMaxFoldBytes && !dynamic_cast<Random*>(op.prim.get())) {
       std::vector<Tensor> ins;
       for (const Ref& r : op.ins) ins.push_back(t.constants[r.index]);
-      Tensor v = make_node(op.shape, op.dtype, op.prim, std::move(ins));
+      Tensor v = make_op(op, std::move(ins));
       t.constants.push_back(v);
       pending.emplace_back(t.constants.size() - 1, v);
       ++s.folded;

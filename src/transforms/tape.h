@@ -20,7 +20,13 @@ struct TapeOp {
   std::vector<Ref> ins;
   Shape shape;
   DType dtype;
+  // Where the traced node ran: an op without inputs (full, arange) runs there again; the
+  // others follow their inputs.
+  Device device = Device::cpu();
 };
+
+/// The node of `op` over `ins` (replay, folding and graph recording all build ops this way).
+Tensor make_op(const TapeOp& op, std::vector<Tensor> ins);
 
 struct Tape {
   std::vector<Shape> input_shapes;
@@ -46,7 +52,7 @@ void merge_common(Tape& t, PassStats& s);
 /// Evaluates ops whose inputs are all constants (once, now) and removes x·1, x+0, x-0, x/1.
 void fold_constants(Tape& t, PassStats& s);
 /// softmax(x·s + mask) -> ScaledMaskedSoftmax; rms_norm(x)·w -> rms_norm(x, w);
-/// x·Wᵀ + s·(x·Aᵀ)·Bᵀ -> lora_linear.
+/// x·Wᵀ + s·(x·Aᵀ)·Bᵀ -> lora_linear; matmul + bias vector -> matmul with a bias input.
 void fuse_patterns(Tape& t, PassStats& s);
 /// Chains of single-use elementwise ops -> FusedElementwise.
 void fuse_elementwise(Tape& t, PassStats& s);

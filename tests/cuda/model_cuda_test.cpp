@@ -60,6 +60,59 @@ TEST_P(CudaModel, LogitsGreedyAndCacheMatchTheReference) {
   }
 }
 
+TEST_P(CudaModel, CompiledStepsReplayCudaGraphsWithTheLazyStepsTokens) {
+  auto j = nlohmann::json::parse(std::ifstream(fixture(GetParam()) + "/expected.json"));
+  auto seqs = j.at("sequences").get<std::vector<std::vector<int32_t>>>();
+  auto greedy = j.at("greedy").get<std::vector<int32_t>>();
+  auto model = CausalLM::load(fixture(GetParam()));
+  bool half = model->parameters().begin()->second.dtype() != f32;
+  auto cpu = CausalLM::load(fixture(GetParam()));
+  model->to(kGpu);
+  // decode_step on the GPU (in-place cache writes, positions read on the device) against the CPU.
+  KVCache gc = model->make_cache(1, 6), cc = cpu->make_cache(1, 6);
+  auto step = compile([&](const std::vector<Tensor>& in) {
+    return std::vector<Tensor>{model->decode_step(in[0], gc, in[1])};
+  });
+  for (int64_t p = 0; p < 6; ++p) {
+    Tensor id = Tensor::from_vector<int32_t>({seqs[0][static_cast<size_t>(p)]}, {1, 1});
+    Tensor pos = Tensor::from_vector<int64_t>({p}, {1});
+    Tensor g = step({to(id, kGpu), to(pos, kGpu)})[0];
+    Tensor c = cpu->decode_step(id, cc, pos);
+    EXPECT_LE(wt::max_abs_diff(to(g, Device::cpu()), c), half ? 5e-2 : 1e-4) << GetParam() << " position " << p;
+  }
+  CompileStats st = step.stats();
+  EXPECT_EQ(st.graph_captures, 1u) << st.graph_failure;
+  EXPECT_EQ(st.graph_replays, 5u);
+  // A position past the cache fails in the graph, through the device's error flag.
+  try {
+    step({to(Tensor::from_vector<int32_t>({1}, {1, 1}), kGpu), to(Tensor::from_vector<int64_t>({6}, {1}), kGpu)})[0].eval();
+    FAIL() << "a write past the cache must fail";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("write_at"), std::string::npos) << e.what();
+  }
+  // generate(): compiled steps replaying graphs, compiled steps without graphs, lazy steps.
+  std::vector<std::vector<int32_t>> runs;
+  for (int way = 0; way < 3; ++way) {
+    for (bool pipeline : {true, false}) {
+      GenerationOptions o;
+      o.max_new_tokens = static_cast<int64_t>(greedy.size());
+      o.sampling.do_sample = false;
+      o.pipeline = pipeline;
+      o.compiled_steps = way < 2;
+      set_cuda_graphs(way == 0);
+      runs.push_back(generate(*model, nullptr, seqs[0], o).tokens);
+      set_cuda_graphs(true);
+    }
+  }
+  for (size_t r = 0; r < runs.size(); ++r) {
+    if (!half) {
+      EXPECT_EQ(runs[r], greedy) << GetParam() << " run " << r;
+    } else {
+      EXPECT_EQ(runs[r].size(), greedy.size());
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Fixtures, CudaModel,
                          ::testing::Values("qwen2-tied", "qwen2-gqa-bf16", "llama3-rope", "mistral-swa"));
 

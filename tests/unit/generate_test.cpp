@@ -88,6 +88,58 @@ TEST_P(Models, GreedyEqualsTheFixtureOnEverySchedule) {
   EXPECT_EQ(generate(*model, nullptr, e.sequences[0], o).tokens, e.greedy);
 }
 
+TEST_P(Models, CompiledStepsEqualLazySteps) {
+  // Steps through CausalLM::decode_step (the whole cache under a position mask, written in
+  // place) against steps built lazily over the cache prefix.
+  auto model = CausalLM::load(fixture(GetParam()));
+  Expected e = read_expected(GetParam());
+  const int64_t n = static_cast<int64_t>(e.greedy.size());
+  for (bool pipeline : {true, false}) {
+    GenerationOptions g = greedy_options(n, pipeline);
+    g.compiled_steps = true;
+    GenerationResult compiled = generate(*model, nullptr, e.sequences[0], g);
+    g.compiled_steps = false;
+    GenerationResult lazy = generate(*model, nullptr, e.sequences[0], g);
+    EXPECT_EQ(compiled.tokens, e.greedy) << "pipeline " << pipeline;
+    ASSERT_EQ(compiled.logprobs.size(), lazy.logprobs.size());
+    for (size_t i = 0; i < lazy.logprobs.size(); ++i) EXPECT_NEAR(compiled.logprobs[i], lazy.logprobs[i], 1e-4) << i;
+    GenerationOptions s = sampled_options(20, pipeline);
+    s.compiled_steps = true;
+    GenerationResult a = generate(*model, nullptr, e.sequences[1], s);
+    s.compiled_steps = false;
+    EXPECT_EQ(a.tokens, generate(*model, nullptr, e.sequences[1], s).tokens) << "pipeline " << pipeline;
+  }
+}
+
+TEST(Generate, DecodeStepChecksItsPosition) {
+  auto model = CausalLM::load(fixture("qwen2-tied"));
+  KVCache cache = model->make_cache(1, 4);
+  Tensor ids = Tensor::from_vector<int32_t>({5}, {1, 1});
+  // The position is read when the step runs: past the cache it fails there, naming the write.
+  Tensor bad = model->decode_step(ids, cache, Tensor::from_vector<int64_t>({4}, {1}));
+  try {
+    bad.eval();
+    FAIL() << "expected an error";
+  } catch (const Error& err) {
+    EXPECT_NE(std::string(err.what()).find("write_at"), std::string::npos) << err.what();
+  }
+  EXPECT_THROW(model->decode_step(ids, cache, Tensor::from_vector<float>({0.0f}, {1})), Error);
+  EXPECT_THROW(model->decode_step(Tensor::from_vector<int32_t>({1, 2}, {2, 1}), cache,
+                                  Tensor::from_vector<int64_t>({0}, {1})),
+               Error);
+  // Steps at positions 0..3 give the logits of a lazy forward over the same ids.
+  std::vector<int32_t> seq = {3, 1, 4, 1};
+  Tensor full_logits = model->forward(Tensor::from_vector(seq, {1, 4}));
+  for (int64_t p = 0; p < 4; ++p) {
+    Tensor l = model->decode_step(Tensor::from_vector<int32_t>({seq[p]}, {1, 1}), cache,
+                                  Tensor::from_vector<int64_t>({p}, {1}));
+    std::vector<float> got = l.to_vector<float>();
+    std::vector<float> want = slice(full_logits, 1, p, p + 1).to_vector<float>();
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-4) << p << " " << i;
+  }
+}
+
 TEST_P(Models, PipelinedSamplingEqualsSequential) {
   auto model = CausalLM::load(fixture(GetParam()));
   Expected e = read_expected(GetParam());

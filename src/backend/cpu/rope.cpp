@@ -153,9 +153,12 @@ void Rope::eval_cpu(std::span<Node* const> in, Node& out) {
   if (x.shape.size() < 2 || x.shape.back() % 2 != 0 ||
       static_cast<int64_t>(inv_freq.size()) * 2 != x.shape.back())
     throw Error("rope: x " + shape_str(x.shape) + " needs [..., T, D] with D even and D/2 frequencies");
+  // A position input (i64 [1], see rope_at) moves the offset when the op runs.
+  int64_t at = offset + (in.size() > 1 ? *in[1]->data<int64_t>() : 0);
+  if (at < 0) throw Error("rope: negative position " + std::to_string(at));
   alloc_output(out);
   if (out.size() == 0) return;
-  dispatch_float(out.dtype, "rope", [&]<class T>() { rope_typed<T>(x, out, inv_freq, offset); });
+  dispatch_float(out.dtype, "rope", [&]<class T>() { rope_typed<T>(x, out, inv_freq, at); });
 }
 
 }  // namespace wick::detail

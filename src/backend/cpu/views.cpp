@@ -79,6 +79,20 @@ void Slice::eval_cpu(std::span<Node* const> in, Node& out) {
   make_view(out, x, std::move(s), off);
 }
 
+namespace {
+/// Copies `u` into out's buffer at element offset `off`, walking the destination with `dst`.
+void copy_region(const Node& u, Node& out, const Strides& dst, int64_t off) {
+  StridedLoop<2> loop(u.shape, {dst, u.strides});
+  dispatch(out.dtype, [&]<class T>() {
+    T* o = out.data<T>() + off;
+    const T* src = u.data<T>();
+    loop.run([&](std::array<int64_t, 2> p, std::array<int64_t, 2> st, int64_t n) {
+      for (int64_t i = 0; i < n; ++i) o[p[0] + i * st[0]] = src[p[1] + i * st[1]];
+    });
+  });
+}
+}  // namespace
+
 void SliceUpdate::eval_cpu(std::span<Node* const> in, Node& out) {
   const Node& x = *in[0];
   const Node& u = *in[1];
@@ -91,14 +105,19 @@ void SliceUpdate::eval_cpu(std::span<Node* const> in, Node& out) {
     off += start[d] * dst[d];
     dst[d] *= step[d];
   }
-  StridedLoop<2> loop(u.shape, {dst, u.strides});
-  dispatch(out.dtype, [&]<class T>() {
-    T* o = out.data<T>() + off;
-    const T* src = u.data<T>();
-    loop.run([&](std::array<int64_t, 2> p, std::array<int64_t, 2> st, int64_t n) {
-      for (int64_t i = 0; i < n; ++i) o[p[0] + i * st[0]] = src[p[1] + i * st[1]];
-    });
-  });
+  copy_region(u, out, dst, off);
+}
+
+void WriteAt::eval_cpu(std::span<Node* const> in, Node& out) {
+  const Node& buf = *in[0];
+  const Node& u = *in[1];
+  const int64_t pos = *in[2]->data<int64_t>(), n = u.shape[axis], limit = buf.shape[axis];
+  if (pos < 0 || pos + n > limit)
+    throw Error("write_at: rows [" + std::to_string(pos) + ", " + std::to_string(pos + n) +
+                ") leave the axis of size " + std::to_string(limit));
+  make_view(out, buf, buf.strides, buf.offset);
+  if (u.size() == 0) return;
+  copy_region(u, out, out.strides, pos * out.strides[axis]);
 }
 
 void StopGradient::eval_cpu(std::span<Node* const> in, Node& out) {

@@ -26,6 +26,11 @@ Context& activate(int device);
 /// The context made current by the last activate() on this thread.
 Context& active();
 
+/// The stream this thread's launches go to on the active device: the device's stream, or the
+/// capture stream while this thread records a CUDA graph (cuda_api::begin_capture). Every
+/// kernel, copy and cuBLASLt call is queued here.
+cudaStream_t launch_stream();
+
 /// Throws wick::Error naming `what` when a CUDA call failed.
 void check(cudaError_t e, const char* what);
 /// Checks the launch just made (bad configuration, missing kernel image).
@@ -36,7 +41,8 @@ enum ErrorCode : int64_t {
   kNoError = 0,
   kTakeIndex = 1,
   kTakeAlongIndex = 2,
-  kCrossEntropyLabel = 3
+  kCrossEntropyLabel = 3,
+  kWriteAt = 4
 };
 /// The device flag to hand to a kernel that validates indices; marks a check due at the next sync.
 int64_t* error_flag();

@@ -55,7 +55,7 @@ void fill(void* out, int64_t n, DType t, double value) {
       v = value != 0;
     else
       v = static_cast<T>(value);
-    fill_kernel<T><<<grid_for(n), 256, 0, active().stream>>>(static_cast<T*>(out), n, v);
+    fill_kernel<T><<<grid_for(n), 256, 0, launch_stream()>>>(static_cast<T*>(out), n, v);
   });
   check_launch("fill");
 }
@@ -64,7 +64,7 @@ void arange(void* out, int64_t n, DType t, double start, double step) {
   if (n == 0) return;
   dispatch(t, [&]<class T>() {
     arange_kernel<T>
-        <<<grid_for(n), 256, 0, active().stream>>>(static_cast<T*>(out), n, start, step);
+        <<<grid_for(n), 256, 0, launch_stream()>>>(static_cast<T*>(out), n, start, step);
   });
   check_launch("arange");
 }
@@ -73,7 +73,7 @@ void random(void* out, int64_t n, DType t, bool normal, uint64_t seed, uint64_t 
             double b) {
   if (n == 0) return;
   dispatch_float(t, "random", [&]<class T>() {
-    random_kernel<T><<<grid_for((n + 1) / 2), 256, 0, active().stream>>>(
+    random_kernel<T><<<grid_for((n + 1) / 2), 256, 0, launch_stream()>>>(
         static_cast<T*>(out), n, normal, seed, counter, a, b);
   });
   check_launch("random");

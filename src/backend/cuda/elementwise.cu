@@ -60,7 +60,7 @@ void unary(int op, DType t, const void* x, const Walk& xs, void* out, const Walk
            const Space& sp) {
   if (sp.numel == 0) return;
   dispatch(t, [&]<class T>() {
-    unary_kernel<T><<<grid_for(sp.numel), 256, 0, active().stream>>>(
+    unary_kernel<T><<<grid_for(sp.numel), 256, 0, launch_stream()>>>(
         static_cast<UnaryOp>(op), static_cast<const T*>(x), static_cast<T*>(out),
         Walks<2>{{os, xs}}, sp);
   });
@@ -72,7 +72,7 @@ void binary(int op, DType in_t, DType out_t, const void* a, const Walk& as, cons
   if (sp.numel == 0) return;
   dispatch(in_t, [&]<class T>() {
     auto launch = [&]<class O>() {
-      binary_kernel<T, O><<<grid_for(sp.numel), 256, 0, active().stream>>>(
+      binary_kernel<T, O><<<grid_for(sp.numel), 256, 0, launch_stream()>>>(
           static_cast<BinaryOp>(op), static_cast<const T*>(a), static_cast<const T*>(b),
           static_cast<O*>(out), Walks<3>{{os, as, bs}}, sp);
     };
@@ -88,7 +88,7 @@ void where(const void* c, const Walk& cs, DType t, const void* a, const Walk& as
            const Walk& bs, void* out, const Walk& os, const Space& sp) {
   if (sp.numel == 0) return;
   dispatch(t, [&]<class T>() {
-    where_kernel<T><<<grid_for(sp.numel), 256, 0, active().stream>>>(
+    where_kernel<T><<<grid_for(sp.numel), 256, 0, launch_stream()>>>(
         static_cast<const uint8_t*>(c), static_cast<const T*>(a), static_cast<const T*>(b),
         static_cast<T*>(out), Walks<4>{{os, cs, as, bs}}, sp);
   });
@@ -100,7 +100,7 @@ void cast(DType from, const void* x, const Walk& xs, DType to, void* out, const 
   if (sp.numel == 0) return;
   dispatch(from, [&]<class S>() {
     dispatch(to, [&]<class D>() {
-      cast_kernel<S, D><<<grid_for(sp.numel), 256, 0, active().stream>>>(
+      cast_kernel<S, D><<<grid_for(sp.numel), 256, 0, launch_stream()>>>(
           static_cast<const S*>(x), static_cast<D*>(out), Walks<2>{{os, xs}}, sp);
     });
   });

@@ -103,7 +103,7 @@ void Reshape::eval_cuda(std::span<Node* const> in, Node& out) {
   std::shared_ptr<Storage> hold;
   const void* src = dense(*in[0], hold);
   check(cudaMemcpyAsync(out.raw(), src, out.size() * itemsize(out.dtype), cudaMemcpyDeviceToDevice,
-                        active().stream),
+                        launch_stream()),
         "reshape copy");
 }
 
@@ -121,6 +121,17 @@ void SliceUpdate::eval_cuda(std::span<Node* const> in, Node& out) {
     dst[d] *= step[d];
   }
   copy_into(u, out, dst, off);
+}
+
+void WriteAt::eval_cuda(std::span<Node* const> in, Node& out) {
+  on(out);
+  const Node& buf = *in[0];
+  const Node& u = *in[1];
+  make_view(out, buf, buf.strides, buf.offset);
+  auto s = make_space<2>(u.shape, {out.strides, u.strides});
+  write_at(out.dtype, u.raw(), s.walks[1], out.raw(), s.walks[0], s.space,
+           static_cast<const int64_t*>(in[2]->raw()), out.strides[axis], u.shape[axis],
+           buf.shape[axis]);
 }
 
 void Concatenate::eval_cuda(std::span<Node* const> in, Node& out) {
@@ -256,17 +267,17 @@ void ToDevice::eval_cuda(std::span<Node* const> in, Node& out) {
   size_t bytes = out.size() * itemsize(out.dtype);
   if (x.device.type == Device::Type::cuda)
     cuda_api::synchronize(x.device.index);  // its producer's stream
-  Context& c = on(out);
+  on(out);
   alloc_output(out);
   if (!bytes) return;
   if (x.device.type == Device::Type::cpu) {
     // From pageable memory the call returns once the source has been staged, so the host buffer
     // may be freed at once.
-    check(cudaMemcpyAsync(out.raw(), x.raw(), bytes, cudaMemcpyHostToDevice, c.stream),
+    check(cudaMemcpyAsync(out.raw(), x.raw(), bytes, cudaMemcpyHostToDevice, launch_stream()),
           "copy to device");
   } else {
     check(
-        cudaMemcpyPeerAsync(out.raw(), out.device.index, x.raw(), x.device.index, bytes, c.stream),
+        cudaMemcpyPeerAsync(out.raw(), out.device.index, x.raw(), x.device.index, bytes, launch_stream()),
         "copy between devices");
   }
 }
@@ -275,9 +286,9 @@ void ToDevice::eval_cpu(std::span<Node* const> in, Node& out) {
   const Node& x = *in[0];
   alloc_output(out);
   size_t bytes = out.size() * itemsize(out.dtype);
-  Context& c = activate(x.device.index);
+  activate(x.device.index);
   if (bytes)
-    check(cudaMemcpyAsync(out.raw(), x.raw(), bytes, cudaMemcpyDeviceToHost, c.stream),
+    check(cudaMemcpyAsync(out.raw(), x.raw(), bytes, cudaMemcpyDeviceToHost, launch_stream()),
           "copy to host");
   cuda_api::synchronize(x.device.index);
 }

@@ -65,7 +65,7 @@ __global__ void fused_kernel(const __grid_constant__ FusedArgs f, O* out,
 
 template <class R, class O>
 void launch(const FusedArgs& f, O* out, const Space& sp) {
-  cudaStream_t s = active().stream;
+  cudaStream_t s = launch_stream();
   unsigned g = grid_for(sp.numel);
   // The specialisations (compile time) only for the float outputs that hot chains produce.
   if constexpr (!std::is_floating_point_v<compute_t<O>>)

@@ -48,6 +48,23 @@ __global__ void take_along_kernel(const T* x, const __grid_constant__ Walk xs, i
   }
 }
 
+template <class T>
+__global__ void write_at_kernel(const T* u, T* out, const __grid_constant__ Walks<2> w,
+                                const __grid_constant__ Space sp, const int64_t* position,
+                                int64_t ax_stride, int64_t rows, int64_t limit, int64_t* err) {
+  const int64_t p = *position;
+  if (p < 0 || p + rows > limit) {
+    if (blockIdx.x == 0 && threadIdx.x == 0) report(err, kWriteAt, p + rows - 1, limit);
+    return;
+  }
+  T* base = out + p * ax_stride;
+  WICK_GRID_LOOP(i, sp.numel) {
+    int64_t off[2];
+    offsets_of<2>(i, sp, w.w, off);
+    base[off[0]] = u[off[1]];
+  }
+}
+
 template <class A>
 __global__ void take_grad_kernel(const void* g, DType gt, DType it, const void* idx, int64_t pre,
                                  int64_t n_idx, int64_t post, int64_t n, A* acc, int64_t* err) {
@@ -79,9 +96,8 @@ __global__ void store_kernel(const A* acc, T* out, int64_t n) {
 /// dtype allows atomics, else a scratch buffer rounded into the output afterwards.
 template <class F>
 void accumulate(DType t, void* out, int64_t size, F&& scatter) {
-  Context& c = active();
   if (t == DType::f32 || t == DType::f64) {
-    check(cudaMemsetAsync(out, 0, size * (t == DType::f64 ? 8 : 4), c.stream), "memset");
+    check(cudaMemsetAsync(out, 0, size * (t == DType::f64 ? 8 : 4), launch_stream()), "memset");
     if (t == DType::f64)
       scatter(static_cast<double*>(out));
     else
@@ -89,17 +105,29 @@ void accumulate(DType t, void* out, int64_t size, F&& scatter) {
     return;
   }
   float* acc = nullptr;
-  check(cudaMallocAsync(reinterpret_cast<void**>(&acc), size * sizeof(float), c.stream),
+  check(cudaMallocAsync(reinterpret_cast<void**>(&acc), size * sizeof(float), launch_stream()),
         "scatter scratch");
-  check(cudaMemsetAsync(acc, 0, size * sizeof(float), c.stream), "memset");
+  check(cudaMemsetAsync(acc, 0, size * sizeof(float), launch_stream()), "memset");
   scatter(acc);
   dispatch_float(t, "take (gradient)", [&]<class T>() {
-    store_kernel<float, T><<<grid_for(size), 256, 0, c.stream>>>(acc, static_cast<T*>(out), size);
+    store_kernel<float, T><<<grid_for(size), 256, 0, launch_stream()>>>(acc, static_cast<T*>(out), size);
   });
-  check(cudaFreeAsync(acc, c.stream), "scatter scratch");
+  check(cudaFreeAsync(acc, launch_stream()), "scatter scratch");
 }
 
 }  // namespace
+
+void write_at(DType t, const void* u, const Walk& us, void* out, const Walk& os, const Space& sp,
+              const int64_t* position, int64_t ax_stride, int64_t rows, int64_t limit) {
+  if (sp.numel == 0) return;
+  int64_t* err = error_flag();
+  dispatch(t, [&]<class T>() {
+    write_at_kernel<T><<<grid_for(sp.numel), 256, 0, launch_stream()>>>(
+        static_cast<const T*>(u), static_cast<T*>(out), Walks<2>{{os, us}}, sp, position, ax_stride,
+        rows, limit, err);
+  });
+  check_launch("write_at");
+}
 
 void take(DType t, const void* x, const Space& xshape, const Walk& xs, int axis, DType it,
           const void* idx, int64_t n_idx, void* out) {
@@ -110,7 +138,7 @@ void take(DType t, const void* x, const Space& xshape, const Walk& xs, int axis,
   if (total == 0) return;
   int64_t* err = error_flag();
   dispatch(t, [&]<class T>() {
-    take_kernel<T><<<grid_for(total), 256, 0, active().stream>>>(static_cast<const T*>(x), xshape,
+    take_kernel<T><<<grid_for(total), 256, 0, launch_stream()>>>(static_cast<const T*>(x), xshape,
                                                                  xs, axis, it, idx, n_idx, post,
                                                                  static_cast<T*>(out), total, err);
   });
@@ -122,7 +150,7 @@ void take_along_axis(DType t, const void* x, const Walk& xs, int64_t ax_stride, 
   if (sp.numel == 0) return;
   int64_t* err = error_flag();
   dispatch(t, [&]<class T>() {
-    take_along_kernel<T><<<grid_for(sp.numel), 256, 0, active().stream>>>(
+    take_along_kernel<T><<<grid_for(sp.numel), 256, 0, launch_stream()>>>(
         static_cast<const T*>(x), xs, ax_stride, n, it, idx, is, static_cast<T*>(out), sp, err);
   });
   check_launch("take_along_axis");
@@ -135,7 +163,7 @@ void take_grad(DType t, const void* g, DType it, const void* idx, int64_t pre, i
   int64_t* err = error_flag();
   accumulate(t, out, size, [&]<class A>(A* acc) {
     if (total)
-      take_grad_kernel<A><<<grid_for(total), 256, 0, active().stream>>>(g, t, it, idx, pre, n_idx,
+      take_grad_kernel<A><<<grid_for(total), 256, 0, launch_stream()>>>(g, t, it, idx, pre, n_idx,
                                                                         post, n, acc, err);
   });
   check_launch("take_grad");
@@ -149,7 +177,7 @@ void take_along_axis_grad(DType t, const void* g, const Walk& gs, DType it, cons
   DType gt = t;
   accumulate(t, out, out_size, [&]<class A>(A* acc) {
     if (sp.numel)
-      take_along_grad_kernel<A><<<grid_for(sp.numel), 256, 0, active().stream>>>(
+      take_along_grad_kernel<A><<<grid_for(sp.numel), 256, 0, launch_stream()>>>(
           g, gt, gs, it, idx, is, acc, os, ax_stride, n, sp, err);
   });
   check_launch("take_along_axis_grad");

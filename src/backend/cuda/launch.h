@@ -83,7 +83,7 @@ void layer_norm(DType t, const void* x, void* out, int64_t rows, int64_t n, doub
                 const void* w, DType wt, const void* b, DType bt);
 /// x dense [lead, T, D]; position of row t is offset + t.
 void rope(DType t, const void* x, void* out, int64_t lead, int64_t T, int64_t D,
-          const float* inv_freq_host, int64_t offset);
+          const float* inv_freq_host, int64_t offset, const int64_t* position);
 /// Per-row loss (out f32, or f64 for f64 logits; 0 where ignored); labels and g dense.
 void cross_entropy(DType t, const void* logits, DType lt, const void* labels, void* out,
                    DType out_t, int64_t N, int64_t V, int64_t ignore_index, double smoothing);
@@ -107,6 +107,19 @@ void take_grad(DType t, const void* g, DType it, const void* idx, int64_t pre, i
 void take_along_axis_grad(DType t, const void* g, const Walk& gs, DType it, const void* idx,
                           const Walk& is, void* out, int64_t out_size, const Walk& os,
                           int64_t ax_stride, int64_t n, const Space& sp);
+// ---- matrix-vector products (gemv.cu) ----
+constexpr int64_t kMaxGemvRows = 8;
+/// out[m, n] = alpha·Σ_k x[m, k]·w[n, k] + beta·out[m, n] (+ bias[n]) for M ≤ kMaxGemvRows rows
+/// of x (ldx apart), rows of w ldw apart, out dense [M, N], f32 accumulation; bias (dtype t) may
+/// be null. Returns false, queuing nothing, when the operands do not suit it (dtype, 16-byte
+/// alignment, K or a leading dimension not a multiple of 16 bytes).
+bool gemv(DType t, int64_t M, int64_t N, int64_t K, const void* x, int64_t ldx, const void* w,
+          int64_t ldw, void* out, float alpha, float beta, const void* bias = nullptr);
+
+/// Copies u (walked over sp) into out at element offset position[0]·ax_stride (walked with os);
+/// position is read on the device and must keep [position, position + rows) inside `limit`.
+void write_at(DType t, const void* u, const Walk& us, void* out, const Walk& os, const Space& sp,
+              const int64_t* position, int64_t ax_stride, int64_t rows, int64_t limit);
 
 /// Attention probabilities from scaled f32 scores [B·Hq·T, S] (rows in (b, h, t) order): adds the
 /// f32 mask (strides ms over [B, Hq, T, S], may be null), hides keys past t + S − T when causal,

@@ -85,7 +85,9 @@ void Rope::eval_cuda(std::span<Node* const> in, Node& out) {
   alloc_output(out);
   int64_t D = x.shape.back(), T = x.shape[x.shape.size() - 2];
   int64_t lead = T * D != 0 ? x.size() / (T * D) : 0;
-  rope(out.dtype, xp, out.raw(), lead, T, D, inv_freq.data(), offset);
+  // A position input (see rope_at) is read by the kernel, so a replayed graph sees its new value.
+  const int64_t* position = in.size() > 1 ? static_cast<const int64_t*>(in[1]->raw()) : nullptr;
+  rope(out.dtype, xp, out.raw(), lead, T, D, inv_freq.data(), offset, position);
 }
 
 namespace {

@@ -283,7 +283,7 @@ bool launch_generated(const FusedArgs& f, void* out, const Space& sp) {
   void* args[] = {&a};
   int64_t blocks = std::min<int64_t>((sp.numel + 255) / 256, 65535 * 8);
   check(cudaLaunchKernel(reinterpret_cast<const void*>(kernel), dim3(static_cast<unsigned>(blocks)), dim3(256), args, 0,
-                         ctx.stream),
+                         launch_stream()),
         "generated fused kernel");
   return true;
 }

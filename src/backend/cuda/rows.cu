@@ -82,9 +82,11 @@ struct Freqs {
 
 template <class T>
 __global__ void rope_kernel(const T* x, T* out, int64_t lead, int64_t T_, int64_t D,
-                            const __grid_constant__ Freqs fr, int64_t offset) {
+                            const __grid_constant__ Freqs fr, int64_t offset,
+                            const int64_t* position) {
   using C = std::conditional_t<std::is_same_v<T, double>, double, float>;
   int64_t h = D / 2;
+  if (position) offset += *position;
   WICK_GRID_LOOP(e, lead * T_ * h) {
     int64_t i = e % h, row = e / h, t = row % T_;
     C angle;
@@ -212,7 +214,7 @@ __global__ void softmax_grad_kernel(const float* p, const float* dp, float* out,
 
 void softmax_grad(const float* p, const float* dp, float* out, int64_t rows, int64_t n) {
   if (rows == 0 || n == 0) return;
-  softmax_grad_kernel<<<row_blocks(rows), kThreads, 0, active().stream>>>(p, dp, out, rows, n);
+  softmax_grad_kernel<<<row_blocks(rows), kThreads, 0, launch_stream()>>>(p, dp, out, rows, n);
   check_launch("softmax_grad");
 }
 
@@ -224,7 +226,7 @@ void attention_softmax(const float* scores, void* p, DType pt, int64_t B, int64_
   if (mask)
     for (int d = 0; d < 4; ++d) m[d] = ms[d];
   dispatch_float(pt, "scaled_dot_product_attention", [&]<class P>() {
-    attention_softmax_kernel<P><<<row_blocks(rows), kThreads, 0, active().stream>>>(
+    attention_softmax_kernel<P><<<row_blocks(rows), kThreads, 0, launch_stream()>>>(
         scores, static_cast<P*>(p), rows, Hq, T, S, causal, mask, m[0], m[1], m[2], m[3]);
   });
   check_launch("attention_softmax");
@@ -233,7 +235,7 @@ void attention_softmax(const float* scores, void* p, DType pt, int64_t B, int64_
 void softmax(DType t, const void* x, void* out, int64_t rows, int64_t n, bool log) {
   if (rows == 0 || n == 0) return;
   dispatch_float(t, "softmax", [&]<class T>() {
-    softmax_kernel<T><<<row_blocks(rows), kThreads, 0, active().stream>>>(
+    softmax_kernel<T><<<row_blocks(rows), kThreads, 0, launch_stream()>>>(
         static_cast<const T*>(x), static_cast<T*>(out), rows, n, log, 1.0f, nullptr, Space{},
         Walk{}, 0);
   });
@@ -245,7 +247,7 @@ void scaled_masked_softmax(DType t, const void* x, void* out, int64_t rows, int6
                            int64_t mask_inner) {
   if (rows == 0 || n == 0) return;
   dispatch_float(t, "scaled_masked_softmax", [&]<class T>() {
-    softmax_kernel<T><<<row_blocks(rows), kThreads, 0, active().stream>>>(
+    softmax_kernel<T><<<row_blocks(rows), kThreads, 0, launch_stream()>>>(
         static_cast<const T*>(x), static_cast<T*>(out), rows, n, false, static_cast<float>(scale),
         static_cast<const T*>(mask), lead, mask_lead, mask_inner);
   });
@@ -256,7 +258,7 @@ void rms_norm(DType t, const void* x, void* out, int64_t rows, int64_t n, double
               DType wt) {
   if (rows == 0 || n == 0) return;
   dispatch_float(t, "rms_norm", [&]<class T>() {
-    norm_kernel<T><<<row_blocks(rows), kThreads, 0, active().stream>>>(
+    norm_kernel<T><<<row_blocks(rows), kThreads, 0, launch_stream()>>>(
         static_cast<const T*>(x), static_cast<T*>(out), rows, n, eps, false, w, wt, nullptr, wt);
   });
   check_launch("rms_norm");
@@ -266,22 +268,22 @@ void layer_norm(DType t, const void* x, void* out, int64_t rows, int64_t n, doub
                 const void* w, DType wt, const void* b, DType bt) {
   if (rows == 0 || n == 0) return;
   dispatch_float(t, "layer_norm", [&]<class T>() {
-    norm_kernel<T><<<row_blocks(rows), kThreads, 0, active().stream>>>(
+    norm_kernel<T><<<row_blocks(rows), kThreads, 0, launch_stream()>>>(
         static_cast<const T*>(x), static_cast<T*>(out), rows, n, eps, true, w, wt, b, bt);
   });
   check_launch("layer_norm");
 }
 
 void rope(DType t, const void* x, void* out, int64_t lead, int64_t T, int64_t D,
-          const float* inv_freq_host, int64_t offset) {
+          const float* inv_freq_host, int64_t offset, const int64_t* position) {
   if (lead * T * D == 0) return;
   Freqs fr;
   if (D / 2 > 512)
     throw Error("rope: head dimension " + std::to_string(D) + " is above the CUDA kernel's 1024");
   for (int64_t i = 0; i < D / 2; ++i) fr.f[i] = inv_freq_host[i];
   dispatch_float(t, "rope", [&]<class X>() {
-    rope_kernel<X><<<grid_for(lead * T * (D / 2)), 256, 0, active().stream>>>(
-        static_cast<const X*>(x), static_cast<X*>(out), lead, T, D, fr, offset);
+    rope_kernel<X><<<grid_for(lead * T * (D / 2)), 256, 0, launch_stream()>>>(
+        static_cast<const X*>(x), static_cast<X*>(out), lead, T, D, fr, offset, position);
   });
   check_launch("rope");
 }
@@ -291,7 +293,7 @@ void cross_entropy(DType t, const void* logits, DType lt, const void* labels, vo
   if (N == 0) return;
   int64_t* err = error_flag();
   dispatch_float(t, "cross_entropy", [&]<class T>() {
-    ce_kernel<T><<<row_blocks(N), kThreads, 0, active().stream>>>(
+    ce_kernel<T><<<row_blocks(N), kThreads, 0, launch_stream()>>>(
         static_cast<const T*>(logits), lt, labels, out, out_t == DType::f64, N, V, ignore_index,
         smoothing, err);
   });
@@ -303,7 +305,7 @@ void cross_entropy_grad(DType t, const void* logits, DType lt, const void* label
                         double smoothing) {
   if (N == 0) return;
   dispatch_float(t, "cross_entropy_grad", [&]<class T>() {
-    ce_grad_kernel<T><<<row_blocks(N), kThreads, 0, active().stream>>>(
+    ce_grad_kernel<T><<<row_blocks(N), kThreads, 0, launch_stream()>>>(
         static_cast<const T*>(logits), lt, labels, g, gt, static_cast<T*>(out), N, V, ignore_index,
         smoothing);
   });

@@ -42,6 +42,8 @@ const char* code_text(int64_t code) {
       return "take";
     case kTakeAlongIndex:
       return "take_along_axis";
+    case kWriteAt:
+      return "write_at: position";
     case kCrossEntropyLabel:
       return "cross_entropy: label";
     default:

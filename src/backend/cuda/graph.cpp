@@ -1,0 +1,94 @@
+// CUDA-graph capture for compiled functions (src/transforms/graph_plan.cpp): a thread records
+// its launches on a private stream, and the instantiated graph is later queued on the device's
+// stream, in order with everything else.
+#include <mutex>
+
+#include "backend/cuda/glue.h"
+#include "core/cuda_api.h"
+
+namespace wick::cuda {
+namespace {
+
+// The recording of this thread: its stream and device (at most one at a time per thread).
+thread_local cudaStream_t capture_stream = nullptr;
+thread_local int capture_device = -1;
+
+std::mutex& capture_mutex(int device) {
+  static std::mutex m[16];
+  return m[device];
+}
+
+}  // namespace
+
+cudaStream_t launch_stream() {
+  Context& c = active();
+  return capture_stream && capture_device == c.device ? capture_stream : c.stream;
+}
+
+}  // namespace wick::cuda
+
+namespace wick::detail::cuda_api {
+
+struct Graph {
+  int device = 0;
+  cudaGraphExec_t exec = nullptr;
+  ~Graph() {
+    if (exec) cudaGraphExecDestroy(exec);
+  }
+};
+
+void begin_capture(int device) {
+  cuda::activate(device);
+  if (cuda::capture_stream) throw Error("cuda graph: this thread is already capturing");
+  cuda::capture_mutex(device).lock();
+  cudaStream_t s = nullptr;
+  cudaError_t e = cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+  // Relaxed: allocations of new blocks (cudaMalloc) may happen while recording.
+  if (e == cudaSuccess) e = cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed);
+  if (e != cudaSuccess) {
+    if (s) cudaStreamDestroy(s);
+    cudaGetLastError();
+    cuda::capture_mutex(device).unlock();
+    cuda::check(e, "begin graph capture");
+  }
+  cuda::capture_stream = s;
+  cuda::capture_device = device;
+}
+
+std::shared_ptr<Graph> end_capture(int device, bool keep) {
+  cudaStream_t s = cuda::capture_stream;
+  cuda::capture_stream = nullptr;
+  cuda::capture_device = -1;
+  cudaGraph_t graph = nullptr;
+  cudaError_t e = cudaStreamEndCapture(s, &graph);
+  auto g = std::make_shared<Graph>();
+  g->device = device;
+  if (e == cudaSuccess && keep) e = cudaGraphInstantiate(&g->exec, graph, 0);
+  if (graph) cudaGraphDestroy(graph);
+  cudaStreamDestroy(s);
+  cuda::capture_mutex(device).unlock();
+  if (e != cudaSuccess) {
+    cudaGetLastError();  // a failed capture is not sticky: plain launches still work
+    g->exec = nullptr;
+    if (keep) throw Error(std::string("cuda graph capture: ") + cudaGetErrorString(e));
+  }
+  return keep ? g : nullptr;
+}
+
+void launch(const Graph& g) {
+  cuda::Context& c = cuda::activate(g.device);
+  cuda::check(cudaGraphLaunch(g.exec, c.stream), "graph launch");
+  // Kernels that validate indices may be in the graph: read the flag at the next sync.
+  cuda::error_flag();
+}
+
+void copy_dense(const Node& src, void* dst) {
+  cuda::activate(src.device.index);
+  std::shared_ptr<Storage> hold;
+  const void* p = cuda::dense(src, hold);
+  cuda::check(cudaMemcpyAsync(dst, p, static_cast<size_t>(src.size()) * itemsize(src.dtype),
+                              cudaMemcpyDeviceToDevice, cuda::launch_stream()),
+              "copy");
+}
+
+}  // namespace wick::detail::cuda_api

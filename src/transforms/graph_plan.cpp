@@ -1,0 +1,253 @@
+#include "transforms/graph_plan.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include "backend/output.h"
+#include "core/cuda_api.h"
+#include "wick/runtime.h"
+
+namespace wick {
+
+namespace {
+// -1: not decided yet (read the environment), 0 off, 1 on.
+std::atomic<int> graphs_setting{-1};
+}  // namespace
+
+void set_cuda_graphs(bool on) { graphs_setting.store(on ? 1 : 0); }
+
+}  // namespace wick
+
+namespace wick::detail {
+
+bool cuda_graphs_enabled() {
+  int s = graphs_setting.load();
+  if (s < 0) {
+    const char* e = std::getenv("WICK_CUDA_GRAPHS");
+    s = e && (std::strcmp(e, "0") == 0 || std::strcmp(e, "off") == 0) ? 0 : 1;
+    int expected = -1;
+    graphs_setting.compare_exchange_strong(expected, s);
+    s = graphs_setting.load();
+  }
+  return s == 1;
+}
+
+namespace {
+
+/// Evaluates a node whose inputs are evaluated or are pending operands that make_node moved to
+/// its device (a host scalar): those run first. While recording, a host op is refused: its work
+/// would happen now, on data the graph has not computed yet.
+void run_node(Node& n, bool recording) {
+  for (const Tensor& t : n.inputs)
+    if (t.node()->state.load(std::memory_order_acquire) != NodeState::ready) run_node(*t.node(), recording);
+  if (recording && n.device.type != Device::Type::cuda)
+    throw Error(std::string("cuda graph: ") + n.primitive->name() + " runs on the host, which a graph cannot record");
+  std::vector<Node*> ins;
+  ins.reserve(n.inputs.size());
+  for (const Tensor& t : n.inputs) ins.push_back(t.node());
+  if (n.device.type == Device::Type::cuda) n.primitive->eval_cuda(ins, n);
+  else n.primitive->eval_cpu(ins, n);
+  n.state.store(NodeState::ready, std::memory_order_release);
+  n.inputs.clear();
+  n.primitive.reset();
+}
+
+/// An evaluated dense tensor over a fresh buffer (from the pool while one is in scope).
+Tensor dense_tensor(const Shape& shape, DType dtype, Device device) {
+  auto n = std::make_shared<Node>();
+  n->shape = shape;
+  n->dtype = dtype;
+  n->device = device;
+  n->storage = allocate(std::max<size_t>(numel(shape) * itemsize(dtype), 1), device);
+  n->strides = contiguous_strides(shape);
+  n->state.store(NodeState::ready);
+  return Tensor(std::move(n));
+}
+
+}  // namespace
+
+std::vector<Tensor> run_tape(const Tape& t, const std::vector<Tensor>& inputs, bool recording) {
+  std::vector<uint32_t> uses = t.use_counts();
+  std::vector<Tensor> vals(t.ops.size());
+  auto get = [&](Ref r) -> const Tensor& {
+    switch (r.kind) {
+      case Ref::Kind::input: return inputs[r.index];
+      case Ref::Kind::constant: return t.constants[r.index];
+      default: return vals[r.index];
+    }
+  };
+  for (size_t i = 0; i < t.ops.size(); ++i) {
+    const TapeOp& op = t.ops[i];
+    std::vector<Tensor> ins;
+    ins.reserve(op.ins.size());
+    for (const Ref& r : op.ins) ins.push_back(get(r));
+    Tensor n = make_op(op, std::move(ins));
+    // Last uses are dropped before the op runs, so it may reuse their buffers as it would in a
+    // plain evaluation.
+    for (const Ref& r : op.ins)
+      if (r.kind == Ref::Kind::op && --uses[r.index] == 0) vals[r.index] = Tensor();
+    run_node(*n.node(), recording);
+    vals[i] = std::move(n);
+  }
+  std::vector<Tensor> outs;
+  for (const Ref& r : t.outputs) outs.push_back(get(r));
+  return outs;
+}
+
+struct GraphPlan::State {
+  std::shared_ptr<const Tape> tape;
+  Device device;
+  std::mutex mutex;  // one replay at a time uses the buffers
+  std::shared_ptr<PrivatePool> pool;
+  std::vector<Tensor> slots;    // the graph's input buffers
+  std::vector<Tensor> results;  // the graph's outputs (op outputs of the tape; views allowed)
+  std::shared_ptr<cuda_api::Graph> graph;
+  GraphPlanStats stats;
+  bool failed = false;
+
+  void capture() {
+    pool = std::make_shared<PrivatePool>(device);
+    std::exception_ptr error;
+    {
+      PoolScope scope(pool);
+      for (size_t i = 0; i < tape->input_shapes.size(); ++i)
+        slots.push_back(dense_tensor(tape->input_shapes[i], tape->input_dtypes[i], device));
+      cuda_api::begin_capture(device.index);
+      try {
+        results = run_tape(*tape, slots, true);
+      } catch (...) {
+        error = std::current_exception();
+      }
+      try {
+        graph = cuda_api::end_capture(device.index, !error);
+      } catch (...) {
+        error = std::current_exception();
+      }
+    }
+    if (error) {
+      failed = true;
+      stats.failures++;
+      try {
+        std::rethrow_exception(error);
+      } catch (const std::exception& e) {
+        stats.failure = e.what();
+      }
+      slots.clear();
+      results.clear();
+      graph.reset();
+      pool.reset();
+      return;
+    }
+    stats.captures++;
+    stats.pool_bytes = pool->bytes();
+  }
+
+  /// One call's outputs (one per tape output that is an op), evaluated.
+  std::vector<Tensor> execute(const std::vector<Tensor>& inputs) {
+    std::lock_guard lock(mutex);
+    if (!graph && !failed) capture();
+    if (failed) return op_outputs(run_tape(*tape, inputs, false));
+    for (size_t i = 0; i < inputs.size(); ++i) cuda_api::copy_dense(*inputs[i].node(), slots[i].node()->raw());
+    cuda_api::launch(*graph);
+    stats.replays++;
+    std::vector<Tensor> outs;
+    for (const Tensor& r : op_outputs(results)) {
+      Tensor o = dense_tensor(r.shape(), r.dtype(), device);
+      cuda_api::copy_dense(*r.node(), o.node()->raw());
+      outs.push_back(o);
+    }
+    return outs;
+  }
+
+  std::vector<Tensor> op_outputs(const std::vector<Tensor>& all) const {
+    std::vector<Tensor> out;
+    for (size_t k = 0; k < tape->outputs.size(); ++k)
+      if (tape->outputs[k].kind == Ref::Kind::op) out.push_back(all[k]);
+    return out;
+  }
+};
+
+namespace {
+
+/// One call of a plan: its inputs, and the outputs once the first output node has run it.
+struct Launch {
+  std::shared_ptr<GraphPlan::State> plan;
+  std::vector<Tensor> inputs;
+  std::mutex mutex;
+  bool done = false;
+  std::exception_ptr error;
+  std::vector<Tensor> outputs;
+
+  const Tensor& output(size_t k) {
+    std::lock_guard lock(mutex);
+    if (!done) {
+      done = true;
+      try {
+        outputs = plan->execute(inputs);
+      } catch (...) {
+        error = std::current_exception();
+      }
+      inputs.clear();
+    }
+    if (error) std::rethrow_exception(error);
+    return outputs[k];
+  }
+};
+
+/// Output k of a launch: a view of the tensor the launch produced.
+class GraphOutput : public Primitive {
+ public:
+  GraphOutput(std::shared_ptr<Launch> l, size_t k) : launch_(std::move(l)), k_(k) {}
+  const char* name() const override { return "cuda_graph"; }
+  void eval_cpu(std::span<Node* const>, Node&) override {
+    throw Error("cuda_graph: a CUDA graph's output cannot be computed on the host");
+  }
+  void eval_cuda(std::span<Node* const>, Node& out) override {
+    const Tensor& r = launch_->output(k_);
+    make_view(out, *r.node(), r.node()->strides, r.node()->offset);
+  }
+
+ private:
+  std::shared_ptr<Launch> launch_;
+  size_t k_;
+};
+
+}  // namespace
+
+GraphPlan::GraphPlan(std::shared_ptr<const Tape> tape, Device device) : s_(std::make_shared<State>()) {
+  s_->tape = std::move(tape);
+  s_->device = device;
+}
+
+bool GraphPlan::failed() const {
+  std::lock_guard lock(s_->mutex);
+  return s_->failed;
+}
+
+GraphPlanStats GraphPlan::stats() const {
+  std::lock_guard lock(s_->mutex);
+  return s_->stats;
+}
+
+std::vector<Tensor> GraphPlan::call(const std::vector<Tensor>& inputs) {
+  const Tape& t = *s_->tape;
+  auto launch = std::make_shared<Launch>();
+  launch->plan = s_;
+  launch->inputs = inputs;
+  std::vector<Tensor> outs;
+  size_t k = 0;
+  for (const Ref& r : t.outputs) {
+    switch (r.kind) {
+      case Ref::Kind::input: outs.push_back(inputs[r.index]); break;
+      case Ref::Kind::constant: outs.push_back(t.constants[r.index]); break;
+      default:
+        outs.push_back(make_node_on(s_->device, t.ops[r.index].shape, t.ops[r.index].dtype,
+                                    std::make_shared<GraphOutput>(launch, k++), inputs));
+    }
+  }
+  return outs;
+}
+
+}  // namespace wick::detail

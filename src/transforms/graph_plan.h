@@ -1,0 +1,48 @@
+#pragma once
+// A compiled function's trace replayed as one CUDA graph: recorded once with fixed buffers,
+// then queued whole on each call (see docs/cuda.md, "CUDA graphs").
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "transforms/tape.h"
+
+namespace wick::detail {
+
+/// Whether compiled functions may use CUDA graphs: set_cuda_graphs(), else the environment
+/// variable WICK_CUDA_GRAPHS (0 or off disables), else on.
+bool cuda_graphs_enabled();
+
+/// Runs the tape's ops on evaluated `inputs` at once on this thread (device work is queued, not
+/// waited for), dropping each intermediate after its last use; returns the evaluated outputs.
+/// `recording`: the launches are being recorded into a graph, and host ops are refused.
+std::vector<Tensor> run_tape(const Tape& t, const std::vector<Tensor>& inputs, bool recording);
+
+struct GraphPlanStats {
+  size_t captures = 0, replays = 0, failures = 0;
+  size_t pool_bytes = 0;  // device memory the captured graph keeps (inputs, intermediates, outputs)
+  std::string failure;    // why recording failed, when it did
+};
+
+/// The CUDA graph of one trace on one device. The first call records the graph: the trace runs
+/// on the plan's own input buffers with allocations from a private pool, so every address is
+/// fixed. Each call then copies its inputs into those buffers, launches the graph and copies the
+/// outputs into fresh tensors, so callers never see the plan's buffers. If recording fails (an
+/// op that cannot be captured, such as a copy from host memory), the plan says so and the
+/// compiled function goes back to plain launches.
+class GraphPlan {
+ public:
+  GraphPlan(std::shared_ptr<const Tape> tape, Device device);
+  /// The outputs for `inputs` (all on the plan's device) as lazy tensors; evaluating any of them
+  /// runs the graph once for all.
+  std::vector<Tensor> call(const std::vector<Tensor>& inputs);
+  bool failed() const;
+  GraphPlanStats stats() const;
+
+  struct State;
+
+ private:
+  std::shared_ptr<State> s_;
+};
+
+}  // namespace wick::detail
