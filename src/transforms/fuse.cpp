@@ -139,6 +139,24 @@ void fuse_patterns(Tape& t, PassStats& s) {
         goto next;
       }
     }
+    if (auto* b = dynamic_cast<Binary*>(op.prim.get()); b && b->op == BinaryOp::add) {
+      // matmul(x, w) + b with b a vector over the last axis: one matmul with a bias.
+      for (int side = 0; side < 2; ++side) {
+        Ref m = op.ins[side], bias = op.ins[1 - side];
+        if (!as<Matmul>(t, m) || !single(m) || t.ops[m.index].ins.size() != 2 || t.ops[m.index].shape != op.shape ||
+            t.ops[m.index].dtype != op.dtype)
+          continue;
+        Shape bs = t.shape_of(bias);
+        if (t.dtype_of(bias) != op.dtype || bs.empty() || bs.back() != op.shape.back() || numel(bs) != bs.back())
+          continue;
+        Ref bv = mapped(bias);
+        if (bs.size() != 1) bv = emit({std::make_shared<Reshape>(), {bv}, {bs.back()}, op.dtype});
+        const std::vector<Ref>& mi = t.ops[m.index].ins;
+        map[i] = emit({std::make_shared<Matmul>(), {mapped(mi[0]), mapped(mi[1]), bv}, op.shape, op.dtype});
+        ++s.fused_patterns;
+        goto next;
+      }
+    }
     {
       TapeOp copy = op;
       for (Ref& r : copy.ins) r = mapped(r);

@@ -220,6 +220,10 @@ TEST_F(Cuda, Matmul) {
     same(one([](auto& v) { return matmul(v[0], transpose(v[1])); }), {randn({1, 70}, 23, t), randn({50, 70}, 24, t)}, tol(t), "gemv, transposed " + n);
     same(one([](auto& v) { return matmul(transpose(v[0], {0, 2, 1}), v[1]); }), {randn({4, 12, 7}, 25, t), randn({4, 12, 5}, 26, t)}, tol(t), "transposed A " + n);
     same(one([](auto& v) { return matmul(slice(v[0], 1, 0, 9, 2), v[1]); }), {randn({6, 17}, 27, t), randn({5, 4}, 28, t)}, tol(t), "strided copy " + n);
+    // A few rows against a row-major weight take the GEMV kernel (37 columns: a partial block).
+    for (int64_t m : {1, 3, 8})
+      same(one([](auto& v) { return matmul(v[0], transpose(v[1])); }), {randn({m, 896}, 63 + m, t), randn({37, 896}, 64, t)},
+           tol(t), "gemv kernel, " + std::to_string(m) + " rows " + n);
     Tensor w = randn({24, 16}, 29, t), bias = randn({24}, 30, t), a = randn({4, 16}, 31, t), b = randn({24, 4}, 32, t);
     same(one([](auto& v) { return lora_linear(v[0], v[1], v[2], v[3], v[4], 2.0); }), {randn({2, 5, 16}, 33, t), w, bias, a, b}, tol(t), "lora_linear " + n);
     same(one([](auto& v) { return linear(v[0], v[1], v[2]); }), {randn({5, 16}, 34, t), w, bias}, tol(t), "linear " + n);
@@ -248,6 +252,13 @@ TEST_F(Cuda, RowsAndAttention) {
     same(one([](auto& v) { return scaled_dot_product_attention(slice(v[0], 2, 8, 9), v[1], v[2], 0.25, true); }), {q, k, vv}, tol(t), "decode row " + n);
     same(one([](auto& v) { return scaled_dot_product_attention(transpose(v[0], {0, 2, 1, 3}), v[1], v[2], 0.25, true); }),
          {randn({2, 9, 4, 16}, 62, t), k, vv}, tol(t), "strided q " + n);
+    // A decoding row over a long cache whose tail the mask hides (skipped keys, split over warps).
+    std::vector<bool> keep(300);
+    for (size_t i = 0; i < keep.size(); ++i) keep[i] = i < 211 && i % 7 != 3;
+    same(one([](auto& v) { return scaled_dot_product_attention(v[0], v[1], v[2], 0.125, false, v[3]); }),
+         {randn({1, 4, 1, 64}, 65, t), randn({1, 2, 300, 64}, 66, t), randn({1, 2, 300, 64}, 67, t),
+          Tensor::from_vector(keep, {1, 1, 1, 300})},
+         tol(t), "decode over a masked cache " + n);
     Tensor big = randn({1, 2, 3, 128}, 42, t), kb = randn({1, 1, 70, 128}, 43, t), vb = randn({1, 1, 70, 128}, 44, t);
     same(one([](auto& v) { return scaled_dot_product_attention(v[0], v[1], v[2], 0.1, true); }), {big, kb, vb}, tol(t), "d128 " + n);
   }
@@ -327,6 +338,16 @@ TEST_F(Cuda, CompiledFusion) {
   for (size_t i = 0; i < c.size(); ++i) expect_close(c[i], g[i], 1e-5, "compiled output " + std::to_string(i));
   EXPECT_GT(gf.stats().fused_elementwise, 0u);
   EXPECT_GT(gf.stats().fused_patterns, 0u);
+  // x·Wᵀ + b fused into one matmul: the GEMV epilogue (5 rows) and cuBLASLt plus a bias pass.
+  for (int64_t rows : {5, 40})
+    for (DType t : kFloats) {
+      Function lin = [](const std::vector<Tensor>& v) { return std::vector<Tensor>{linear(v[0], v[1], v[2])}; };
+      Tensor xi = randn({rows, 64}, 57, t), wi = randn({48, 64}, 58, t), bi = randn({48}, 59, t);
+      auto cl = compile(lin), gl = compile(lin);
+      expect_close(cl({xi, wi, bi})[0], gl({to(xi, kGpu), to(wi, kGpu), to(bi, kGpu)})[0], tol(t),
+                   "linear + bias, " + std::to_string(rows) + " rows " + dtype_name(t));
+      EXPECT_EQ(gl.stats().fused_patterns, 1u);
+    }
   // A chain longer than the fused kernel's parameter block runs op by op, with the same values.
   Function longer = [](const std::vector<Tensor>& v) {
     Tensor y = v[0];
@@ -338,6 +359,59 @@ TEST_F(Cuda, CompiledFusion) {
   // Replays give the same values.
   auto g2 = gf({to(x, kGpu), to(m, kGpu), to(w, kGpu)});
   expect_close(g[1], g2[1], 0, "replay");
+}
+
+TEST_F(Cuda, CompiledFunctionsReplayAsCudaGraphs) {
+  // The second call of a signature records a graph; later calls replay it on new inputs, with
+  // the values of a plain evaluation. Outputs are fresh tensors: a replay does not change an
+  // earlier call's results.
+  Function fn = [](const std::vector<Tensor>& v) {
+    Tensor h = matmul(v[0], v[1]);
+    Tensor s = softmax(h * 0.125 + v[2]);
+    return std::vector<Tensor>{s, silu(h) * sigmoid(h) - 1.0, astype(argmax(h, -1), i32), v[2]};
+  };
+  auto gf = compile(fn);
+  std::vector<std::vector<Tensor>> outs, want;
+  for (int call = 0; call < 4; ++call) {
+    std::vector<Tensor> in = {randn({4, 16, 32}, 60 + call), randn({32, 24}, 70 + call), randn({1, 16, 24}, 80 + call)};
+    std::vector<Tensor> gin;
+    for (const Tensor& t : in) gin.push_back(to(t, kGpu));
+    want.push_back(fn(in));
+    outs.push_back(gf(gin));
+  }
+  eval(outs.back());
+  for (size_t c = 0; c < outs.size(); ++c)
+    for (size_t i = 0; i < outs[c].size(); ++i)
+      expect_close(want[c][i], outs[c][i], 1e-5, "call " + std::to_string(c) + " output " + std::to_string(i));
+  CompileStats st = gf.stats();
+  EXPECT_EQ(st.graph_captures, 1u) << st.graph_failure;
+  EXPECT_EQ(st.graph_replays, 3u);
+  EXPECT_EQ(st.graph_failures, 0u);
+  EXPECT_GT(st.graph_bytes, 0u);
+  // Outputs of one launch evaluated one by one, after a later call: each keeps its own values.
+  std::vector<Tensor> in = {randn({4, 16, 32}, 90), randn({32, 24}, 91), randn({1, 16, 24}, 92)};
+  std::vector<Tensor> a = gf({to(in[0], kGpu), to(in[1], kGpu), to(in[2], kGpu)});
+  std::vector<Tensor> b = gf({to(in[0] * 2.0, kGpu), to(in[1], kGpu), to(in[2], kGpu)});
+  expect_close(fn(in)[1], a[1], 1e-5, "first launch after a second one");
+  expect_close(fn({in[0] * 2.0, in[1], in[2]})[0], b[0], 1e-5, "second launch");
+  expect_close(fn(in)[0], a[0], 1e-5, "first launch, other output");
+  // Switched off: plain replays, same values, no new recordings.
+  set_cuda_graphs(false);
+  std::vector<Tensor> off = gf({to(in[0], kGpu), to(in[1], kGpu), to(in[2], kGpu)});
+  set_cuda_graphs(true);
+  expect_close(fn(in)[1], off[1], 1e-5, "graphs off");
+  EXPECT_EQ(gf.stats().graph_replays, st.graph_replays + 2);
+  // An op that cannot be recorded (a copy to the host) makes the plan fall back to plain
+  // launches for good, with the same values and the reason in the stats.
+  Function host_trip = [](const std::vector<Tensor>& v) {
+    return std::vector<Tensor>{to(to(v[0] * 2.0, Device::cpu()) + 1.0, kGpu)};
+  };
+  auto hf = compile(host_trip);
+  Tensor x = randn({8, 8}, 93);
+  for (int call = 0; call < 3; ++call) expect_close(x * 2.0 + 1.0, hf({to(x, kGpu)})[0], 1e-6, "fallback");
+  EXPECT_EQ(hf.stats().graph_failures, 1u);
+  EXPECT_EQ(hf.stats().graph_captures, 0u);
+  EXPECT_FALSE(hf.stats().graph_failure.empty());
 }
 
 TEST_F(Cuda, AsyncAndErrors) {

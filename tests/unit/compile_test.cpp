@@ -89,6 +89,22 @@ TEST(Compile, RmsNormTimesWeightIsOneKernel) {
   for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], 1e-6 * (1 + std::abs(b[i])));
 }
 
+TEST(Compile, LinearWithBiasIsOneKernel) {
+  // f32 and bf16 (the bias is added after the product's rounding, as unfused).
+  for (DType t : {DType::f32, DType::bf16}) {
+    Case c{[](const std::vector<Tensor>& v) { return std::vector<Tensor>{wick::linear(v[0], v[1], v[2])}; },
+           {wick::astype(rnd({3, 5, 64}, 14), t).eval(), wick::astype(rnd({24, 64}, 15, 0.1), t).eval(),
+            wick::astype(rnd({24}, 16), t).eval()}};
+    auto plain = c.fn(c.inputs);
+    EXPECT_EQ(kernels(plain), 2u);
+    auto compiled = wick::compile(c.fn);
+    auto out = compiled(c.inputs);
+    EXPECT_EQ(kernels(out), 1u) << compiled.describe();
+    EXPECT_EQ(compiled.stats().fused_patterns, 1u);
+    expect_identical(out[0], plain[0]);
+  }
+}
+
 TEST(Compile, LoraLinearWrittenOutIsOneKernel) {
   Case c{[](const std::vector<Tensor>& v) {
            return std::vector<Tensor>{wick::linear(v[0], v[1]) + 2.0 * wick::linear(wick::linear(v[0], v[2]), v[3])};

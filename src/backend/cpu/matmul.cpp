@@ -448,6 +448,22 @@ void matmul_naive(const Node& a, const Node& b, Node& out) {
 namespace wick::detail {
 using namespace cpu;
 
+namespace {
+/// out[..., n] += bias[n] (the bias compile fuses into a matmul; same dtype as out).
+void add_bias(const Node& bias, Node& out) {
+  const int64_t N = out.shape.back(), rows = out.size() / N, bs = bias.strides.back();
+  dispatch_float(out.dtype, "matmul", [&]<class T>() {
+    T* o = out.data<T>();
+    const T* b = bias.data<T>();
+    parallel_for(rows, N, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t n = 0; n < N; ++n)
+          o[r * N + n] = T(static_cast<compute_t<T>>(o[r * N + n]) + static_cast<compute_t<T>>(b[n * bs]));
+    });
+  });
+}
+}  // namespace
+
 void Matmul::eval_cpu(std::span<Node* const> in, Node& out) {
   const Node& a = *in[0];
   const Node& b = *in[1];
@@ -459,9 +475,8 @@ void Matmul::eval_cpu(std::span<Node* const> in, Node& out) {
     case DType::f32:
     case DType::f16:
     case DType::bf16:
-      if (matmul_bf16_native(a, b, out)) return;
-      matmul_f32(a, b, out);
-      return;
+      if (!matmul_bf16_native(a, b, out)) matmul_f32(a, b, out);
+      break;
     default:
       if (a.dtype != out.dtype || b.dtype != out.dtype)
         throw Error("matmul: operands must have the output dtype " + std::string(dtype_name(out.dtype)));
@@ -469,6 +484,7 @@ void Matmul::eval_cpu(std::span<Node* const> in, Node& out) {
         if constexpr (!is_half_v<T>) matmul_naive<T>(a, b, out);
       });
   }
+  if (in.size() > 2) add_bias(*in[2], out);
 }
 
 void LoraLinear::eval_cpu(std::span<Node* const> in, Node& out) {

@@ -1,17 +1,24 @@
-// Scaled dot-product attention, forward: one warp per query row with an online softmax in f32,
-// so the [T, S] scores never exist in memory. Grouped-query heads share their key/value head.
+// Scaled dot-product attention, forward: an online softmax in f32 per query row, so the [T, S]
+// scores never exist in memory. Grouped-query heads share their key/value head.
 // Keys past the causal limit (s > t + S − T) are skipped.
 #include "backend/cuda/common.cuh"
 
 namespace wick::cuda {
 namespace {
 
+// One block per query row; its warps take interleaved keys, each with its own online softmax,
+// and the warps' partial results are merged at the end (a decoding step has only B·Hq rows, so
+// splitting the keys is what keeps its latency down). A key the mask hides (−inf) is skipped
+// before its row is read: a step over a whole preallocated cache pays only for the positions
+// written so far.
+constexpr int kWarps = 8;
+
 template <class T, int NV>
 __global__ void attention_kernel(const __grid_constant__ AttentionArgs a) {
-  int lane = threadIdx.x & 31;
-  int64_t row = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) >> 5;
-  int64_t rows = a.B * a.Hq * a.T;
-  if (row >= rows) return;
+  __shared__ float part_m[kWarps], part_l[kWarps];
+  __shared__ float part_acc[kWarps][32 * NV];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t row = blockIdx.x;
   int64_t t = row % a.T, h = (row / a.T) % a.Hq, b = row / (a.T * a.Hq);
   int64_t hk = h / (a.Hq / a.Hkv);
   const T* q = static_cast<const T*>(a.q) + b * a.qs[0] + h * a.qs[1] + t * a.qs[2];
@@ -29,7 +36,9 @@ __global__ void attention_kernel(const __grid_constant__ AttentionArgs a) {
   int64_t end = a.causal ? t + (a.S - a.T) + 1 : a.S;
   if (end > a.S) end = a.S;
   float m = -INFINITY, l = 0.0f;
-  for (int64_t s = 0; s < end; ++s) {
+  for (int64_t s = warp; s < end; s += kWarps) {
+    float bias = mask ? mask[s * a.ms[3]] : 0.0f;
+    if (bias == -INFINITY) continue;
     const T* kr = k + s * a.ks[2];
     float dot = 0.0f;
     for (int j = 0; j < NV; ++j) {
@@ -37,7 +46,7 @@ __global__ void attention_kernel(const __grid_constant__ AttentionArgs a) {
       if (d < a.D) dot += qr[j] * static_cast<float>(ld(kr + d * a.ks[3]));
     }
     for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
-    float score = dot * a.scale + (mask ? mask[s * a.ms[3]] : 0.0f);
+    float score = dot * a.scale + bias;
     if (score == -INFINITY) continue;
     float nm = fmaxf(m, score);
     float corr = expf(m - nm), p = expf(score - nm);
@@ -50,25 +59,40 @@ __global__ void attention_kernel(const __grid_constant__ AttentionArgs a) {
     }
     m = nm;
   }
+  if (lane == 0) {
+    part_m[warp] = m;
+    part_l[warp] = l;
+  }
+  for (int j = 0; j < NV; ++j) part_acc[warp][lane + 32 * j] = acc[j];
+  __syncthreads();
+  if (warp != 0) return;
+  float top = -INFINITY;
+  for (int w = 0; w < kWarps; ++w) top = fmaxf(top, part_m[w]);
+  float total = 0.0f, out[NV] = {};
+  for (int w = 0; w < kWarps; ++w) {
+    if (part_m[w] == -INFINITY) continue;  // a warp that saw no visible key
+    float c = expf(part_m[w] - top);
+    total += part_l[w] * c;
+    for (int j = 0; j < NV; ++j) out[j] += part_acc[w][lane + 32 * j] * c;
+  }
   T* o = static_cast<T*>(a.out) + row * a.D;
-  float inv = l > 0.0f ? 1.0f / l : 0.0f;  // a fully masked row gives 0, as on the CPU
+  float inv = total > 0.0f ? 1.0f / total : 0.0f;  // a fully masked row gives 0, as on the CPU
   for (int j = 0; j < NV; ++j) {
     int64_t d = lane + 32 * j;
-    if (d < a.D) st(o + d, acc[j] * inv);
+    if (d < a.D) st(o + d, out[j] * inv);
   }
 }
 
 template <class T>
 void launch(const AttentionArgs& a) {
-  int64_t rows = a.B * a.Hq * a.T;
-  unsigned blocks = static_cast<unsigned>((rows * 32 + 255) / 256);
-  cudaStream_t s = active().stream;
+  unsigned blocks = static_cast<unsigned>(a.B * a.Hq * a.T);
+  cudaStream_t s = launch_stream();
   if (a.D <= 64)
-    attention_kernel<T, 2><<<blocks, 256, 0, s>>>(a);
+    attention_kernel<T, 2><<<blocks, 32 * kWarps, 0, s>>>(a);
   else if (a.D <= 128)
-    attention_kernel<T, 4><<<blocks, 256, 0, s>>>(a);
+    attention_kernel<T, 4><<<blocks, 32 * kWarps, 0, s>>>(a);
   else
-    attention_kernel<T, 8><<<blocks, 256, 0, s>>>(a);
+    attention_kernel<T, 8><<<blocks, 32 * kWarps, 0, s>>>(a);
 }
 
 }  // namespace

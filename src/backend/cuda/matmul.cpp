@@ -119,6 +119,10 @@ void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A,
   Context& ctx = active();
   const bool f64 = t == DType::f64;
   if (out_t == DType::boolean) out_t = t;  // "same as the operands"
+  // A few rows against a row-major weight (B = Wᵀ): the bandwidth-bound kernel.
+  if (batch == 1 && out_t == t && !A.col && B.col &&
+      gemv(t, M, N, K, A.ptr, A.ld, B.ptr, B.ld, out, static_cast<float>(alpha), static_cast<float>(beta)))
+    return;
   const int al_a = alignment(B.ptr), al_b = alignment(A.ptr), al_c = alignment(out);
   const AlgoKey key{static_cast<int>(t), M, N, K, batch, A.col, B.col, A.ld, B.ld, A.batch_stride,
                     B.batch_stride, ctx.device, al_a, al_b, al_c, beta != 0, static_cast<int>(out_t)};
@@ -196,7 +200,7 @@ void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A,
   const void* bp = f64 ? static_cast<const void*>(&beta) : &bf;
   const Layouts& L = plan->L;
   lt_check(cublasLtMatmul(ctx.lt, L.op, ap, B.ptr, L.a, A.ptr, L.b, bp, out, L.c, out, L.c,
-                          &plan->algo, ctx.workspace, ctx.workspace_bytes, ctx.stream),
+                          &plan->algo, ctx.workspace, ctx.workspace_bytes, launch_stream()),
            "matmul");
 }
 
@@ -221,7 +225,22 @@ void Matmul::eval_cuda(std::span<Node* const> in, Node& out) {
     return;
   }
   Mat A = as_mat(a, M, K, batch), B = as_mat(b, K, N, batch);
+  if (in.size() < 3) {
+    gemm(out.dtype, M, N, K, batch, A, B, out.raw(), 1.0, 0.0);
+    return;
+  }
+  // x·Wᵀ + bias (fused by compile): in the GEMV's epilogue, else added to the rows in place.
+  std::shared_ptr<Storage> hb;
+  const void* bias = dense(*in[2], hb);
+  if (batch == 1 && !A.col && B.col &&
+      gemv(out.dtype, M, N, K, A.ptr, A.ld, B.ptr, B.ld, out.raw(), 1.0f, 0.0f, bias))
+    return;
   gemm(out.dtype, M, N, K, batch, A, B, out.raw(), 1.0, 0.0);
+  Strides rows(out.shape.size(), 0);
+  rows.back() = 1;  // the dense bias again for every row
+  auto s = make_space<3>(out.shape, {out.strides, out.strides, rows});
+  binary(static_cast<int>(detail::BinaryOp::add), out.dtype, out.dtype, out.raw(), s.walks[1], bias, s.walks[2],
+         out.raw(), s.walks[0], s.space);
 }
 
 void LoraLinear::eval_cuda(std::span<Node* const> in, Node& out) {

@@ -175,18 +175,21 @@ __device__ __forceinline__ bool better(bool is_max, C v, int64_t i, C bv, int64_
   return i < bi;
 }
 
-/// One block per output: threads scan strided parts of the axis, then a tree picks the winner.
+/// One block per (output, chunk of the axis): threads scan strided parts of the chunk, then a
+/// tree picks the winner. With one chunk its index is the result; with several, each block
+/// leaves its candidate (value, index) for arg_finish_kernel.
 template <class T>
 __global__ void arg_kernel(bool is_max, const T* x, const __grid_constant__ Space kept, const __grid_constant__ Walk ks,
-                           int64_t n, int64_t stride, int64_t* out) {
+                           int64_t n, int64_t stride, int64_t chunk, int64_t* out, compute_t<T>* cand_v) {
   using C = compute_t<T>;
   __shared__ C vals[kThreads];
   __shared__ int64_t idx[kThreads];
+  const int64_t k0 = blockIdx.y * chunk, k1 = k0 + chunk < n ? k0 + chunk : n;
   for (int64_t o = blockIdx.x; o < kept.numel; o += gridDim.x) {
     const T* p = x + offset_of(o, kept, ks);
-    C best = ld(p);
-    int64_t bi = 0;
-    for (int64_t k = threadIdx.x; k < n; k += blockDim.x) {
+    C best = ld(p + k0 * stride);
+    int64_t bi = k0;
+    for (int64_t k = k0 + threadIdx.x; k < k1; k += blockDim.x) {
       C v = ld(p + k * stride);
       if (better(is_max, v, k, best, bi)) {
         best = v;
@@ -203,8 +206,31 @@ __global__ void arg_kernel(bool is_max, const T* x, const __grid_constant__ Spac
       }
       __syncthreads();
     }
-    if (threadIdx.x == 0) out[o] = idx[0];
+    if (threadIdx.x == 0) {
+      if (cand_v) {
+        cand_v[blockIdx.y * kept.numel + o] = vals[0];
+        out[blockIdx.y * kept.numel + o] = idx[0];
+      } else {
+        out[o] = idx[0];
+      }
+    }
     __syncthreads();
+  }
+}
+
+/// The winner of each output's chunk candidates.
+template <class C>
+__global__ void arg_finish_kernel(bool is_max, const C* cand_v, const int64_t* cand_i, int chunks,
+                                  int64_t n_out, int64_t* out) {
+  WICK_GRID_LOOP(o, n_out) {
+    C best = cand_v[o];
+    int64_t bi = cand_i[o];
+    for (int c = 1; c < chunks; ++c)
+      if (better(is_max, cand_v[c * n_out + o], cand_i[c * n_out + o], best, bi)) {
+        best = cand_v[c * n_out + o];
+        bi = cand_i[c * n_out + o];
+      }
+    out[o] = bi;
   }
 }
 
@@ -214,7 +240,7 @@ void reduce(int op, DType t, const void* x, const Space& kept, const Walk& kept_
             const Walk& red_s, void* out) {
   if (kept.numel == 0) return;
   unsigned blocks = static_cast<unsigned>(kept.numel < 65535 * 16 ? kept.numel : 65535 * 16);
-  cudaStream_t stream = active().stream;
+  cudaStream_t stream = launch_stream();
   ReduceOp rop = static_cast<ReduceOp>(op);
   bool split = kept.numel < 264 && red.numel >= 65536;
   bool rows = !split && red.nd == 1 && red_s.s[0] == 1;
@@ -267,10 +293,29 @@ void reduce(int op, DType t, const void* x, const Space& kept, const Walk& kept_
 void argreduce(bool is_max, DType t, const void* x, const Space& kept, const Walk& kept_s,
                int64_t n, int64_t stride, int64_t* out) {
   if (kept.numel == 0) return;
+  cudaStream_t stream = launch_stream();
   dispatch(t, [&]<class T>() {
+    using C = compute_t<T>;
     unsigned blocks = static_cast<unsigned>(kept.numel < 65535 * 16 ? kept.numel : 65535 * 16);
-    arg_kernel<T><<<blocks, kThreads, 0, active().stream>>>(is_max, static_cast<const T*>(x), kept, kept_s, n, stride,
-                                                            out);
+    // Few long rows (a decoding step's argmax over the vocabulary): chunks in parallel blocks.
+    int64_t chunks = kept.numel < 264 && n >= 16384 ? std::min<int64_t>((n + 4095) / 4096, 1056 / kept.numel) : 1;
+    if (chunks <= 1) {
+      arg_kernel<T><<<blocks, kThreads, 0, stream>>>(is_max, static_cast<const T*>(x), kept, kept_s, n, stride, n,
+                                                     out, nullptr);
+      return;
+    }
+    const int64_t chunk = (n + chunks - 1) / chunks;
+    chunks = (n + chunk - 1) / chunk;
+    void* scratch = nullptr;
+    const size_t cand = static_cast<size_t>(chunks * kept.numel);
+    check(cudaMallocAsync(&scratch, cand * (sizeof(C) + sizeof(int64_t)), stream), "argreduce scratch");
+    auto* cand_i = static_cast<int64_t*>(scratch);
+    auto* cand_v = reinterpret_cast<C*>(cand_i + cand);
+    arg_kernel<T><<<dim3(blocks, static_cast<unsigned>(chunks)), kThreads, 0, stream>>>(
+        is_max, static_cast<const T*>(x), kept, kept_s, n, stride, chunk, cand_i, cand_v);
+    arg_finish_kernel<C><<<grid_for(kept.numel), 256, 0, stream>>>(is_max, cand_v, cand_i,
+                                                                    static_cast<int>(chunks), kept.numel, out);
+    check(cudaFreeAsync(scratch, stream), "argreduce scratch");
   });
   check_launch("argreduce");
 }
