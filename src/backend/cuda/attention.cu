@@ -6,15 +6,37 @@
 namespace wick::cuda {
 namespace {
 
-// One block per query row; its warps take interleaved keys, each with its own online softmax,
-// and the warps' partial results are merged at the end (a decoding step has only B·Hq rows, so
-// splitting the keys is what keeps its latency down). A key the mask hides (−inf) is skipped
-// before its row is read: a step over a whole preallocated cache pays only for the positions
-// written so far.
-constexpr int kWarps = 8;
+// One block per query row. Its warps take tiles of 32 keys in turn: each lane scores one key of
+// the tile (the query sits in shared memory), the warp updates its online softmax once per
+// tile, and the values are accumulated with lanes over the head dimension. The warps' partial
+// results are merged at the end. A decoding step has only B·Hq rows, so what sets its time is
+// the serial chain inside a row, which tiles shorten 32-fold. Keys the mask hides (−inf) score
+// −inf without their rows being read, and a tile with no visible key costs nothing more: a
+// step over a whole preallocated cache pays only for the positions written so far.
+constexpr int kWarps = 16;  // 512 keys in flight per row: every warp's share of a 2k-token cache is a few tiles
+
+/// q·k for one key row (q pre-scaled in shared memory), with 16-byte loads when the row is dense
+/// and aligned.
+template <class T>
+__device__ __forceinline__ float key_dot(const T* kr, int64_t stride, int64_t D, const float* q) {
+  constexpr int V = 16 / sizeof(T);
+  float dot = 0.0f;
+  if (stride == 1 && D % V == 0 && reinterpret_cast<uintptr_t>(kr) % 16 == 0) {
+    for (int64_t d = 0; d < D; d += V) {
+      uint4 raw = *reinterpret_cast<const uint4*>(kr + d);
+      const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+      for (int u = 0; u < V; ++u) dot += q[d + u] * static_cast<float>(ld(e + u));
+    }
+    return dot;
+  }
+  for (int64_t d = 0; d < D; ++d) dot += q[d] * static_cast<float>(ld(kr + d * stride));
+  return dot;
+}
 
 template <class T, int NV>
-__global__ void attention_kernel(const __grid_constant__ AttentionArgs a) {
+__global__ void __launch_bounds__(32 * kWarps) attention_kernel(const __grid_constant__ AttentionArgs a) {
+  __shared__ float qs[32 * NV];
   __shared__ float part_m[kWarps], part_l[kWarps];
   __shared__ float part_acc[kWarps][32 * NV];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -27,35 +49,51 @@ __global__ void attention_kernel(const __grid_constant__ AttentionArgs a) {
   const float* mask =
       a.mask ? static_cast<const float*>(a.mask) + b * a.ms[0] + h * a.ms[1] + t * a.ms[2]
              : nullptr;
-  float qr[NV], acc[NV];
-  for (int j = 0; j < NV; ++j) {
-    int64_t d = lane + 32 * j;
-    qr[j] = d < a.D ? static_cast<float>(ld(q + d * a.qs[3])) : 0.0f;
-    acc[j] = 0.0f;
-  }
+  for (int64_t d = threadIdx.x; d < a.D; d += blockDim.x) qs[d] = static_cast<float>(ld(q + d * a.qs[3])) * a.scale;
+  __syncthreads();
+  float acc[NV];
+  for (int j = 0; j < NV; ++j) acc[j] = 0.0f;
   int64_t end = a.causal ? t + (a.S - a.T) + 1 : a.S;
   if (end > a.S) end = a.S;
   float m = -INFINITY, l = 0.0f;
-  for (int64_t s = warp; s < end; s += kWarps) {
-    float bias = mask ? mask[s * a.ms[3]] : 0.0f;
-    if (bias == -INFINITY) continue;
-    const T* kr = k + s * a.ks[2];
-    float dot = 0.0f;
-    for (int j = 0; j < NV; ++j) {
-      int64_t d = lane + 32 * j;
-      if (d < a.D) dot += qr[j] * static_cast<float>(ld(kr + d * a.ks[3]));
+  for (int64_t s0 = int64_t(warp) * 32; s0 < end; s0 += 32 * kWarps) {
+    const int64_t s = s0 + lane;
+    float score = -INFINITY;
+    if (s < end) {
+      float bias = mask ? mask[s * a.ms[3]] : 0.0f;
+      if (bias != -INFINITY) score = key_dot<T>(k + s * a.ks[2], a.ks[3], a.D, qs) + bias;
     }
-    for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
-    float score = dot * a.scale + bias;
-    if (score == -INFINITY) continue;
-    float nm = fmaxf(m, score);
-    float corr = expf(m - nm), p = expf(score - nm);
-    l = l * corr + p;
-    const T* vr = v + s * a.vs[2];
-    for (int j = 0; j < NV; ++j) {
-      int64_t d = lane + 32 * j;
-      float vv = d < a.D ? static_cast<float>(ld(vr + d * a.vs[3])) : 0.0f;
-      acc[j] = acc[j] * corr + p * vv;
+    float tile_max = score;
+    for (int o = 16; o > 0; o >>= 1) tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, o));
+    if (tile_max == -INFINITY) continue;  // nothing visible in this tile (the same for every lane)
+    const float nm = fmaxf(m, tile_max), corr = expf(m - nm);
+    const float p = score == -INFINITY ? 0.0f : expf(score - nm);
+    float psum = p;
+    for (int o = 16; o > 0; o >>= 1) psum += __shfl_xor_sync(0xffffffffu, psum, o);
+    l = l * corr + psum;
+    for (int j = 0; j < NV; ++j) acc[j] *= corr;
+    // Values 8 keys at a time: their rows are loaded together, so the tile waits for memory
+    // about 4 times instead of 32. A hidden key's weight is 0 and its value is not used (it
+    // may be anything, NaN included).
+    const int n = end - s0 < 32 ? static_cast<int>(end - s0) : 32;
+    for (int i0 = 0; i0 < n; i0 += 8) {
+      float pv[8], vv[8][NV];
+#pragma unroll
+      for (int u = 0; u < 8; ++u) {
+        const int i = i0 + u;
+        pv[u] = __shfl_sync(0xffffffffu, p, i);
+        const T* vr = v + (s0 + (i < n ? i : 0)) * a.vs[2];
+#pragma unroll
+        for (int j = 0; j < NV; ++j) {
+          int64_t d = lane + 32 * j;
+          vv[u][j] = i < n && d < a.D ? static_cast<float>(ld(vr + d * a.vs[3])) : 0.0f;
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < 8; ++u)
+        if (pv[u] != 0.0f)
+#pragma unroll
+          for (int j = 0; j < NV; ++j) acc[j] += pv[u] * vv[u][j];
     }
     m = nm;
   }
