@@ -133,8 +133,9 @@ class ArgReduce : public Primitive {
 
 // ---- linear algebra and nn ----
 /// a [..., M, K] x b [..., K, N]; batch dims of both already broadcast to the output's. Compile's
-/// fusion may add a third input, a bias [N] added to every row (x·Wᵀ + b, the decoder's
-/// projections), which the GEMV kernel applies as it writes.
+/// fusion may add a third input, added to the product: a bias [N] for every row (x·Wᵀ + b) or
+/// an addend of the output's shape (a residual connection); the GEMV kernel adds it as it
+/// writes, and cuBLASLt reads an addend as its C operand.
 class Matmul : public Primitive {
  public:
   WICK_VJP

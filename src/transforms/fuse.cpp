@@ -140,19 +140,32 @@ void fuse_patterns(Tape& t, PassStats& s) {
       }
     }
     if (auto* b = dynamic_cast<Binary*>(op.prim.get()); b && b->op == BinaryOp::add) {
-      // matmul(x, w) + b with b a vector over the last axis: one matmul with a bias.
+      // matmul(x, w) + b, possibly through the reshapes linear() adds, with b a vector over the
+      // last axis (a bias) or of the sum's shape (a residual connection): one matmul with b as
+      // a third input, added as the product is written.
       for (int side = 0; side < 2; ++side) {
-        Ref m = op.ins[side], bias = op.ins[1 - side];
-        if (!as<Matmul>(t, m) || !single(m) || t.ops[m.index].ins.size() != 2 || t.ops[m.index].shape != op.shape ||
-            t.ops[m.index].dtype != op.dtype)
+        Ref m = op.ins[side], other = op.ins[1 - side];
+        bool ok = true;
+        while (ok && as<Reshape>(t, m)) {
+          ok = single(m);
+          m = t.ops[m.index].ins[0];
+        }
+        if (!ok || !as<Matmul>(t, m) || !single(m) || t.ops[m.index].ins.size() != 2 ||
+            t.ops[m.index].dtype != op.dtype || t.dtype_of(other) != op.dtype)
           continue;
-        Shape bs = t.shape_of(bias);
-        if (t.dtype_of(bias) != op.dtype || bs.empty() || bs.back() != op.shape.back() || numel(bs) != bs.back())
+        const Shape ms = t.ops[m.index].shape, bs = t.shape_of(other);
+        if (ms.back() != op.shape.back() || numel(ms) != numel(op.shape)) continue;
+        Ref addend = mapped(other);
+        if (bs == op.shape) {
+          if (ms != op.shape) addend = emit({std::make_shared<Reshape>(), {addend}, ms, op.dtype});
+        } else if (!bs.empty() && bs.back() == ms.back() && numel(bs) == bs.back()) {
+          if (bs.size() != 1) addend = emit({std::make_shared<Reshape>(), {addend}, {bs.back()}, op.dtype});
+        } else {
           continue;
-        Ref bv = mapped(bias);
-        if (bs.size() != 1) bv = emit({std::make_shared<Reshape>(), {bv}, {bs.back()}, op.dtype});
+        }
         const std::vector<Ref>& mi = t.ops[m.index].ins;
-        map[i] = emit({std::make_shared<Matmul>(), {mapped(mi[0]), mapped(mi[1]), bv}, op.shape, op.dtype});
+        Ref fused = emit({std::make_shared<Matmul>(), {mapped(mi[0]), mapped(mi[1]), addend}, ms, op.dtype});
+        map[i] = ms == op.shape ? fused : emit({std::make_shared<Reshape>(), {fused}, op.shape, op.dtype});
         ++s.fused_patterns;
         goto next;
       }

@@ -52,7 +52,8 @@ void merge_common(Tape& t, PassStats& s);
 /// Evaluates ops whose inputs are all constants (once, now) and removes x·1, x+0, x-0, x/1.
 void fold_constants(Tape& t, PassStats& s);
 /// softmax(x·s + mask) -> ScaledMaskedSoftmax; rms_norm(x)·w -> rms_norm(x, w);
-/// x·Wᵀ + s·(x·Aᵀ)·Bᵀ -> lora_linear; matmul + bias vector -> matmul with a bias input.
+/// x·Wᵀ + s·(x·Aᵀ)·Bᵀ -> lora_linear; matmul + bias vector or residual -> matmul with that as a
+/// third input.
 void fuse_patterns(Tape& t, PassStats& s);
 /// Chains of single-use elementwise ops -> FusedElementwise.
 void fuse_elementwise(Tape& t, PassStats& s);

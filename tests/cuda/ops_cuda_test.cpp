@@ -138,10 +138,10 @@ TEST_F(Cuda, Unary) {
       {"square", square}, {"erf", erf}};
   for (DType t : kFloats) {
     Tensor x = randn({7, 33}, 2, t);
-    for (auto& [name, f] : ops) same(one([f](auto& v) { return f(v[0]); }), {x}, tol(t), std::string(name) + " " + dtype_name(t));
+    for (auto& [name, f] : ops) same(one([fn = f](auto& v) { return fn(v[0]); }), {x}, tol(t), std::string(name) + " " + dtype_name(t));
     Tensor p = astype(abs(randn({7, 33}, 3)) + 0.1, t).eval();
     for (auto& [name, f] : std::vector<std::pair<const char*, UF>>{{"log", log}, {"sqrt", sqrt}, {"rsqrt", rsqrt}})
-      same(one([f](auto& v) { return f(v[0]); }), {p}, tol(t), std::string(name) + " " + dtype_name(t));
+      same(one([fn = f](auto& v) { return fn(v[0]); }), {p}, tol(t), std::string(name) + " " + dtype_name(t));
   }
   // A transposed (strided) input.
   Tensor x = randn({9, 5}, 4);
@@ -155,13 +155,13 @@ TEST_F(Cuda, Binary) {
       {"eq", equal}, {"ne", not_equal}, {"lt", less}, {"le", less_equal}, {"gt", greater}, {"ge", greater_equal}};
   for (DType t : kFloats) {
     Tensor a = randn({4, 1, 6}, 5, t), b = randn({3, 1}, 6, t);
-    for (auto& [name, f] : ops) same(one([f](auto& v) { return f(v[0], v[1]); }), {a, b}, tol(t), std::string(name) + " " + dtype_name(t));
+    for (auto& [name, f] : ops) same(one([fn = f](auto& v) { return fn(v[0], v[1]); }), {a, b}, tol(t), std::string(name) + " " + dtype_name(t));
     Tensor p = astype(abs(a) + 0.5, t).eval();
     same(one([](auto& v) { return power(v[0], v[1]); }), {p, b}, tol(t), std::string("pow ") + dtype_name(t));
   }
   Tensor i = astype(randn({5, 8}, 7, f32, 10.0f), i32).eval(), j = astype(randn({8}, 8, f32, 4.0f), i32).eval();
   for (auto& [name, f] : std::vector<std::pair<const char*, BF>>{{"add", add}, {"mul", multiply}, {"max", maximum}, {"lt", less}})
-    same(one([f](auto& v) { return f(v[0], v[1]); }), {i, j}, 0, std::string(name) + " i32");
+    same(one([fn = f](auto& v) { return fn(v[0], v[1]); }), {i, j}, 0, std::string(name) + " i32");
   Tensor c = greater(randn({5, 8}, 9), scalar(0.0));
   same(one([](auto& v) { return logical_or(logical_not(v[0]), v[0]); }), {c}, 0, "logical");
 }
@@ -347,6 +347,13 @@ TEST_F(Cuda, CompiledFusion) {
       expect_close(cl({xi, wi, bi})[0], gl({to(xi, kGpu), to(wi, kGpu), to(bi, kGpu)})[0], tol(t),
                    "linear + bias, " + std::to_string(rows) + " rows " + dtype_name(t));
       EXPECT_EQ(gl.stats().fused_patterns, 1u);
+      // A residual sum joins the matmul too (cuBLASLt reads it as C; the GEMV adds it).
+      Function res = [](const std::vector<Tensor>& v) { return std::vector<Tensor>{v[2] + linear(v[0], v[1])}; };
+      Tensor hi = randn({rows, 48}, 60, t);
+      auto cr = compile(res), gr = compile(res);
+      expect_close(cr({xi, wi, hi})[0], gr({to(xi, kGpu), to(wi, kGpu), to(hi, kGpu)})[0], tol(t),
+                   "linear + residual, " + std::to_string(rows) + " rows " + dtype_name(t));
+      EXPECT_EQ(gr.stats().fused_patterns, 1u);
     }
   // A chain longer than the fused kernel's parameter block runs op by op, with the same values.
   Function longer = [](const std::vector<Tensor>& v) {

@@ -105,6 +105,36 @@ TEST(Compile, LinearWithBiasIsOneKernel) {
   }
 }
 
+TEST(Compile, ResidualAddJoinsItsMatmul) {
+  // h + linear(x, w) (a residual connection through linear()'s reshapes): the sum is the
+  // matmul's third input, with the same roundings as the separate add.
+  for (DType t : {DType::f32, DType::bf16}) {
+    Case c{[](const std::vector<Tensor>& v) { return std::vector<Tensor>{v[2] + wick::linear(v[0], v[1])}; },
+           {wick::astype(rnd({2, 5, 64}, 17), t).eval(), wick::astype(rnd({48, 64}, 18, 0.1), t).eval(),
+            wick::astype(rnd({2, 5, 48}, 19), t).eval()}};
+    auto plain = c.fn(c.inputs);
+    EXPECT_EQ(kernels(plain), 2u);
+    auto compiled = wick::compile(c.fn);
+    auto out = compiled(c.inputs);
+    EXPECT_EQ(kernels(out), 1u) << compiled.describe();
+    EXPECT_EQ(compiled.stats().fused_patterns, 1u);
+    expect_identical(out[0], plain[0]);
+  }
+  // A strided addend (a transposed view) and an addend the product is broadcast against stay
+  // correct: the first fuses, the second (not the sum's shape) does not.
+  Tensor x = rnd({6, 32}, 20), w = rnd({6, 32}, 21), h = rnd({6, 6}, 22);
+  Case strided{[](const std::vector<Tensor>& v) {
+                 return std::vector<Tensor>{wick::transpose(v[2]) + wick::matmul(v[0], wick::transpose(v[1]))};
+               },
+               {x, w, h}};
+  expect_identical(wick::compile(strided.fn)(strided.inputs)[0], strided.fn(strided.inputs)[0]);
+  Case broadcast{[](const std::vector<Tensor>& v) {
+                   return std::vector<Tensor>{wick::matmul(v[0], wick::transpose(v[1])) + wick::reshape(v[2], {3, 6, 6})};
+                 },
+                 {x, w, rnd({3, 36}, 23)}};
+  expect_identical(wick::compile(broadcast.fn)(broadcast.inputs)[0], broadcast.fn(broadcast.inputs)[0]);
+}
+
 TEST(Compile, LoraLinearWrittenOutIsOneKernel) {
   Case c{[](const std::vector<Tensor>& v) {
            return std::vector<Tensor>{wick::linear(v[0], v[1]) + 2.0 * wick::linear(wick::linear(v[0], v[2]), v[3])};

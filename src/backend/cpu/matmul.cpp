@@ -449,16 +449,21 @@ namespace wick::detail {
 using namespace cpu;
 
 namespace {
-/// out[..., n] += bias[n] (the bias compile fuses into a matmul; same dtype as out).
-void add_bias(const Node& bias, Node& out) {
-  const int64_t N = out.shape.back(), rows = out.size() / N, bs = bias.strides.back();
+/// out += add, with add a bias [N] or of out's shape (the third input compile fuses into a
+/// matmul; same dtype as out): after the product's rounding, as the unfused add.
+void add_to_product(const Node& add, Node& out) {
+  const int64_t N = out.shape.back(), rows = out.size() / N;
+  const bool bias = add.shape != out.shape;
+  const RowOffsets offs(add);
+  const int64_t as = add.strides.back();
   dispatch_float(out.dtype, "matmul", [&]<class T>() {
     T* o = out.data<T>();
-    const T* b = bias.data<T>();
     parallel_for(rows, N, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r)
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* a = add.data<T>() + (bias ? 0 : offs(r));
         for (int64_t n = 0; n < N; ++n)
-          o[r * N + n] = T(static_cast<compute_t<T>>(o[r * N + n]) + static_cast<compute_t<T>>(b[n * bs]));
+          o[r * N + n] = T(static_cast<compute_t<T>>(o[r * N + n]) + static_cast<compute_t<T>>(a[n * as]));
+      }
     });
   });
 }
@@ -484,7 +489,7 @@ void Matmul::eval_cpu(std::span<Node* const> in, Node& out) {
         if constexpr (!is_half_v<T>) matmul_naive<T>(a, b, out);
       });
   }
-  if (in.size() > 2) add_bias(*in[2], out);
+  if (in.size() > 2) add_to_product(*in[2], out);
 }
 
 void LoraLinear::eval_cpu(std::span<Node* const> in, Node& out) {

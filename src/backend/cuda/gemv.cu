@@ -10,8 +10,8 @@ namespace {
 constexpr int kWarps = 8;
 
 template <class T, int MR>
-__global__ void gemv_kernel(const T* x, int64_t ldx, const T* w, int64_t ldw, const T* bias, T* out,
-                            int64_t N, int64_t K, float alpha, float beta) {
+__global__ void gemv_kernel(const T* x, int64_t ldx, const T* w, int64_t ldw, const T* add,
+                            int64_t add_ld, T* out, int64_t N, int64_t K, float alpha, float beta) {
   constexpr int V = 16 / sizeof(T);  // elements per 16-byte load
   const int lane = threadIdx.x & 31;
   const int64_t n = blockIdx.x * int64_t(kWarps) + (threadIdx.x >> 5);
@@ -42,18 +42,18 @@ __global__ void gemv_kernel(const T* x, int64_t ldx, const T* w, int64_t ldw, co
     if (lane == 0) {
       T* p = out + m * N + n;
       float r = alpha * v + (beta != 0.0f ? beta * static_cast<float>(ld(p)) : 0.0f);
-      st(p, bias ? r + static_cast<float>(ld(bias + n)) : r);
+      st(p, add ? r + static_cast<float>(ld(add + m * add_ld + n)) : r);
     }
   }
 }
 
 template <class T, int MR>
-void launch_rows(const void* x, int64_t ldx, const void* w, int64_t ldw, const void* bias, void* out,
-                 int64_t N, int64_t K, float alpha, float beta) {
+void launch_rows(const void* x, int64_t ldx, const void* w, int64_t ldw, const void* add, int64_t add_ld,
+                 void* out, int64_t N, int64_t K, float alpha, float beta) {
   unsigned blocks = static_cast<unsigned>((N + kWarps - 1) / kWarps);
   gemv_kernel<T, MR><<<blocks, 32 * kWarps, 0, launch_stream()>>>(
-      static_cast<const T*>(x), ldx, static_cast<const T*>(w), ldw, static_cast<const T*>(bias),
-      static_cast<T*>(out), N, K, alpha, beta);
+      static_cast<const T*>(x), ldx, static_cast<const T*>(w), ldw, static_cast<const T*>(add),
+      add_ld, static_cast<T*>(out), N, K, alpha, beta);
 }
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
@@ -61,7 +61,7 @@ bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }  // namespace
 
 bool gemv(DType t, int64_t M, int64_t N, int64_t K, const void* x, int64_t ldx, const void* w,
-          int64_t ldw, void* out, float alpha, float beta, const void* bias) {
+          int64_t ldw, void* out, float alpha, float beta, const void* add, int64_t add_ld) {
   if (M < 1 || M > kMaxGemvRows || N < 1 || N > (int64_t(1) << 31) * kWarps) return false;
   if (t != DType::f32 && t != DType::bf16 && t != DType::f16) return false;
   const int64_t v = 16 / static_cast<int64_t>(itemsize(t));
@@ -69,14 +69,14 @@ bool gemv(DType t, int64_t M, int64_t N, int64_t K, const void* x, int64_t ldx, 
   dispatch(t, [&]<class T>() {
     if constexpr (std::is_same_v<T, float> || is_half_v<T>) {
       switch (M) {
-        case 1: return launch_rows<T, 1>(x, ldx, w, ldw, bias, out, N, K, alpha, beta);
-        case 2: return launch_rows<T, 2>(x, ldx, w, ldw, bias, out, N, K, alpha, beta);
-        case 3: return launch_rows<T, 3>(x, ldx, w, ldw, bias, out, N, K, alpha, beta);
-        case 4: return launch_rows<T, 4>(x, ldx, w, ldw, bias, out, N, K, alpha, beta);
-        case 5: return launch_rows<T, 5>(x, ldx, w, ldw, bias, out, N, K, alpha, beta);
-        case 6: return launch_rows<T, 6>(x, ldx, w, ldw, bias, out, N, K, alpha, beta);
-        case 7: return launch_rows<T, 7>(x, ldx, w, ldw, bias, out, N, K, alpha, beta);
-        default: return launch_rows<T, 8>(x, ldx, w, ldw, bias, out, N, K, alpha, beta);
+        case 1: return launch_rows<T, 1>(x, ldx, w, ldw, add, add_ld, out, N, K, alpha, beta);
+        case 2: return launch_rows<T, 2>(x, ldx, w, ldw, add, add_ld, out, N, K, alpha, beta);
+        case 3: return launch_rows<T, 3>(x, ldx, w, ldw, add, add_ld, out, N, K, alpha, beta);
+        case 4: return launch_rows<T, 4>(x, ldx, w, ldw, add, add_ld, out, N, K, alpha, beta);
+        case 5: return launch_rows<T, 5>(x, ldx, w, ldw, add, add_ld, out, N, K, alpha, beta);
+        case 6: return launch_rows<T, 6>(x, ldx, w, ldw, add, add_ld, out, N, K, alpha, beta);
+        case 7: return launch_rows<T, 7>(x, ldx, w, ldw, add, add_ld, out, N, K, alpha, beta);
+        default: return launch_rows<T, 8>(x, ldx, w, ldw, add, add_ld, out, N, K, alpha, beta);
       }
     }
   });

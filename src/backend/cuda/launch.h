@@ -109,12 +109,13 @@ void take_along_axis_grad(DType t, const void* g, const Walk& gs, DType it, cons
                           int64_t ax_stride, int64_t n, const Space& sp);
 // ---- matrix-vector products (gemv.cu) ----
 constexpr int64_t kMaxGemvRows = 8;
-/// out[m, n] = alpha·Σ_k x[m, k]·w[n, k] + beta·out[m, n] (+ bias[n]) for M ≤ kMaxGemvRows rows
-/// of x (ldx apart), rows of w ldw apart, out dense [M, N], f32 accumulation; bias (dtype t) may
-/// be null. Returns false, queuing nothing, when the operands do not suit it (dtype, 16-byte
-/// alignment, K or a leading dimension not a multiple of 16 bytes).
+/// out[m, n] = alpha·Σ_k x[m, k]·w[n, k] + beta·out[m, n] (+ add[m·add_ld + n]) for M ≤
+/// kMaxGemvRows rows of x (ldx apart), rows of w ldw apart, out dense [M, N], f32 accumulation.
+/// `add` (dtype t) may be null; add_ld 0 makes it a bias vector. Returns false, queuing nothing,
+/// when the operands do not suit it (dtype, 16-byte alignment, K or a leading dimension not a
+/// multiple of 16 bytes).
 bool gemv(DType t, int64_t M, int64_t N, int64_t K, const void* x, int64_t ldx, const void* w,
-          int64_t ldw, void* out, float alpha, float beta, const void* bias = nullptr);
+          int64_t ldw, void* out, float alpha, float beta, const void* add = nullptr, int64_t add_ld = 0);
 
 /// Copies u (walked over sp) into out at element offset position[0]·ax_stride (walked with os);
 /// position is read on the device and must keep [position, position + rows) inside `limit`.

@@ -115,12 +115,12 @@ void set_batch(cublasLtMatrixLayout_t l, int64_t batch, int64_t stride) {
 }  // namespace
 
 void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A, const Mat& B,
-          void* out, double alpha, double beta, DType out_t) {
+          void* out, double alpha, double beta, DType out_t, const void* c) {
   Context& ctx = active();
   const bool f64 = t == DType::f64;
   if (out_t == DType::boolean) out_t = t;  // "same as the operands"
   // A few rows against a row-major weight (B = Wᵀ): the bandwidth-bound kernel.
-  if (batch == 1 && out_t == t && !A.col && B.col &&
+  if (batch == 1 && out_t == t && !A.col && B.col && (!c || beta == 0) &&
       gemv(t, M, N, K, A.ptr, A.ld, B.ptr, B.ld, out, static_cast<float>(alpha), static_cast<float>(beta)))
     return;
   const int al_a = alignment(B.ptr), al_b = alignment(A.ptr), al_c = alignment(out);
@@ -199,7 +199,7 @@ void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A,
   const void* ap = f64 ? static_cast<const void*>(&alpha) : &af;
   const void* bp = f64 ? static_cast<const void*>(&beta) : &bf;
   const Layouts& L = plan->L;
-  lt_check(cublasLtMatmul(ctx.lt, L.op, ap, B.ptr, L.a, A.ptr, L.b, bp, out, L.c, out, L.c,
+  lt_check(cublasLtMatmul(ctx.lt, L.op, ap, B.ptr, L.a, A.ptr, L.b, bp, c ? c : out, L.c, out, L.c,
                           &plan->algo, ctx.workspace, ctx.workspace_bytes, launch_stream()),
            "matmul");
 }
@@ -229,17 +229,23 @@ void Matmul::eval_cuda(std::span<Node* const> in, Node& out) {
     gemm(out.dtype, M, N, K, batch, A, B, out.raw(), 1.0, 0.0);
     return;
   }
-  // x·Wᵀ + bias (fused by compile): in the GEMV's epilogue, else added to the rows in place.
-  std::shared_ptr<Storage> hb;
-  const void* bias = dense(*in[2], hb);
+  // A bias [N] or an addend of out's shape, fused by compile: in the GEMV's epilogue; else the
+  // addend is cuBLASLt's C (beta 1), and a bias is added to the rows in place.
+  std::shared_ptr<Storage> hadd;
+  const void* add = dense(*in[2], hadd);
+  const bool bias = in[2]->shape != out.shape;
   if (batch == 1 && !A.col && B.col &&
-      gemv(out.dtype, M, N, K, A.ptr, A.ld, B.ptr, B.ld, out.raw(), 1.0f, 0.0f, bias))
+      gemv(out.dtype, M, N, K, A.ptr, A.ld, B.ptr, B.ld, out.raw(), 1.0f, 0.0f, add, bias ? 0 : N))
     return;
+  if (!bias) {
+    gemm(out.dtype, M, N, K, batch, A, B, out.raw(), 1.0, 1.0, DType::boolean, add);
+    return;
+  }
   gemm(out.dtype, M, N, K, batch, A, B, out.raw(), 1.0, 0.0);
   Strides rows(out.shape.size(), 0);
   rows.back() = 1;  // the dense bias again for every row
   auto s = make_space<3>(out.shape, {out.strides, out.strides, rows});
-  binary(static_cast<int>(detail::BinaryOp::add), out.dtype, out.dtype, out.raw(), s.walks[1], bias, s.walks[2],
+  binary(static_cast<int>(detail::BinaryOp::add), out.dtype, out.dtype, out.raw(), s.walks[1], add, s.walks[2],
          out.raw(), s.walks[0], s.space);
 }
 
