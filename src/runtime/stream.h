@@ -56,6 +56,8 @@ class StreamWorker {
 };
 
 StreamWorker& worker_for(Stream s);
+/// set_profiling's switch: while on, kernels are timed one by one (and graphs are not used).
+extern std::atomic<bool> profiling;
 /// Executes a submission's nodes in order on the calling thread and completes its future.
 void run_submission(Submission& s);
 

@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "graph/ops_common.h"
+#include "runtime/stream.h"
 #include "transforms/graph_plan.h"
 #include "transforms/tape.h"
 #include "wick/runtime.h"
@@ -240,7 +241,9 @@ std::vector<Tensor> CompiledFunction::operator()(const std::vector<Tensor>& inpu
     m.last = entry->tape;
     // The first call of a signature runs lazily: it warms what recording cannot do (kernel
     // compilation, GEMM heuristics), and a signature seen once never pays for a recording.
-    if (++entry->calls >= 2 && m.opts.cuda_graphs && detail::cuda_graphs_enabled()) {
+    // While profiling, kernels are timed one by one, which a graph would hide.
+    if (++entry->calls >= 2 && m.opts.cuda_graphs && detail::cuda_graphs_enabled() &&
+        !detail::profiling.load(std::memory_order_relaxed)) {
       if (auto dev = graph_device(inputs)) {
         if (!entry->graph) entry->graph = std::make_shared<detail::GraphPlan>(entry->tape, *dev);
         if (!entry->graph->failed()) graph = entry->graph;
