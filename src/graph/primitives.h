@@ -379,9 +379,10 @@ class ScaledMaskedSoftmax : public Primitive {
   bool has_mask;
 };
 
-/// The attention probabilities softmax(scale·q·kᵀ + mask, causal) as f32 [B, Hq, T, S] (fully
-/// masked rows 0): inputs q, k and, when has_mask, the f32 mask broadcast to [B, Hq, T, S]. The
-/// CUDA attention gradient recomputes them with it (no vjp of its own).
+/// The attention probabilities softmax(scale·q·kᵀ + mask, causal) [B, Hq, T, S] in the output's
+/// dtype, computed in f32 (fully masked rows 0): inputs q, k and, when has_mask, the f32 mask
+/// broadcast to [B, Hq, T, S]. The CUDA attention gradient recomputes them with it (no vjp of
+/// its own).
 class AttentionProbs : public Primitive {
  public:
   AttentionProbs(double s, bool c, bool hm) : scale(s), causal(c), has_mask(hm) {}
@@ -390,8 +391,8 @@ class AttentionProbs : public Primitive {
   bool causal, has_mask;
 };
 
-/// The softmax rule of the gradient over the last axis: inputs p and dp (f32, one shape); output
-/// p·(dp − Σ dp·p), in one pass instead of three.
+/// The softmax rule of the gradient over the last axis: inputs p and dp (one shape, the output's
+/// dtype); output p·(dp − Σ dp·p) computed in f32, in one pass instead of three.
 class SoftmaxGrad : public Primitive {
  public:
   WICK_PRIMITIVE(SoftmaxGrad, "softmax_grad")

@@ -96,18 +96,22 @@ std::vector<Tensor> Attention::vjp(const std::vector<Tensor>& p, const Tensor&, 
   const Shape& qs = p[0].shape();
   int64_t B = qs[0], Hq = qs[1], T = qs[2], D = qs[3];
   int64_t Hkv = p[1].shape()[1], S = p[1].shape()[2], G = Hq / Hkv;
-  Tensor q5 = reshape(widened(p[0]), {B, Hkv, G, T, D});
-  Tensor k5 = expand_dims(widened(p[1]), 2);
-  Tensor v5 = expand_dims(widened(p[2]), 2);
-  Tensor g5 = reshape(widened(g), {B, Hkv, G, T, D});
   // On a GPU one GEMM and one row kernel recompute the probabilities (and one more applies the
-  // softmax rule below); the CPU composes the same from ops, which its GEMM serves better.
+  // softmax rule below); the CPU composes the same from ops, which its GEMM serves better. The
+  // GPU keeps a half type for the gradient GEMMs (f32 accumulation inside, the probabilities
+  // and their gradient rounded once each, as flash attention's backward does): in f32 those
+  // GEMMs were a tenth of a LoRA step. The CPU computes in f32.
   const bool fused = p[0].device().type == Device::Type::cuda;
+  auto operand = [&](const Tensor& x) { return fused ? x : widened(x); };
+  Tensor q5 = reshape(operand(p[0]), {B, Hkv, G, T, D});
+  Tensor k5 = expand_dims(operand(p[1]), 2);
+  Tensor v5 = expand_dims(operand(p[2]), 2);
+  Tensor g5 = reshape(operand(g), {B, Hkv, G, T, D});
   Tensor prob;
   if (fused) {
     std::vector<Tensor> in = {p[0], p[1]};
     if (has_mask) in.push_back(p[3]);
-    prob = reshape(make_node({B, Hq, T, S}, DType::f32, std::make_shared<AttentionProbs>(scale, causal, has_mask), in),
+    prob = reshape(make_node({B, Hq, T, S}, p[0].dtype(), std::make_shared<AttentionProbs>(scale, causal, has_mask), in),
                    {B, Hkv, G, T, S});
   } else {
     Tensor scores = matmul(q5, swapaxes(k5, -1, -2)) * scale;
@@ -129,11 +133,11 @@ std::vector<Tensor> Attention::vjp(const std::vector<Tensor>& p, const Tensor&, 
   if (need[2]) d[2] = astype(sum(matmul(swapaxes(prob, -1, -2), g5), {2}), p[2].dtype());
   if (need[0] || need[1] || (has_mask && need[3])) {
     Tensor dp = matmul(g5, swapaxes(v5, -1, -2));
-    Tensor ds = fused ? make_node(prob.shape(), DType::f32, std::make_shared<SoftmaxGrad>(), {prob, dp})
+    Tensor ds = fused ? make_node(prob.shape(), prob.dtype(), std::make_shared<SoftmaxGrad>(), {prob, dp})
                       : prob * (dp - sum(dp * prob, {-1}, true));
     if (need[0]) d[0] = astype(reshape(matmul(ds, k5) * scale, qs), p[0].dtype());
     if (need[1]) d[1] = astype(sum(matmul(swapaxes(ds, -1, -2), q5), {2}) * scale, p[1].dtype());
-    if (has_mask && need[3]) d[3] = reshape(ds, {B, Hq, T, S});
+    if (has_mask && need[3]) d[3] = astype(reshape(ds, {B, Hq, T, S}), p[3].dtype());
   }
   return d;
 }

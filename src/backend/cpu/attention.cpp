@@ -327,8 +327,10 @@ void AttentionProbs::eval_cpu(std::span<Node* const> in, Node& out) {
   alloc_output(out);
   const int64_t B = q.shape[0], Hq = q.shape[1], T = q.shape[2], D = q.shape[3];
   const int64_t Hkv = k.shape[1], S = k.shape[2], G = Hq / Hkv;
-  float* o = out.data<float>();
   std::vector<double> row(static_cast<size_t>(S));
+  // Probabilities in the output's dtype (f32, or the half type of a GPU gradient).
+  dispatch_float(out.dtype, name(), [&]<class O>() {
+  O* o = out.data<O>();
   dispatch_float(q.dtype, name(), [&]<class E>() {
     const E* qp = q.data<E>();
     const E* kp = k.data<E>();
@@ -350,12 +352,14 @@ void AttentionProbs::eval_cpu(std::span<Node* const> in, Node& out) {
             row[s] = d;
             m = std::max(m, d);
           }
-          float* orow = o + ((b * Hq + h) * T + t) * S;
+          O* orow = o + ((b * Hq + h) * T + t) * S;
           double sum = 0;
           bool empty = m == -std::numeric_limits<double>::infinity();
           for (int64_t s = 0; s < end; ++s) sum += row[s] = empty ? 0.0 : std::exp(row[s] - m);
-          for (int64_t s = 0; s < S; ++s) orow[s] = s < end && !empty ? static_cast<float>(row[s] / sum) : 0.0f;
+          for (int64_t s = 0; s < S; ++s)
+            orow[s] = O(static_cast<compute_t<O>>(s < end && !empty ? row[s] / sum : 0.0));
         }
+  });
   });
 }
 

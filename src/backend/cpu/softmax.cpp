@@ -115,20 +115,24 @@ using namespace cpu;
 void SoftmaxGrad::eval_cpu(std::span<Node* const> in, Node& out) {
   const Node& p = *in[0];
   const Node& dp = *in[1];
-  if (!p.contiguous() || !dp.contiguous() || p.dtype != DType::f32 || dp.dtype != DType::f32)
-    throw Error("softmax_grad: dense f32 inputs expected");
+  if (!p.contiguous() || !dp.contiguous() || p.dtype != dp.dtype || p.dtype != out.dtype)
+    throw Error("softmax_grad: dense inputs of the output's dtype expected");
   alloc_output(out);
   int64_t n = out.shape.empty() ? 1 : out.shape.back();
   int64_t rows = n ? out.size() / n : 0;
-  const float *pp = p.data<float>(), *gp = dp.data<float>();
-  float* o = out.data<float>();
-  parallel_for(rows, 4 * n, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const float *pr = pp + r * n, *gr = gp + r * n;
-      float dot = 0.0f;
-      for (int64_t i = 0; i < n; ++i) dot += pr[i] * gr[i];
-      for (int64_t i = 0; i < n; ++i) o[r * n + i] = pr[i] * (gr[i] - dot);
-    }
+  // f32 arithmetic whatever the storage (a GPU gradient keeps the half type).
+  dispatch_float(out.dtype, name(), [&]<class T>() {
+    using C = compute_t<T>;
+    const T *pp = p.data<T>(), *gp = dp.data<T>();
+    T* o = out.data<T>();
+    parallel_for(rows, 4 * n, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const T *pr = pp + r * n, *gr = gp + r * n;
+        C dot = 0;
+        for (int64_t i = 0; i < n; ++i) dot += C(pr[i]) * C(gr[i]);
+        for (int64_t i = 0; i < n; ++i) o[r * n + i] = T(C(pr[i]) * (C(gr[i]) - dot));
+      }
+    });
   });
 }
 

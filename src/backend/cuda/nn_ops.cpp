@@ -138,7 +138,7 @@ void AttentionProbs::eval_cuda(std::span<Node* const> in, Node& out) {
   std::shared_ptr<Storage> hold;
   const void* qp = dense(q, hold);  // the GEMM needs a group's query rows contiguous
   alloc_output(out);
-  attention_probs(a, qp, q.dtype, *in[1], out.raw(), DType::f32);
+  attention_probs(a, qp, q.dtype, *in[1], out.raw(), out.dtype);
 }
 
 void SoftmaxGrad::eval_cuda(std::span<Node* const> in, Node& out) {
@@ -148,8 +148,7 @@ void SoftmaxGrad::eval_cuda(std::span<Node* const> in, Node& out) {
   const void* g = dense(*in[1], hg);
   alloc_output(out);
   int64_t n = last_dim(out);
-  softmax_grad(static_cast<const float*>(p), static_cast<const float*>(g), out.data<float>(),
-               rows_of(out), n);
+  softmax_grad(out.dtype, p, g, out.raw(), rows_of(out), n);
 }
 
 void Attention::eval_cuda(std::span<Node* const> in, Node& out) {
