@@ -73,11 +73,12 @@ void check_against_finite_differences(TinyLM& lm, const TensorMap& params, int p
     for (int s = 0; s < per_param; ++s) {
       size_t i = (static_cast<size_t>(s) * 7919 + 3) % v.size();
       const double h = 1e-5;
-      auto at = [&](double delta) {
+      // Named copies: clang 14 cannot capture structured bindings.
+      auto at = [&, key = name, shape = value.shape()](double delta) {
         std::vector<double> w = v;
         w[i] += delta;
         TensorMap p = params;
-        p[name] = Tensor::from_vector(w, value.shape());
+        p[key] = Tensor::from_vector(w, shape);
         return lm.loss(p).item<double>();
       };
       double fd = (at(h) - at(-h)) / (2 * h);
