@@ -392,10 +392,12 @@ class AttentionProbs : public Primitive {
 };
 
 /// The softmax rule of the gradient over the last axis: inputs p and dp (one shape, the output's
-/// dtype); output p·(dp − Σ dp·p) computed in f32, in one pass instead of three.
+/// dtype); output scale·p·(dp − Σ dp·p) computed in f32, in one pass instead of three.
 class SoftmaxGrad : public Primitive {
  public:
+  explicit SoftmaxGrad(double s = 1.0) : scale(s) {}
   WICK_PRIMITIVE(SoftmaxGrad, "softmax_grad")
+  double scale;
 };
 
 /// Copies its input to the output's device (host <-> CUDA, or between CUDA devices).

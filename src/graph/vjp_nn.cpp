@@ -129,14 +129,21 @@ std::vector<Tensor> Attention::vjp(const std::vector<Tensor>& p, const Tensor&, 
     prob = e / where(equal(den, 0.0), 1.0, den);
   }
 
+  // A key or value head serves its group's G query heads: its gradient contracts over the group
+  // and the query rows at once ([B, Hkv, G·T, *] views), one GEMM instead of G and a sum.
+  auto group_rows = [&](const Tensor& x) { return reshape(x, {B, Hkv, G * T, x.shape().back()}); };
   std::vector<Tensor> d(p.size());
-  if (need[2]) d[2] = astype(sum(matmul(swapaxes(prob, -1, -2), g5), {2}), p[2].dtype());
+  if (need[2]) d[2] = astype(matmul(swapaxes(group_rows(prob), -1, -2), group_rows(g5)), p[2].dtype());
   if (need[0] || need[1] || (has_mask && need[3])) {
     Tensor dp = matmul(g5, swapaxes(v5, -1, -2));
-    Tensor ds = fused ? make_node(prob.shape(), prob.dtype(), std::make_shared<SoftmaxGrad>(), {prob, dp})
+    // The GPU's row kernel also applies the score scale that q's and k's gradients carry (unless
+    // the mask, which has none, needs the same values).
+    const bool fold = fused && !(has_mask && need[3]);
+    Tensor ds = fused ? make_node(prob.shape(), prob.dtype(), std::make_shared<SoftmaxGrad>(fold ? scale : 1.0), {prob, dp})
                       : prob * (dp - sum(dp * prob, {-1}, true));
-    if (need[0]) d[0] = astype(reshape(matmul(ds, k5) * scale, qs), p[0].dtype());
-    if (need[1]) d[1] = astype(sum(matmul(swapaxes(ds, -1, -2), q5), {2}) * scale, p[1].dtype());
+    auto scaled = [&](const Tensor& x) { return fold ? x : x * scale; };
+    if (need[0]) d[0] = astype(reshape(scaled(matmul(ds, k5)), qs), p[0].dtype());
+    if (need[1]) d[1] = astype(scaled(matmul(swapaxes(group_rows(ds), -1, -2), group_rows(q5))), p[1].dtype());
     if (has_mask && need[3]) d[3] = astype(reshape(ds, {B, Hq, T, S}), p[3].dtype());
   }
   return d;

@@ -37,6 +37,8 @@ TEST(SoftmaxGrad, EqualsComposedRule) {
   Tensor p = softmax(rnd({3, 7, 10}, 4)).eval(), dp = rnd({3, 7, 10}, 5);
   Tensor got = detail::make_node({3, 7, 10}, f32, std::make_shared<detail::SoftmaxGrad>(), {p, dp});
   EXPECT_LE(wt::max_abs_diff(got, p * (dp - sum(dp * p, {-1}, true))), 1e-6);
+  Tensor scaled = detail::make_node({3, 7, 10}, f32, std::make_shared<detail::SoftmaxGrad>(0.125), {p, dp});
+  EXPECT_LE(wt::max_abs_diff(scaled, p * (dp - sum(dp * p, {-1}, true)) * 0.125), 1e-7);
   // bf16 storage, f32 arithmetic: the f32 rule on the rounded inputs, rounded once.
   Tensor ph = astype(p, bf16), dph = astype(dp, bf16);
   Tensor half = detail::make_node({3, 7, 10}, bf16, std::make_shared<detail::SoftmaxGrad>(), {ph, dph});

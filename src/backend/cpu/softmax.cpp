@@ -130,7 +130,7 @@ void SoftmaxGrad::eval_cpu(std::span<Node* const> in, Node& out) {
         const T *pr = pp + r * n, *gr = gp + r * n;
         C dot = 0;
         for (int64_t i = 0; i < n; ++i) dot += C(pr[i]) * C(gr[i]);
-        for (int64_t i = 0; i < n; ++i) o[r * n + i] = T(C(pr[i]) * (C(gr[i]) - dot));
+        for (int64_t i = 0; i < n; ++i) o[r * n + i] = T(C(scale) * C(pr[i]) * (C(gr[i]) - dot));
       }
     });
   });

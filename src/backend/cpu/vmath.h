@@ -125,6 +125,13 @@ inline float reduce_max(const float* x, int64_t n) {
   float m = -std::numeric_limits<float>::infinity();
 #pragma omp simd reduction(max : m)
   for (int64_t i = 0; i < n; ++i) m = x[i] > m ? x[i] : m;
+  // OpenMP may start each lane at the lowest finite value instead of −inf (clang's libomp
+  // does), which turns an all −inf row (fully masked attention) into −FLT_MAX. That value is
+  // rechecked with a plain loop.
+  if (m == std::numeric_limits<float>::lowest()) {
+    m = -std::numeric_limits<float>::infinity();
+    for (int64_t i = 0; i < n; ++i) m = x[i] > m ? x[i] : m;
+  }
   return m;
 }
 

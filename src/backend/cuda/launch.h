@@ -129,7 +129,7 @@ void attention_softmax(const float* scores, void* p, DType pt, int64_t B, int64_
                        int64_t S, bool causal, const float* mask, const int64_t* ms);
 
 /// ds = p·(dp − Σ dp·p) over dense f32 rows of n.
-void softmax_grad(DType t, const void* p, const void* dp, void* out, int64_t rows, int64_t n);
+void softmax_grad(DType t, const void* p, const void* dp, void* out, int64_t rows, int64_t n, float scale);
 
 // ---- attention (attention.cu) ----
 struct AttentionArgs {

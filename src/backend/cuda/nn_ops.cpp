@@ -148,7 +148,7 @@ void SoftmaxGrad::eval_cuda(std::span<Node* const> in, Node& out) {
   const void* g = dense(*in[1], hg);
   alloc_output(out);
   int64_t n = last_dim(out);
-  softmax_grad(out.dtype, p, g, out.raw(), rows_of(out), n);
+  softmax_grad(out.dtype, p, g, out.raw(), rows_of(out), n, static_cast<float>(scale));
 }
 
 void Attention::eval_cuda(std::span<Node* const> in, Node& out) {

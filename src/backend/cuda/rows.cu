@@ -200,25 +200,25 @@ __global__ void attention_softmax_kernel(const float* scores, P* p, int64_t rows
 }
 
 template <class T>
-__global__ void softmax_grad_kernel(const T* p, const T* dp, T* out, int64_t rows, int64_t n) {
+__global__ void softmax_grad_kernel(const T* p, const T* dp, T* out, int64_t rows, int64_t n, float scale) {
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const T *pr = p + r * n, *gr = dp + r * n;
     float dot = 0.0f;
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) dot += float(ld(pr + i)) * float(ld(gr + i));
     dot = block_sum(dot);
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
-      st(out + r * n + i, float(ld(pr + i)) * (float(ld(gr + i)) - dot));
+      st(out + r * n + i, scale * float(ld(pr + i)) * (float(ld(gr + i)) - dot));
   }
 }
 
 }  // namespace
 
-void softmax_grad(DType t, const void* p, const void* dp, void* out, int64_t rows, int64_t n) {
+void softmax_grad(DType t, const void* p, const void* dp, void* out, int64_t rows, int64_t n, float scale) {
   if (rows == 0 || n == 0) return;
   dispatch_float(t, "softmax_grad", [&]<class T>() {
     if constexpr (!std::is_same_v<T, double>)
       softmax_grad_kernel<T><<<row_blocks(rows), kThreads, 0, launch_stream()>>>(
-          static_cast<const T*>(p), static_cast<const T*>(dp), static_cast<T*>(out), rows, n);
+          static_cast<const T*>(p), static_cast<const T*>(dp), static_cast<T*>(out), rows, n, scale);
     else
       throw Error("softmax_grad: f64 has no CUDA kernel");
   });
