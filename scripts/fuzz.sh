@@ -38,8 +38,12 @@ if [ ${#targets[@]} -eq 0 ]; then
   exit 0
 fi
 
-CC=clang CXX=clang++ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DWICK_FUZZ=ON -DWICK_CUDA=OFF -DWICK_BUILD_TESTS=OFF -DWICK_BUILD_TOOLS=OFF >/dev/null
+# A tree already configured for fuzzing (scripts/test.sh's sanitizer tree, with its tests) is
+# used as it is; otherwise a fuzzing-only tree is configured.
+if ! grep -q '^WICK_FUZZ:BOOL=ON' "$BUILD/CMakeCache.txt" 2>/dev/null; then
+  CC=clang CXX=clang++ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DWICK_FUZZ=ON -DWICK_CUDA=OFF -DWICK_BUILD_TESTS=OFF -DWICK_BUILD_TOOLS=OFF >/dev/null
+fi
 cmake --build "$BUILD" -j "$JOBS" --target "${targets[@]/%/_fuzz}"
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1}
