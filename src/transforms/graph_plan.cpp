@@ -114,16 +114,20 @@ struct GraphPlan::State {
       PoolScope scope(pool);
       for (size_t i = 0; i < tape->input_shapes.size(); ++i)
         slots.push_back(dense_tensor(tape->input_shapes[i], tape->input_dtypes[i], device));
-      cuda_api::begin_capture(device.index);
+      bool recording = false;
       try {
+        cuda_api::begin_capture(device.index);
+        recording = true;
         results = run_tape(*tape, slots, true);
       } catch (...) {
         error = std::current_exception();
       }
-      try {
-        graph = cuda_api::end_capture(device.index, !error);
-      } catch (...) {
-        error = std::current_exception();
+      if (recording) {
+        try {
+          graph = cuda_api::end_capture(device.index, !error);
+        } catch (...) {
+          error = std::current_exception();
+        }
       }
     }
     if (error) {
