@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/byte_tokenizer.h"
+#include "common/compare.h"
 #include "wick/wick.h"
 
 namespace {
@@ -138,6 +139,13 @@ TEST(Generate, DecodeStepChecksItsPosition) {
     ASSERT_EQ(got.size(), want.size());
     for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-4) << p << " " << i;
   }
+  // Several tokens per step (a chunk of a prompt): each row sees the positions up to its own.
+  KVCache chunked = model->make_cache(1, 8);
+  std::vector<int32_t> first = {3, 1, 4}, second = {1, 5};
+  Tensor a = model->decode_step(Tensor::from_vector(first, {1, 3}), chunked, Tensor::from_vector<int64_t>({0}, {1}));
+  Tensor b = model->decode_step(Tensor::from_vector(second, {1, 2}), chunked, Tensor::from_vector<int64_t>({3}, {1}));
+  Tensor whole = model->forward(Tensor::from_vector<int32_t>({3, 1, 4, 1, 5}, {1, 5}));
+  EXPECT_LE(wt::max_abs_diff(concatenate({a, b}, 1), whole), 1e-4);
 }
 
 TEST_P(Models, PipelinedSamplingEqualsSequential) {
