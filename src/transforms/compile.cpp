@@ -3,6 +3,7 @@
 
 #include <list>
 #include <map>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <sstream>
@@ -116,7 +117,10 @@ Tape trace(const Function& fn, const std::vector<Tensor>& inputs) {
   return t;
 }
 
-std::vector<Tensor> replay(const Tape& t, const std::vector<Tensor>& inputs) {
+}  // namespace
+
+std::vector<Tensor> replay(const Tape& t, const std::vector<Tensor>& inputs, const std::function<void(Node&)>& run) {
+  std::vector<uint32_t> uses = t.use_counts();
   std::vector<Tensor> vals(t.ops.size());
   auto get = [&](Ref r) -> const Tensor& {
     switch (r.kind) {
@@ -130,12 +134,20 @@ std::vector<Tensor> replay(const Tape& t, const std::vector<Tensor>& inputs) {
     std::vector<Tensor> ins;
     ins.reserve(op.ins.size());
     for (const Ref& r : op.ins) ins.push_back(get(r));
-    vals[i] = make_op(op, std::move(ins));
+    Tensor n = make_op(op, std::move(ins));
+    // Last uses are dropped before the op runs: evaluated at once, it may reuse their buffers
+    // as a plain evaluation would (lazy nodes keep their inputs themselves).
+    for (const Ref& r : op.ins)
+      if (r.kind == Ref::Kind::op && --uses[r.index] == 0) vals[r.index] = Tensor();
+    if (run) run(*n.node());
+    vals[i] = std::move(n);
   }
   std::vector<Tensor> outs;
   for (const Ref& r : t.outputs) outs.push_back(get(r));
   return outs;
 }
+
+namespace {
 
 std::string signature(const std::vector<Tensor>& inputs) {
   std::string key;

@@ -69,31 +69,7 @@ Tensor dense_tensor(const Shape& shape, DType dtype, Device device) {
 }  // namespace
 
 std::vector<Tensor> run_tape(const Tape& t, const std::vector<Tensor>& inputs, bool recording) {
-  std::vector<uint32_t> uses = t.use_counts();
-  std::vector<Tensor> vals(t.ops.size());
-  auto get = [&](Ref r) -> const Tensor& {
-    switch (r.kind) {
-      case Ref::Kind::input: return inputs[r.index];
-      case Ref::Kind::constant: return t.constants[r.index];
-      default: return vals[r.index];
-    }
-  };
-  for (size_t i = 0; i < t.ops.size(); ++i) {
-    const TapeOp& op = t.ops[i];
-    std::vector<Tensor> ins;
-    ins.reserve(op.ins.size());
-    for (const Ref& r : op.ins) ins.push_back(get(r));
-    Tensor n = make_op(op, std::move(ins));
-    // Last uses are dropped before the op runs, so it may reuse their buffers as it would in a
-    // plain evaluation.
-    for (const Ref& r : op.ins)
-      if (r.kind == Ref::Kind::op && --uses[r.index] == 0) vals[r.index] = Tensor();
-    run_node(*n.node(), recording);
-    vals[i] = std::move(n);
-  }
-  std::vector<Tensor> outs;
-  for (const Ref& r : t.outputs) outs.push_back(get(r));
-  return outs;
+  return replay(t, inputs, [recording](Node& n) { run_node(n, recording); });
 }
 
 struct GraphPlan::State {

@@ -1,6 +1,7 @@
 #pragma once
 // The traced form of a compiled function: a topologically ordered list of ops over the
 // function's inputs and captured constants. Passes rewrite it; replay turns it into nodes.
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -40,6 +41,12 @@ struct Tape {
   /// How many op inputs and outputs name each op.
   std::vector<uint32_t> use_counts() const;
 };
+
+/// The tape's outputs over `inputs`: a node per op, as lazy tensors; with `run`, each node is
+/// handed to it as soon as it is built (to evaluate at once) and intermediates are dropped after
+/// their last use.
+std::vector<Tensor> replay(const Tape& t, const std::vector<Tensor>& inputs,
+                           const std::function<void(Node&)>& run = {});
 
 struct PassStats {
   size_t merged = 0, folded = 0, fused_elementwise = 0, fused_patterns = 0;

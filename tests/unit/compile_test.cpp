@@ -89,19 +89,24 @@ TEST(Compile, RmsNormTimesWeightIsOneKernel) {
   for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], 1e-6 * (1 + std::abs(b[i])));
 }
 
+/// A matmul and the add after it: two kernels plain, one compiled (one pattern), same values.
+void expect_two_kernels_become_one(const Case& c) {
+  auto plain = c.fn(c.inputs);
+  EXPECT_EQ(kernels(plain), 2u);
+  auto compiled = wick::compile(c.fn);
+  auto out = compiled(c.inputs);
+  EXPECT_EQ(kernels(out), 1u) << compiled.describe();
+  EXPECT_EQ(compiled.stats().fused_patterns, 1u);
+  expect_identical(out[0], plain[0]);
+}
+
 TEST(Compile, LinearWithBiasIsOneKernel) {
   // f32 and bf16 (the bias is added after the product's rounding, as unfused).
   for (DType t : {DType::f32, DType::bf16}) {
     Case c{[](const std::vector<Tensor>& v) { return std::vector<Tensor>{wick::linear(v[0], v[1], v[2])}; },
            {wick::astype(rnd({3, 5, 64}, 14), t).eval(), wick::astype(rnd({24, 64}, 15, 0.1), t).eval(),
             wick::astype(rnd({24}, 16), t).eval()}};
-    auto plain = c.fn(c.inputs);
-    EXPECT_EQ(kernels(plain), 2u);
-    auto compiled = wick::compile(c.fn);
-    auto out = compiled(c.inputs);
-    EXPECT_EQ(kernels(out), 1u) << compiled.describe();
-    EXPECT_EQ(compiled.stats().fused_patterns, 1u);
-    expect_identical(out[0], plain[0]);
+    expect_two_kernels_become_one(c);
   }
 }
 
@@ -112,13 +117,7 @@ TEST(Compile, ResidualAddJoinsItsMatmul) {
     Case c{[](const std::vector<Tensor>& v) { return std::vector<Tensor>{v[2] + wick::linear(v[0], v[1])}; },
            {wick::astype(rnd({2, 5, 64}, 17), t).eval(), wick::astype(rnd({48, 64}, 18, 0.1), t).eval(),
             wick::astype(rnd({2, 5, 48}, 19), t).eval()}};
-    auto plain = c.fn(c.inputs);
-    EXPECT_EQ(kernels(plain), 2u);
-    auto compiled = wick::compile(c.fn);
-    auto out = compiled(c.inputs);
-    EXPECT_EQ(kernels(out), 1u) << compiled.describe();
-    EXPECT_EQ(compiled.stats().fused_patterns, 1u);
-    expect_identical(out[0], plain[0]);
+    expect_two_kernels_become_one(c);
   }
   // A strided addend (a transposed view) and an addend the product is broadcast against stay
   // correct: the first fuses, the second (not the sum's shape) does not.
