@@ -22,6 +22,9 @@ Tensor build(Shape shape, DType dtype, std::vector<Tensor> inputs, Args&&... arg
 }
 /// The dtype computing float-only functions of `t` (ints and bool become f32).
 inline DType float_dtype(DType t) { return is_floating(t) ? t : DType::f32; }
+/// A position read on the device: one integer element, as the i64 tensor [1] kernels take;
+/// anything else is an error naming `op`.
+Tensor position_operand(const Tensor& position, const char* op);
 /// RoPE at positions position[0] + t, with `position` an integer tensor [1] read when the op
 /// runs, so one compiled graph serves every decoding step.
 Tensor rope_at(const Tensor& x, const std::vector<float>& inv_freq, const Tensor& position);

@@ -163,11 +163,7 @@ Tensor rope(const Tensor& x, const std::vector<float>& inv_freq, int64_t offset)
 
 Tensor detail::rope_at(const Tensor& x, const std::vector<float>& inv_freq, const Tensor& position) {
   Tensor xc = rope_operand(x, inv_freq);
-  require_defined("rope", {&position});
-  if (position.numel() != 1 || is_floating(position.dtype()) || position.dtype() == DType::boolean)
-    throw Error("rope: position must be one integer, got " + shape_str(position.shape()) + " " +
-                dtype_name(position.dtype()));
-  return build<Rope>(x.shape(), xc.dtype(), {xc, cast(reshape(position, {1}), DType::i64)}, inv_freq, 0);
+  return build<Rope>(x.shape(), xc.dtype(), {xc, position_operand(position, "rope")}, inv_freq, 0);
 }
 
 Tensor rope(const Tensor& x, double theta, int64_t offset) {

@@ -157,11 +157,16 @@ Tensor detail::write_at(const Tensor& buffer, const Tensor& update, int axis, co
   if (update.shape() != region)
     throw Error("write_at: update " + shape_str(update.shape()) + " does not fit buffer " +
                 shape_str(buffer.shape()) + " but for axis " + std::to_string(a));
-  if (position.numel() != 1 || is_floating(position.dtype()) || position.dtype() == DType::boolean)
-    throw Error("write_at: position must be one integer, got " + shape_str(position.shape()) + " " +
-                dtype_name(position.dtype()));
   return build<WriteAt>(buffer.shape(), buffer.dtype(),
-                        {buffer, cast(update, buffer.dtype()), cast(reshape(position, {1}), DType::i64)}, a);
+                        {buffer, cast(update, buffer.dtype()), position_operand(position, "write_at")}, a);
+}
+
+Tensor detail::position_operand(const Tensor& position, const char* op) {
+  require_defined(op, {&position});
+  if (position.numel() != 1 || is_floating(position.dtype()) || position.dtype() == DType::boolean)
+    throw Error(std::string(op) + ": position must be one integer, got " + shape_str(position.shape()) + " " +
+                dtype_name(position.dtype()));
+  return cast(reshape(position, {1}), DType::i64);
 }
 
 Tensor broadcast_to(const Tensor& x, const Shape& shape) {

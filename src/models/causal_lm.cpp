@@ -1,4 +1,5 @@
 // CausalLM: the decoder stack plus the output head, with transformers' names.
+#include "graph/ops_common.h"
 #include "models/decoder.h"
 #include "wick/ops.h"
 
@@ -69,11 +70,10 @@ Tensor CausalLM::decode_step(const Tensor& ids, KVCache& cache, const Tensor& po
   if (cache.num_layers() != config_.num_hidden_layers)
     throw Error("CausalLM::decode_step: cache has " + std::to_string(cache.num_layers()) + " layers, model " +
                 std::to_string(config_.num_hidden_layers));
-  if (!position.defined() || position.numel() != 1 || is_floating(position.dtype()) || position.dtype() == DType::boolean)
-    throw Error("CausalLM::decode_step: position must be one integer");
   Device dev = device();
   DeviceScope on_device(dev);
-  detail::DecoderContext ctx = detail::make_step_context(config_, inv_freq_, B, T, cache, wick::to(position, dev));
+  Tensor pos = wick::to(detail::position_operand(position, "CausalLM::decode_step"), dev);
+  detail::DecoderContext ctx = detail::make_step_context(config_, inv_freq_, B, T, cache, pos);
   auto* model = dynamic_cast<DecoderModel*>(&child(model_));
   if (!model) throw Error("CausalLM: \"model\" was replaced by a module of another kind");
   return logits(model->forward(wick::to(ids, dev), ctx));

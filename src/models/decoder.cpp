@@ -114,7 +114,7 @@ DecoderContext make_step_context(const ModelConfig& c, const std::vector<float>&
   ctx.tokens = tokens;
   ctx.inv_freq = &inv_freq;
   ctx.cache = &cache;
-  ctx.position = astype(reshape(position, {1}), DType::i64);
+  ctx.position = position;
   // Key s is visible to query t while s <= position + t (and, in a window w, position + t - s < w).
   const int64_t S = cache.max_length();
   Tensor keys = reshape(arange(S), {1, 1, 1, S});

@@ -29,7 +29,8 @@ DecoderContext make_context(const ModelConfig& c, const std::vector<float>& inv_
                             int64_t tokens, KVCache* cache, const std::optional<Tensor>& attention_mask,
                             Device device);
 
-/// The context of CausalLM::decode_step: positions position[0] + t, masks over the whole cache.
+/// The context of CausalLM::decode_step: positions position[0] + t (position an i64 tensor [1] on
+/// the model's device), masks over the whole cache.
 DecoderContext make_step_context(const ModelConfig& c, const std::vector<float>& inv_freq, int64_t batch,
                                  int64_t tokens, KVCache& cache, const Tensor& position);
 
