@@ -37,6 +37,7 @@ struct DecodeOptions {
   int64_t batch = 1;  // prefill batch (decode is always batch 1)
   std::string device = "cpu";
   bool json = false;
+  bool profile = false;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -163,6 +164,17 @@ int run_decode(const DecodeOptions& o) {
     double dt = seconds_since(t0);
     if (r > 0) prefill.push_back(dt);
   }
+  if (o.profile) {
+    print_profile("prefill", [&] {
+      KVCache cache = model->make_cache(o.batch, max_len, cache_t);
+      last_logits(*model, batch_ids, cache).eval();
+    });
+    // Profiling turns CUDA graphs off, so this shows the compiled steps' kernels one by one.
+    print_profile("decode (" + std::to_string(o.steps) + " compiled steps)", [&] {
+      decode_step_seconds(*model, std::vector<int32_t>(prompt.begin(), prompt.begin() + o.prompt), o.steps,
+                          true, false);
+    });
+  }
   // Decode: greedy generation after the first prompt, each way of running its steps.
   std::vector<int32_t> first(prompt.begin(), prompt.begin() + o.prompt);
   struct Way {
@@ -235,6 +247,7 @@ int run_decode(const DecodeOptions& o) {
       app.add_option("--device", o->device, "cpu or cuda (the GPU's copy bandwidth is measured instead of the host's)")
           ->capture_default_str();
       app.add_flag("--json", o->json, "One JSON object instead of text");
+      app.add_flag("--profile", o->profile, "Print the kernel times of one prefill and of the decode steps (stderr)");
       return [o] { return run_decode(*o); };
     }};
 

@@ -4,7 +4,24 @@
 #include <chrono>
 #include <cmath>
 
+#include "wick/runtime.h"
+
 namespace wick::bench {
+
+void print_profile(const std::string& name, const std::function<void()>& fn) {
+  profile_report(true);
+  set_profiling(true);
+  fn();
+  set_profiling(false);
+  std::fprintf(stderr, "profile of one %s run:\n", name.c_str());
+  double total = 0;
+  auto entries = profile_report(true);
+  for (const auto& e : entries) total += e.total_us;
+  for (size_t i = 0; i < entries.size() && i < 25; ++i)
+    std::fprintf(stderr, "  %-60s %6llu calls %10.0f us %5.1f%%\n", entries[i].name.c_str(),
+                 static_cast<unsigned long long>(entries[i].calls), entries[i].total_us,
+                 100.0 * entries[i].total_us / std::max(total, 1e-9));
+}
 
 double percentile(std::vector<double>& s, double p) {
   if (s.empty()) return 0;

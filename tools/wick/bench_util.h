@@ -70,6 +70,10 @@ class Reporter {
 /// JSON string literal with escapes.
 std::string json_quote(const std::string& s);
 
+/// Profiles one more run of `fn` and prints its kernel times, slowest first, to stderr (so a
+/// --json report on stdout stays parseable).
+void print_profile(const std::string& name, const std::function<void()>& fn);
+
 /// Prevents the optimiser from dropping a value the benchmark computes only for timing.
 void keep(const void* p);
 
