@@ -15,7 +15,7 @@ namespace {
   void cls::eval_cuda(std::span<Node* const>, Node&) { unavailable(name()); }
 WICK_NO_CUDA(Full) WICK_NO_CUDA(Arange) WICK_NO_CUDA(Random) WICK_NO_CUDA(Unary) WICK_NO_CUDA(Binary)
 WICK_NO_CUDA(Where) WICK_NO_CUDA(AsType) WICK_NO_CUDA(Copy) WICK_NO_CUDA(Reduce) WICK_NO_CUDA(ArgReduce)
-WICK_NO_CUDA(Matmul) WICK_NO_CUDA(LoraLinear) WICK_NO_CUDA(Softmax) WICK_NO_CUDA(RmsNorm) WICK_NO_CUDA(LayerNorm)
+WICK_NO_CUDA(Matmul) WICK_NO_CUDA(FusedLinear) WICK_NO_CUDA(LoraLinear) WICK_NO_CUDA(Softmax) WICK_NO_CUDA(RmsNorm) WICK_NO_CUDA(LayerNorm)
 WICK_NO_CUDA(Rope) WICK_NO_CUDA(Attention) WICK_NO_CUDA(Reshape) WICK_NO_CUDA(SliceUpdate)
 WICK_NO_CUDA(Concatenate) WICK_NO_CUDA(Take) WICK_NO_CUDA(TakeAlongAxis) WICK_NO_CUDA(TakeGrad)
 WICK_NO_CUDA(TakeAlongAxisGrad) WICK_NO_CUDA(CrossEntropy) WICK_NO_CUDA(CrossEntropyGrad)

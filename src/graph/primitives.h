@@ -143,6 +143,26 @@ class Matmul : public Primitive {
   bool is_equivalent(const Primitive& o) const override { return WICK_SAME(Matmul, true); }
 };
 
+/// A few rows times several weights that share them, made by compile for decoding (at most
+/// kMaxRows rows): out [M, ΣN_i] = p(x)·[W_0 | W_1 | ...] + [a_0 | a_1 | ...], one GEMV kernel on
+/// a GPU instead of a normalisation and a GEMM per weight. The prologue p is the identity,
+/// rms_norm(x)·g (x [M, K]), or silu(x[:, :K])·x[:, K:] (x [M, 2K], a gated MLP), each rounded
+/// as its unfused ops round. Inputs: x, then g [K] for rms_norm, then the weights [K, N_i], then
+/// one addend per group with has_addend set: a bias [N_i] or [M, N_i] (a residual).
+class FusedLinear : public Primitive {
+ public:
+  enum class Prologue : uint8_t { none, rms_norm, swiglu };
+  static constexpr int64_t kMaxRows = 8, kMaxGroups = 3;
+  FusedLinear(Prologue p, double e, std::vector<int64_t> w, std::vector<bool> a)
+      : prologue(p), eps(e), widths(std::move(w)), has_addend(std::move(a)) {}
+  WICK_PRIMITIVE(FusedLinear, "fused_linear")
+  void print(std::ostream& os) const override;
+  Prologue prologue;
+  double eps;  // of rms_norm
+  std::vector<int64_t> widths;
+  std::vector<bool> has_addend;
+};
+
 /// Inputs: x [..., in], W [out, in], A [r, in], B [out, r], then bias [out] when has_bias.
 class LoraLinear : public Primitive {
  public:

@@ -204,6 +204,7 @@ struct CompiledFunction::Impl {
     detail::merge_common(*tape, ps);
     if (opts.fuse) {
       detail::fuse_patterns(*tape, ps);
+      detail::fuse_linears(*tape, ps);
       detail::fuse_elementwise(*tape, ps);
     }
     s.nodes_planned = tape->ops.size();

@@ -62,6 +62,9 @@ void fold_constants(Tape& t, PassStats& s);
 /// x·Wᵀ + s·(x·Aᵀ)·Bᵀ -> lora_linear; matmul + bias vector or residual -> matmul with that as a
 /// third input.
 void fuse_patterns(Tape& t, PassStats& s);
+/// Matmuls of at most FusedLinear::kMaxRows rows that share their input -> one FusedLinear,
+/// with the rms_norm or gated product in front of them as its prologue (after fuse_patterns).
+void fuse_linears(Tape& t, PassStats& s);
 /// Chains of single-use elementwise ops -> FusedElementwise.
 void fuse_elementwise(Tape& t, PassStats& s);
 /// Peak bytes of intermediates when evaluated in order and freed after their last use.

@@ -134,6 +134,45 @@ TEST(Compile, ResidualAddJoinsItsMatmul) {
   expect_identical(wick::compile(broadcast.fn)(broadcast.inputs)[0], broadcast.fn(broadcast.inputs)[0]);
 }
 
+/// A decoder block's linears: rms_norm·g then q, k and v with biases, and the gated MLP with its
+/// residual over its own normalised input.
+std::vector<Tensor> decoder_linears(const std::vector<Tensor>& v) {
+  Tensor h = wick::rms_norm(v[0], std::nullopt, 1e-6) * v[1];
+  Tensor q = wick::linear(h, v[2], v[3]), k = wick::linear(h, v[4], v[5]), val = wick::linear(h, v[6], v[7]);
+  Tensor n = wick::rms_norm(v[12], std::nullopt, 1e-6) * v[8];
+  Tensor y = v[12] + wick::linear(wick::silu(wick::linear(n, v[9])) * wick::linear(n, v[10]), v[11]);
+  return {q, k, val, y};
+}
+
+std::vector<Tensor> decoder_inputs(int64_t rows) {
+  return {rnd({1, rows, 64}, 30), rnd({64}, 31), rnd({64, 64}, 32, 0.1), rnd({64}, 33), rnd({32, 64}, 34, 0.1),
+          rnd({32}, 35),          rnd({32, 64}, 36, 0.1), rnd({32}, 37), rnd({64}, 38), rnd({128, 64}, 39, 0.1),
+          rnd({128, 64}, 40, 0.1), rnd({64, 128}, 41, 0.1), rnd({1, rows, 64}, 42)};
+}
+
+TEST(Compile, DecodingLinearsShareOneKernelEach) {
+  // At a few rows: q, k, v and their norm are one kernel, gate and up and theirs another, and
+  // the gated product joins the down projection and its residual: three kernels in all.
+  auto compiled = wick::compile(decoder_linears);
+  std::vector<Tensor> in = decoder_inputs(3), plain = decoder_linears(in), out = compiled(in);
+  EXPECT_EQ(kernels(out), 3u) << compiled.describe();
+  std::string plan = compiled.describe();
+  EXPECT_NE(plan.find("fused_linear[rms_norm, 64+a | 32+a | 32+a]"), std::string::npos) << plan;
+  EXPECT_NE(plan.find("fused_linear[rms_norm, 128 | 128]"), std::string::npos) << plan;
+  EXPECT_NE(plan.find("fused_linear[swiglu, 64+a]"), std::string::npos) << plan;
+  // The norm's weight is applied before its rounding, as rms_norm(x, w) does: f32 rounding apart.
+  ASSERT_EQ(out.size(), plain.size());
+  for (size_t o = 0; o < out.size(); ++o) {
+    ASSERT_EQ(out[o].shape(), plain[o].shape());
+    auto a = out[o].to_vector<float>(), b = plain[o].to_vector<float>();
+    for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], 1e-5 * (1 + std::abs(b[i]))) << "output " << o;
+  }
+  // More rows than a GEMV takes: separate GEMMs as before.
+  auto wide = wick::compile(decoder_linears);
+  wide(decoder_inputs(12));
+  EXPECT_EQ(wide.describe().find("fused_linear"), std::string::npos) << wide.describe();
+}
+
 TEST(Compile, LoraLinearWrittenOutIsOneKernel) {
   Case c{[](const std::vector<Tensor>& v) {
            return std::vector<Tensor>{wick::linear(v[0], v[1]) + 2.0 * wick::linear(wick::linear(v[0], v[2]), v[3])};

@@ -16,17 +16,26 @@ namespace {
 constexpr int kWarps = 16;  // 512 keys in flight per row: every warp's share of a 2k-token cache is a few tiles
 
 /// q·k for one key row (q pre-scaled in shared memory), with 16-byte loads when the row is dense
-/// and aligned.
-template <class T>
+/// and aligned. The loads go out eight at a time before their products: one at a time, a row
+/// of 64 keys waited for memory eight times in a row.
+template <class T, int NV>
 __device__ __forceinline__ float key_dot(const T* kr, int64_t stride, int64_t D, const float* q) {
-  constexpr int V = 16 / sizeof(T);
+  constexpr int V = 16 / sizeof(T), kLoads = 32 * NV / V, kBatch = kLoads < 8 ? kLoads : 8;
   float dot = 0.0f;
   if (stride == 1 && D % V == 0 && reinterpret_cast<uintptr_t>(kr) % 16 == 0) {
-    for (int64_t d = 0; d < D; d += V) {
-      uint4 raw = *reinterpret_cast<const uint4*>(kr + d);
-      const T* e = reinterpret_cast<const T*>(&raw);
 #pragma unroll
-      for (int u = 0; u < V; ++u) dot += q[d + u] * static_cast<float>(ld(e + u));
+    for (int i0 = 0; i0 < kLoads; i0 += kBatch) {
+      uint4 raw[kBatch];
+#pragma unroll
+      for (int i = 0; i < kBatch; ++i)
+        if ((i0 + i) * V < D) raw[i] = *reinterpret_cast<const uint4*>(kr + (i0 + i) * V);
+#pragma unroll
+      for (int i = 0; i < kBatch; ++i) {
+        if ((i0 + i) * V >= D) break;
+        const T* e = reinterpret_cast<const T*>(&raw[i]);
+#pragma unroll
+        for (int u = 0; u < V; ++u) dot += q[(i0 + i) * V + u] * static_cast<float>(ld(e + u));
+      }
     }
     return dot;
   }
@@ -36,6 +45,7 @@ __device__ __forceinline__ float key_dot(const T* kr, int64_t stride, int64_t D,
 
 template <class T, int NV>
 __global__ void __launch_bounds__(32 * kWarps) attention_kernel(const __grid_constant__ AttentionArgs a) {
+  constexpr int kRows = NV <= 2 ? 16 : 8;  // value rows per batch of loads
   __shared__ float qs[32 * NV];
   __shared__ float part_m[kWarps], part_l[kWarps];
   __shared__ float part_acc[kWarps][32 * NV];
@@ -58,30 +68,17 @@ __global__ void __launch_bounds__(32 * kWarps) attention_kernel(const __grid_con
   float m = -INFINITY, l = 0.0f;
   for (int64_t s0 = int64_t(warp) * 32; s0 < end; s0 += 32 * kWarps) {
     const int64_t s = s0 + lane;
-    float score = -INFINITY;
-    if (s < end) {
-      float bias = mask ? mask[s * a.ms[3]] : 0.0f;
-      if (bias != -INFINITY) score = key_dot<T>(k + s * a.ks[2], a.ks[3], a.D, qs) + bias;
-    }
-    float tile_max = score;
-    for (int o = 16; o > 0; o >>= 1) tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, o));
-    if (tile_max == -INFINITY) continue;  // nothing visible in this tile (the same for every lane)
-    const float nm = fmaxf(m, tile_max), corr = expf(m - nm);
-    const float p = score == -INFINITY ? 0.0f : expf(score - nm);
-    float psum = p;
-    for (int o = 16; o > 0; o >>= 1) psum += __shfl_xor_sync(0xffffffffu, psum, o);
-    l = l * corr + psum;
-    for (int j = 0; j < NV; ++j) acc[j] *= corr;
-    // Values 8 keys at a time: their rows are loaded together, so the tile waits for memory
-    // about 4 times instead of 32. A hidden key's weight is 0 and its value is not used (it
-    // may be anything, NaN included).
+    const float bias = s < end ? (mask ? mask[s * a.ms[3]] : 0.0f) : -INFINITY;
+    if (!__any_sync(0xffffffffu, bias != -INFINITY)) continue;  // nothing visible in this tile
+    // Value rows kRows at a time, the first batch loaded together with the keys, so that the
+    // tile waits for memory about three times. A hidden key's weight is 0 and its value is not
+    // used (it may be anything, NaN included).
     const int n = end - s0 < 32 ? static_cast<int>(end - s0) : 32;
-    for (int i0 = 0; i0 < n; i0 += 8) {
-      float pv[8], vv[8][NV];
+    float vv[kRows][NV];
+    auto load_values = [&](int i0) {
 #pragma unroll
-      for (int u = 0; u < 8; ++u) {
+      for (int u = 0; u < kRows; ++u) {
         const int i = i0 + u;
-        pv[u] = __shfl_sync(0xffffffffu, p, i);
         const T* vr = v + (s0 + (i < n ? i : 0)) * a.vs[2];
 #pragma unroll
         for (int j = 0; j < NV; ++j) {
@@ -89,11 +86,27 @@ __global__ void __launch_bounds__(32 * kWarps) attention_kernel(const __grid_con
           vv[u][j] = i < n && d < a.D ? static_cast<float>(ld(vr + d * a.vs[3])) : 0.0f;
         }
       }
+    };
+    load_values(0);
+    const float score = bias == -INFINITY ? -INFINITY : key_dot<T, NV>(k + s * a.ks[2], a.ks[3], a.D, qs) + bias;
+    float tile_max = score;
+    for (int o = 16; o > 0; o >>= 1) tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, o));
+    if (tile_max == -INFINITY) continue;  // visible keys scored −inf
+    const float nm = fmaxf(m, tile_max), corr = expf(m - nm);
+    const float p = score == -INFINITY ? 0.0f : expf(score - nm);
+    float psum = p;
+    for (int o = 16; o > 0; o >>= 1) psum += __shfl_xor_sync(0xffffffffu, psum, o);
+    l = l * corr + psum;
+    for (int j = 0; j < NV; ++j) acc[j] *= corr;
+    for (int i0 = 0; i0 < n; i0 += kRows) {
+      if (i0 > 0) load_values(i0);
 #pragma unroll
-      for (int u = 0; u < 8; ++u)
-        if (pv[u] != 0.0f)
+      for (int u = 0; u < kRows; ++u) {
+        const float pu = __shfl_sync(0xffffffffu, p, (i0 + u) & 31);
+        if (i0 + u < n && pu != 0.0f)
 #pragma unroll
-          for (int j = 0; j < NV; ++j) acc[j] += pv[u] * vv[u][j];
+          for (int j = 0; j < NV; ++j) acc[j] += pu * vv[u][j];
+      }
     }
     m = nm;
   }

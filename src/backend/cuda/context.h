@@ -12,6 +12,7 @@ namespace wick::cuda {
 
 struct Context {
   int device = 0;
+  int sms = 1;  // streaming multiprocessors
   cudaStream_t stream = nullptr;
   cublasLtHandle_t lt = nullptr;
   void* workspace = nullptr;

@@ -4,6 +4,7 @@
 // an operand's first element; strides and shapes are in elements. Every launcher queues its
 // kernel on the active device's stream (context.h) and returns at once.
 #include <cstdint>
+#include <span>
 
 #include "wick/dtype.h"
 
@@ -109,11 +110,27 @@ void take_along_axis_grad(DType t, const void* g, const Walk& gs, DType it, cons
                           int64_t ax_stride, int64_t n, const Space& sp);
 // ---- matrix-vector products (gemv.cu) ----
 constexpr int64_t kMaxGemvRows = 8;
-/// out[m, n] = alpha·Σ_k x[m, k]·w[n, k] + beta·out[m, n] (+ add[m·add_ld + n]) for M ≤
-/// kMaxGemvRows rows of x (ldx apart), rows of w ldw apart, out dense [M, N], f32 accumulation.
-/// `add` (dtype t) may be null; add_ld 0 makes it a bias vector. Returns false, queuing nothing,
-/// when the operands do not suit it (dtype, 16-byte alignment, K or a leading dimension not a
-/// multiple of 16 bytes).
+constexpr int kMaxGemvGroups = 3;
+/// One weight of gemv_groups: n rows of w (ldw apart, dtype of the product), and an optional
+/// addend (add[m·add_ld + j]; add_ld 0 makes it a bias vector).
+struct GemvGroup {
+  const void* w;
+  int64_t ldw, n;
+  const void* add;
+  int64_t add_ld;
+};
+/// What the kernel computes from x before the product: nothing, rms_norm(x)·gamma over K, or
+/// silu(x[:, :K])·x[:, K:] (rounded to the dtype after each step, as the unfused ops).
+enum class GemvPrologue { none, rms_norm, swiglu };
+/// out[m, n0_i + j] = alpha·Σ_k p(x)[m, k]·w_i[j, k] + beta·out[...] + add_i[m, j] for M ≤
+/// kMaxGemvRows rows of x (ldx apart) and up to kMaxGemvGroups weights whose columns follow each
+/// other in out (rows ldo apart); f32 accumulation. Returns false, queuing nothing, when the
+/// operands do not suit it (dtype, 16-byte alignment, K or a leading dimension not a multiple of
+/// 16 bytes, a prologue's rows over 48 KiB).
+bool gemv_groups(DType t, int64_t M, int64_t K, const void* x, int64_t ldx, std::span<const GemvGroup> groups,
+                 void* out, int64_t ldo, float alpha, float beta, GemvPrologue prologue = GemvPrologue::none,
+                 const void* gamma = nullptr, float eps = 0.0f);
+/// gemv_groups over one weight, out dense [M, N].
 bool gemv(DType t, int64_t M, int64_t N, int64_t K, const void* x, int64_t ldx, const void* w,
           int64_t ldw, void* out, float alpha, float beta, const void* add = nullptr, int64_t add_ld = 0);
 

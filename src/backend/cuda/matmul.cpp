@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "backend/cuda/glue.h"
+#include "backend/fused_linear.h"
 
 namespace wick::cuda {
 
@@ -247,6 +248,39 @@ void Matmul::eval_cuda(std::span<Node* const> in, Node& out) {
   auto s = make_space<3>(out.shape, {out.strides, out.strides, rows});
   binary(static_cast<int>(detail::BinaryOp::add), out.dtype, out.dtype, out.raw(), s.walks[1], add, s.walks[2],
          out.raw(), s.walks[0], s.space);
+}
+
+void FusedLinear::eval_cuda(std::span<Node* const> in, Node& out) {
+  on(out);
+  const size_t w0 = prologue == Prologue::rms_norm ? 2 : 1, G = widths.size();
+  const Node& x = *in[0];
+  const int64_t M = out.shape[0], K = in[w0]->shape[0];
+  // One GEMV kernel when x's rows and each weight's rows are contiguous; otherwise the ops it
+  // replaces, one by one.
+  bool direct = x.strides[1] == 1 || x.shape[1] == 1;
+  std::vector<std::shared_ptr<detail::Storage>> holds(G + 1);
+  std::vector<GemvGroup> groups(G);
+  size_t next_addend = w0 + G;
+  for (size_t g = 0; g < G; ++g) {
+    const Node& w = *in[w0 + g];
+    direct = direct && (w.strides[0] == 1 || K == 1) && w.strides[1] >= K;
+    groups[g] = {w.raw(), w.strides[1], widths[g], nullptr, 0};
+    if (has_addend[g]) {
+      const Node& a = *in[next_addend++];
+      groups[g].add = dense(a, holds[g]);
+      groups[g].add_ld = a.shape.size() == 1 ? 0 : widths[g];
+    }
+  }
+  const void* gamma = nullptr;
+  if (prologue == Prologue::rms_norm) gamma = dense(*in[1], holds[G]);
+  const GemvPrologue p = prologue == Prologue::rms_norm ? GemvPrologue::rms_norm
+                         : prologue == Prologue::swiglu ? GemvPrologue::swiglu
+                                                        : GemvPrologue::none;
+  if (direct) alloc_output(out);
+  if (direct && gemv_groups(out.dtype, M, K, x.raw(), M == 1 ? x.shape[1] : x.strides[0], groups, out.raw(),
+                            out.shape[1], 1.0f, 0.0f, p, gamma, static_cast<float>(eps)))
+    return;
+  detail::fused_linear_unfused(*this, in, out);
 }
 
 void LoraLinear::eval_cuda(std::span<Node* const> in, Node& out) {

@@ -27,6 +27,7 @@ Context* create(int device) {
   check(cudaSetDevice(device), "cudaSetDevice");
   auto* c = new Context();
   c->device = device;
+  check(cudaDeviceGetAttribute(&c->sms, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
   check(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), "cudaStreamCreate");
   if (cublasLtCreate(&c->lt) != CUBLAS_STATUS_SUCCESS) throw Error("cuda: cublasLtCreate failed");
   c->workspace_bytes = kWorkspaceBytes;
