@@ -26,26 +26,14 @@ std::unique_ptr<Node> run_now(Primitive& p, std::vector<Node*> ins, Shape shape,
 
 void fused_linear_unfused(const FusedLinear& f, std::span<Node* const> in, Node& out) {
   const int64_t M = out.shape[0];
-  const size_t G = f.widths.size();
-  const size_t w0 = f.prologue == FusedLinear::Prologue::rms_norm ? 2 : 1;
+  const size_t G = f.widths.size(), w0 = f.norm ? 2 : 1;
   const int64_t K = in[w0]->shape[0];
-  std::unique_ptr<Node> xp, gate, up;
+  std::unique_ptr<Node> normed;
   Node* x = in[0];
-  if (f.prologue == FusedLinear::Prologue::rms_norm) {
+  if (f.norm) {
     RmsNorm norm(f.eps, true);
-    xp = run_now(norm, {in[0], in[1]}, {M, K}, out);
-    x = xp.get();
-  } else if (f.prologue == FusedLinear::Prologue::swiglu) {
-    Slice first({0, 0}, {1, 1}), second({0, K}, {1, 1});
-    gate = run_now(first, {in[0]}, {M, K}, out);
-    up = run_now(second, {in[0]}, {M, K}, out);
-    // silu(gate)·up as the elementwise fusion computes it, each step rounded to the dtype.
-    using I = FusedElementwise::Instr;
-    FusedElementwise glu({I{FusedElementwise::Kind::unary, static_cast<uint8_t>(UnaryOp::silu), out.dtype, 0},
-                          I{FusedElementwise::Kind::binary, static_cast<uint8_t>(BinaryOp::mul), out.dtype, 2, 1}},
-                         false);
-    xp = run_now(glu, {gate.get(), up.get()}, {M, K}, out);
-    x = xp.get();
+    normed = run_now(norm, {in[0], in[1]}, {M, K}, out);
+    x = normed.get();
   }
   std::vector<std::unique_ptr<Node>> parts;
   std::vector<Node*> part_ptrs;
@@ -57,16 +45,27 @@ void fused_linear_unfused(const FusedLinear& f, std::span<Node* const> in, Node&
     parts.push_back(run_now(mm, ins, {M, f.widths[g]}, out));
     part_ptrs.push_back(parts.back().get());
   }
+  auto run_into = [&](Primitive& p) {
+    if (out.device.type == Device::Type::cuda) p.eval_cuda(part_ptrs, out);
+    else p.eval_cpu(part_ptrs, out);
+  };
+  if (f.gated) {
+    // silu(gate)·up as the elementwise fusion computes it, each step rounded to the dtype.
+    using I = FusedElementwise::Instr;
+    FusedElementwise glu({I{FusedElementwise::Kind::unary, static_cast<uint8_t>(UnaryOp::silu), out.dtype, 0},
+                          I{FusedElementwise::Kind::binary, static_cast<uint8_t>(BinaryOp::mul), out.dtype, 2, 1}},
+                         false);
+    run_into(glu);
+    return;
+  }
   Concatenate join(1);
-  if (out.device.type == Device::Type::cuda) join.eval_cuda(part_ptrs, out);
-  else join.eval_cpu(part_ptrs, out);
+  run_into(join);
 }
 
 void FusedLinear::eval_cpu(std::span<Node* const> in, Node& out) { fused_linear_unfused(*this, in, out); }
 
 void FusedLinear::print(std::ostream& os) const {
-  static const char* names[] = {"", "rms_norm, ", "swiglu, "};
-  os << name() << "[" << names[static_cast<int>(prologue)];
+  os << name() << "[" << (norm ? "rms_norm, " : "") << (gated ? "silu(gate)*up, " : "");
   for (size_t g = 0; g < widths.size(); ++g) os << (g ? " | " : "") << widths[g] << (has_addend[g] ? "+a" : "");
   os << "]";
 }

@@ -144,21 +144,22 @@ class Matmul : public Primitive {
 };
 
 /// A few rows times several weights that share them, made by compile for decoding (at most
-/// kMaxRows rows): out [M, ΣN_i] = p(x)·[W_0 | W_1 | ...] + [a_0 | a_1 | ...], one GEMV kernel on
-/// a GPU instead of a normalisation and a GEMM per weight. The prologue p is the identity,
-/// rms_norm(x)·g (x [M, K]), or silu(x[:, :K])·x[:, K:] (x [M, 2K], a gated MLP), each rounded
-/// as its unfused ops round. Inputs: x, then g [K] for rms_norm, then the weights [K, N_i], then
-/// one addend per group with has_addend set: a bias [N_i] or [M, N_i] (a residual).
+/// kMaxRows rows): out [M, ΣN_i] = n(x)·[W_0 | W_1 | ...] + [a_0 | a_1 | ...], one GEMV kernel on
+/// a GPU instead of a normalisation and a GEMM per weight. With `norm`, n(x) = rms_norm(x)·g,
+/// else x. With `gated` (two weights of one width N: gate and up), out [M, N] is
+/// silu(gate)·up, as a gated MLP computes it before its down projection. Every step is rounded
+/// as the unfused ops round. Inputs: x [M, K], then g [K] with norm, then the weights [K, N_i],
+/// then one addend per weight with has_addend set: a bias [N_i] or [M, N_i] (a residual).
 class FusedLinear : public Primitive {
  public:
-  enum class Prologue : uint8_t { none, rms_norm, swiglu };
   static constexpr int64_t kMaxRows = 8, kMaxGroups = 3;
-  FusedLinear(Prologue p, double e, std::vector<int64_t> w, std::vector<bool> a)
-      : prologue(p), eps(e), widths(std::move(w)), has_addend(std::move(a)) {}
+  FusedLinear(bool n, double e, bool g, std::vector<int64_t> w, std::vector<bool> a)
+      : norm(n), eps(e), gated(g), widths(std::move(w)), has_addend(std::move(a)) {}
   WICK_PRIMITIVE(FusedLinear, "fused_linear")
   void print(std::ostream& os) const override;
-  Prologue prologue;
+  bool norm;
   double eps;  // of rms_norm
+  bool gated;
   std::vector<int64_t> widths;
   std::vector<bool> has_addend;
 };

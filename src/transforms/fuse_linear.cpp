@@ -1,8 +1,8 @@
 // compile's decoding pass: matmuls of a few rows that read the same input become one
-// FusedLinear (q, k and v; gate and up), which also absorbs the rms_norm in front of them or the
-// gated product in front of a down projection. A decoding token then runs one GEMV kernel where
-// it ran a normalisation and three: at one row each kernel costs its launch and a few memory
-// latencies, far more than its arithmetic.
+// FusedLinear (q, k and v; gate and up), which also absorbs the rms_norm in front of them and,
+// for gate and up, the silu(gate)·up after them. A decoding token then runs one GEMV kernel where
+// it ran a normalisation, three GEMVs and an elementwise kernel: at one row each kernel costs
+// its launch and a few memory latencies, far more than its arithmetic.
 #include <functional>
 
 #include "graph/ops_common.h"
@@ -10,8 +10,6 @@
 
 namespace wick::detail {
 namespace {
-
-using Prologue = FusedLinear::Prologue;
 
 template <class P>
 P* as(const Tape& t, Ref r) {
@@ -36,16 +34,17 @@ bool candidate(const Tape& t, const TapeOp& op) {
 
 struct Group {
   std::vector<uint32_t> members;  // ops, in tape order
-  Prologue prologue = Prologue::none;
-  Ref x{}, gamma{};               // the fused op's input (before its prologue) and rms weight
+  bool norm = false, gated = false;
+  Ref x{}, gamma{};               // the fused op's input (before its norm) and the norm's weight
   double eps = 0;
-  int gated_from = -1;            // swiglu: the group whose output holds gate | up
-  int64_t gated_offset = 0;       // ... starting at this column
 };
 
-/// Follows single-use reshapes back to their source.
-Ref through_single_reshapes(const Tape& t, const std::vector<uint32_t>& uses, Ref r) {
-  while (as<Reshape>(t, r) && uses[r.index] == 1) r = t.ops[r.index].ins[0];
+/// Follows single-use reshapes back to their source, noting the reshapes in `passed`.
+Ref through_single_reshapes(const Tape& t, const std::vector<uint32_t>& uses, Ref r, std::vector<uint32_t>& passed) {
+  while (as<Reshape>(t, r) && uses[r.index] == 1) {
+    passed.push_back(r.index);
+    r = t.ops[r.index].ins[0];
+  }
   return r;
 }
 
@@ -89,8 +88,7 @@ void fuse_linears(Tape& t, PassStats& s) {
     group_of[i] = g;
   }
 
-  // Prologues: an rms_norm(·, g) whose only readers are the group, or silu(gate)·up where gate
-  // and up are neighbouring members of an earlier group.
+  // An rms_norm(·, g) whose only readers are the group becomes its prologue.
   for (Group& g : groups) {
     const TapeOp& head = t.ops[g.members[0]];
     const int64_t M = head.shape[0], K = t.shape_of(head.ins[1])[0];
@@ -100,39 +98,42 @@ void fuse_linears(Tape& t, PassStats& s) {
       x = t.ops[x.index].ins[0];
       if (x.kind != Ref::Kind::op || uses[x.index] != 1) continue;
     }
-    if (auto* rn = as<RmsNorm>(t, x); rn && rn->has_weight) {
-      const TapeOp& n = t.ops[x.index];
-      if (n.shape.back() != K || numel(n.shape) != M * K || t.shape_of(n.ins[1]) != Shape{K}) continue;
-      g.prologue = Prologue::rms_norm;
-      g.eps = rn->eps;
-      g.x = n.ins[0];
-      g.gamma = n.ins[1];
-      continue;
-    }
-    auto* mul = as<Binary>(t, x);
-    if (!mul || mul->op != BinaryOp::mul || numel(t.ops[x.index].shape) != M * K) continue;
+    auto* rn = as<RmsNorm>(t, x);
+    if (!rn || !rn->has_weight) continue;
+    const TapeOp& n = t.ops[x.index];
+    if (n.shape.back() != K || numel(n.shape) != M * K || t.shape_of(n.ins[1]) != Shape{K}) continue;
+    g.norm = true;
+    g.eps = rn->eps;
+    g.x = n.ins[0];
+    g.gamma = n.ins[1];
+  }
+
+  // silu(gate)·up over a group of exactly gate and up (single-use products) becomes its gated
+  // epilogue: the product op is then the group's output.
+  std::vector<int> gated_by(t.ops.size(), -1);
+  std::vector<bool> absorbed(t.ops.size(), false);  // the silu and reshapes between them
+  for (uint32_t i = 0; i < t.ops.size(); ++i) {
+    auto* mul = as<Binary>(t, Ref{Ref::Kind::op, i});
+    if (!mul || mul->op != BinaryOp::mul) continue;
     for (int side = 0; side < 2; ++side) {
-      Ref act = t.ops[x.index].ins[side], other = t.ops[x.index].ins[1 - side];
+      Ref act = t.ops[i].ins[side], other = t.ops[i].ins[1 - side];
       auto* u = as<Unary>(t, act);
-      if (!u || u->op != UnaryOp::silu || uses[act.index] != 1 || t.ops[act.index].dtype != head.dtype) continue;
-      Ref gate = through_single_reshapes(t, uses, t.ops[act.index].ins[0]);
-      Ref up = through_single_reshapes(t, uses, other);
+      if (!u || u->op != UnaryOp::silu || uses[act.index] != 1 || t.ops[act.index].dtype != t.ops[i].dtype) continue;
+      std::vector<uint32_t> chain = {act.index};
+      Ref gate = through_single_reshapes(t, uses, t.ops[act.index].ins[0], chain);
+      Ref up = through_single_reshapes(t, uses, other, chain);
       if (gate.kind != Ref::Kind::op || up.kind != Ref::Kind::op || uses[gate.index] != 1 || uses[up.index] != 1)
         continue;
-      int pg = group_of[gate.index];
-      if (pg < 0 || pg != group_of[up.index]) continue;
-      const std::vector<uint32_t>& pm = groups[pg].members;
-      int64_t offset = 0;
-      for (size_t k = 0; k + 1 < pm.size(); ++k) {
-        if (pm[k] == gate.index && pm[k + 1] == up.index && t.ops[gate.index].shape == Shape{M, K} &&
-            t.ops[up.index].shape == Shape{M, K}) {
-          g.prologue = Prologue::swiglu;
-          g.gated_from = pg;
-          g.gated_offset = offset;
-        }
-        offset += t.ops[pm[k]].shape[1];
-      }
-      if (g.prologue == Prologue::swiglu) break;
+      const int g = group_of[gate.index];
+      if (g < 0 || groups[g].gated || groups[g].members != std::vector<uint32_t>{gate.index, up.index}) continue;
+      const TapeOp& head = t.ops[gate.index];
+      if (t.ops[up.index].shape != head.shape || head.dtype != t.ops[i].dtype ||
+          numel(t.ops[i].shape) != numel(head.shape))
+        continue;
+      groups[g].gated = true;
+      gated_by[i] = g;
+      for (uint32_t c : chain) absorbed[c] = true;
+      break;
     }
   }
 
@@ -157,8 +158,16 @@ void fuse_linears(Tape& t, PassStats& s) {
   };
   for (uint32_t i = 0; i < t.ops.size(); ++i) {
     const TapeOp& op = t.ops[i];
+    if (absorbed[i]) continue;
+    if (gated_by[i] >= 0) {
+      // The gated product: the fused output, in the product's shape.
+      Ref f = fused[gated_by[i]];
+      map[i] = out[f.index].shape == op.shape ? f : emit({std::make_shared<Reshape>(), {f}, op.shape, op.dtype, op.device});
+      emitted[i] = true;
+      continue;
+    }
     const int gi = group_of[i];
-    const bool fuse = gi >= 0 && (groups[gi].members.size() > 1 || groups[gi].prologue != Prologue::none);
+    const bool fuse = gi >= 0 && (groups[gi].members.size() > 1 || groups[gi].norm);
     if (!fuse) {
       mapped({Ref::Kind::op, i});
       continue;
@@ -166,19 +175,10 @@ void fuse_linears(Tape& t, PassStats& s) {
     const Group& g = groups[gi];
     if (g.members[0] != i) continue;  // mapped when the group's first member was reached
     const int64_t M = op.shape[0], K = t.shape_of(op.ins[1])[0];
-    std::vector<Ref> ins;
-    if (g.prologue == Prologue::swiglu) {
-      Ref src = fused[g.gated_from];
-      if (out[src.index].shape != Shape{M, 2 * K})
-        src = emit({std::make_shared<Slice>(std::vector<int64_t>{0, g.gated_offset}, std::vector<int64_t>{1, 1}),
-                    {src}, {M, 2 * K}, op.dtype, op.device});
-      ins.push_back(src);
-    } else {
-      Ref x = mapped(g.x);
-      if (t.shape_of(g.x) != Shape{M, K}) x = emit({std::make_shared<Reshape>(), {x}, {M, K}, op.dtype, op.device});
-      ins.push_back(x);
-      if (g.prologue == Prologue::rms_norm) ins.push_back(mapped(g.gamma));
-    }
+    Ref x = mapped(g.x);
+    if (t.shape_of(g.x) != Shape{M, K}) x = emit({std::make_shared<Reshape>(), {x}, {M, K}, op.dtype, op.device});
+    std::vector<Ref> ins = {x};
+    if (g.norm) ins.push_back(mapped(g.gamma));
     std::vector<int64_t> widths;
     std::vector<bool> has_addend;
     for (uint32_t m : g.members) {
@@ -190,16 +190,19 @@ void fuse_linears(Tape& t, PassStats& s) {
       if (t.ops[m].ins.size() == 3) ins.push_back(mapped(t.ops[m].ins[2]));
     int64_t total = 0;
     for (int64_t w : widths) total += w;
-    fused[gi] = emit({std::make_shared<FusedLinear>(g.prologue, g.eps, widths, has_addend), std::move(ins), {M, total},
+    const Shape shape = {M, g.gated ? widths[0] : total};
+    fused[gi] = emit({std::make_shared<FusedLinear>(g.norm, g.eps, g.gated, widths, has_addend), std::move(ins), shape,
                       op.dtype, op.device});
     ++s.fused_patterns;
+    // Members' own values: slices of the output (a gated group's members have no other reader).
     int64_t at = 0;
     for (size_t k = 0; k < g.members.size(); ++k) {
       emitted[g.members[k]] = true;
-      map[g.members[k]] = g.members.size() == 1
-                              ? fused[gi]
-                              : emit({std::make_shared<Slice>(std::vector<int64_t>{0, at}, std::vector<int64_t>{1, 1}),
-                                      {fused[gi]}, {M, widths[k]}, op.dtype, op.device});
+      if (!g.gated)
+        map[g.members[k]] = g.members.size() == 1
+                                ? fused[gi]
+                                : emit({std::make_shared<Slice>(std::vector<int64_t>{0, at}, std::vector<int64_t>{1, 1}),
+                                        {fused[gi]}, {M, widths[k]}, op.dtype, op.device});
       at += widths[k];
     }
   }

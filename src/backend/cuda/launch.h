@@ -119,17 +119,21 @@ struct GemvGroup {
   const void* add;
   int64_t add_ld;
 };
-/// What the kernel computes from x before the product: nothing, rms_norm(x)·gamma over K, or
-/// silu(x[:, :K])·x[:, K:] (rounded to the dtype after each step, as the unfused ops).
-enum class GemvPrologue { none, rms_norm, swiglu };
-/// out[m, n0_i + j] = alpha·Σ_k p(x)[m, k]·w_i[j, k] + beta·out[...] + add_i[m, j] for M ≤
+/// What gemv_groups folds in: with gamma (dtype t, [K]), x becomes rms_norm(x)·gamma before the
+/// product; gated (two weights of one width: gate and up) writes silu(gate)·up [M, n] instead of
+/// both products. Each is rounded to the dtype where the unfused ops would round.
+struct GemvFusion {
+  const void* gamma = nullptr;
+  float eps = 0.0f;
+  bool gated = false;
+};
+/// out[m, n0_i + j] = alpha·Σ_k x[m, k]·w_i[j, k] + beta·out[...] + add_i[m, j] for M ≤
 /// kMaxGemvRows rows of x (ldx apart) and up to kMaxGemvGroups weights whose columns follow each
-/// other in out (rows ldo apart); f32 accumulation. Returns false, queuing nothing, when the
-/// operands do not suit it (dtype, 16-byte alignment, K or a leading dimension not a multiple of
-/// 16 bytes, a prologue's rows over 48 KiB).
+/// other in out (rows ldo apart), with the fusions of `f`; f32 accumulation. Returns false,
+/// queuing nothing, when the operands do not suit it (dtype, 16-byte alignment, K or a leading
+/// dimension not a multiple of 16 bytes, normalised rows over 48 KiB).
 bool gemv_groups(DType t, int64_t M, int64_t K, const void* x, int64_t ldx, std::span<const GemvGroup> groups,
-                 void* out, int64_t ldo, float alpha, float beta, GemvPrologue prologue = GemvPrologue::none,
-                 const void* gamma = nullptr, float eps = 0.0f);
+                 void* out, int64_t ldo, float alpha, float beta, const GemvFusion& f);
 /// gemv_groups over one weight, out dense [M, N].
 bool gemv(DType t, int64_t M, int64_t N, int64_t K, const void* x, int64_t ldx, const void* w,
           int64_t ldw, void* out, float alpha, float beta, const void* add = nullptr, int64_t add_ld = 0);

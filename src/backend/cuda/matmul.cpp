@@ -252,12 +252,12 @@ void Matmul::eval_cuda(std::span<Node* const> in, Node& out) {
 
 void FusedLinear::eval_cuda(std::span<Node* const> in, Node& out) {
   on(out);
-  const size_t w0 = prologue == Prologue::rms_norm ? 2 : 1, G = widths.size();
+  const size_t w0 = norm ? 2 : 1, G = widths.size();
   const Node& x = *in[0];
   const int64_t M = out.shape[0], K = in[w0]->shape[0];
   // One GEMV kernel when x's rows and each weight's rows are contiguous; otherwise the ops it
   // replaces, one by one.
-  bool direct = x.strides[1] == 1 || x.shape[1] == 1;
+  bool direct = x.strides[1] == 1 || K == 1;
   std::vector<std::shared_ptr<detail::Storage>> holds(G + 1);
   std::vector<GemvGroup> groups(G);
   size_t next_addend = w0 + G;
@@ -271,14 +271,15 @@ void FusedLinear::eval_cuda(std::span<Node* const> in, Node& out) {
       groups[g].add_ld = a.shape.size() == 1 ? 0 : widths[g];
     }
   }
-  const void* gamma = nullptr;
-  if (prologue == Prologue::rms_norm) gamma = dense(*in[1], holds[G]);
-  const GemvPrologue p = prologue == Prologue::rms_norm ? GemvPrologue::rms_norm
-                         : prologue == Prologue::swiglu ? GemvPrologue::swiglu
-                                                        : GemvPrologue::none;
+  GemvFusion f;
+  f.gated = gated;
+  if (norm) {
+    f.gamma = dense(*in[1], holds[G]);
+    f.eps = static_cast<float>(eps);
+  }
   if (direct) alloc_output(out);
-  if (direct && gemv_groups(out.dtype, M, K, x.raw(), M == 1 ? x.shape[1] : x.strides[0], groups, out.raw(),
-                            out.shape[1], 1.0f, 0.0f, p, gamma, static_cast<float>(eps)))
+  if (direct && gemv_groups(out.dtype, M, K, x.raw(), M == 1 ? K : x.strides[0], groups, out.raw(), out.shape[1],
+                            1.0f, 0.0f, f))
     return;
   detail::fused_linear_unfused(*this, in, out);
 }
