@@ -222,14 +222,19 @@ class Rope : public Primitive {
 };
 
 /// Inputs: q [B,Hq,T,D], k [B,Hkv,S,D], v [B,Hkv,S,D], then an additive f32 mask already
-/// broadcast to [B,Hq,T,S] (a view) when has_mask.
+/// broadcast to [B,Hq,T,S] (a view) when has_mask, then the position with rope_q.
 class Attention : public Primitive {
  public:
   WICK_VJP
-  Attention(double s, bool c, bool hm) : scale(s), causal(c), has_mask(hm) {}
+  Attention(double s, bool c, bool hm, std::vector<float> rq = {})
+      : scale(s), causal(c), has_mask(hm), rope_q(std::move(rq)) {}
   WICK_PRIMITIVE(Attention, "scaled_dot_product_attention")
+  void print(std::ostream& os) const override { os << name() << (rope_q.empty() ? "" : "[rope q]"); }
   double scale;
   bool causal, has_mask;
+  // Set by compile for attention(rope_at(q, position), ...): q is rotated as Rope would at
+  // position + t (the position is then the last input) as it is read.
+  std::vector<float> rope_q;
 };
 
 // ---- views (share the input's storage) ----
@@ -288,9 +293,13 @@ class SliceUpdate : public Primitive {
 /// steps replayed as one graph, whose write position changes every call.
 class WriteAt : public Primitive {
  public:
-  explicit WriteAt(int a) : axis(a) {}
+  explicit WriteAt(int a, std::vector<float> f = {}) : axis(a), rope(std::move(f)) {}
   WICK_PRIMITIVE(WriteAt, "write_at")
+  void print(std::ostream& os) const override { os << (rope.empty() ? "write_at" : "write_at[rope]"); }
   int axis;
+  // Set by compile for write_at(buf, rope_at(u, position), position): the rows are rotated as
+  // Rope would (frequencies over the last axis, positions along `axis`) while they are written.
+  std::vector<float> rope;
 };
 
 /// The identity (a view) whose gradient is zero.

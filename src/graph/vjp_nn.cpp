@@ -91,6 +91,7 @@ std::vector<Tensor> Rope::vjp(const std::vector<Tensor>& p, const Tensor&, const
 
 std::vector<Tensor> Attention::vjp(const std::vector<Tensor>& p, const Tensor&, const Tensor& g,
                                    const std::vector<bool>& need) {
+  if (!rope_q.empty()) throw Error("scaled_dot_product_attention: a compiled plan's fused form has no gradient");
   // Recomputes the probabilities (the forward kernel keeps none) with grouped heads
   // [B, Hkv, G, T, *] so GQA needs no copies of k and v, then applies the softmax rule.
   const Shape& qs = p[0].shape();

@@ -1,4 +1,5 @@
-// compile's fusion passes: pattern fusion (softmax(s·x + mask), rms_norm·w, LoRA linear) and
+// compile's fusion passes: pattern fusion (softmax(s·x + mask), rms_norm·w, LoRA linear, matmul
+// + bias or residual, RoPE into the cache write and the attention that follow it) and
 // elementwise-chain fusion into FusedElementwise.
 #include <algorithm>
 #include <functional>
@@ -54,6 +55,35 @@ void fuse_patterns(Tape& t, PassStats& s) {
 
   for (size_t i = 0; i < t.ops.size(); ++i) {
     const TapeOp& op = t.ops[i];
+    // write_at(buf, rope_at(u, p), p) and attention(rope_at(q, p), ...) of a decoding step: the
+    // rows are rotated as they are written or read, one kernel fewer each.
+    auto position_rope = [&](Ref r) -> Rope* {
+      auto* rope = as<Rope>(t, r);
+      return rope && single(r) && rope->offset == 0 && t.ops[r.index].ins.size() == 2 ? rope : nullptr;
+    };
+    if (auto* w = dynamic_cast<WriteAt*>(op.prim.get()); w && w->rope.empty()) {
+      const Ref u = op.ins[1];
+      Rope* r = position_rope(u);
+      if (r && t.ops[u.index].ins[1] == op.ins[2] && w->axis == static_cast<int>(op.shape.size()) - 2) {
+        map[i] = emit({std::make_shared<WriteAt>(w->axis, r->inv_freq),
+                       {mapped(op.ins[0]), mapped(t.ops[u.index].ins[0]), mapped(op.ins[2])}, op.shape, op.dtype,
+                       op.device});
+        ++s.fused_patterns;
+        continue;
+      }
+    }
+    if (auto* a = dynamic_cast<Attention*>(op.prim.get()); a && a->rope_q.empty()) {
+      if (Rope* r = position_rope(op.ins[0])) {
+        const TapeOp& rq = t.ops[op.ins[0].index];
+        std::vector<Ref> ins = {mapped(rq.ins[0])};
+        for (size_t k = 1; k < op.ins.size(); ++k) ins.push_back(mapped(op.ins[k]));
+        ins.push_back(mapped(rq.ins[1]));
+        map[i] = emit({std::make_shared<Attention>(a->scale, a->causal, a->has_mask, r->inv_freq), ins, op.shape,
+                       op.dtype, op.device});
+        ++s.fused_patterns;
+        continue;
+      }
+    }
     // softmax(x·s + mask), softmax(x·s), softmax(x + mask) on the last axis.
     if (auto* sm = dynamic_cast<Softmax*>(op.prim.get()); sm && !sm->log) {
       Ref in = op.ins[0], mask{}, x = in;

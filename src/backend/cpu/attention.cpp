@@ -12,6 +12,7 @@
 #include <limits>
 #include <vector>
 
+#include "backend/composed.h"
 #include "backend/cpu/kernel.h"
 #include "backend/cpu/vmath.h"
 #include "graph/primitives.h"
@@ -297,6 +298,7 @@ namespace wick::detail {
 using namespace cpu;
 
 void Attention::eval_cpu(std::span<Node* const> in, Node& out) {
+  if (!rope_q.empty()) return attention_rotating_q(*this, in, out);
   const Node& q = *in[0];
   const Node& k = *in[1];
   if (q.shape.size() != 4 || k.shape.size() != 4 || in[2]->shape != k.shape || k.shape[1] == 0 ||

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <vector>
 
+#include "backend/composed.h"
 #include "backend/cpu/kernel.h"
 #include "graph/primitives.h"
 
@@ -110,14 +111,15 @@ void SliceUpdate::eval_cpu(std::span<Node* const> in, Node& out) {
 
 void WriteAt::eval_cpu(std::span<Node* const> in, Node& out) {
   const Node& buf = *in[0];
-  const Node& u = *in[1];
-  const int64_t pos = *in[2]->data<int64_t>(), n = u.shape[axis], limit = buf.shape[axis];
+  const int64_t pos = *in[2]->data<int64_t>(), n = in[1]->shape[axis], limit = buf.shape[axis];
   if (pos < 0 || pos + n > limit)
     throw Error("write_at: rows [" + std::to_string(pos) + ", " + std::to_string(pos + n) +
                 ") leave the axis of size " + std::to_string(limit));
   make_view(out, buf, buf.strides, buf.offset);
-  if (u.size() == 0) return;
-  copy_region(u, out, out.strides, pos * out.strides[axis]);
+  if (in[1]->size() == 0) return;
+  std::unique_ptr<Node> turned;
+  if (!rope.empty()) turned = rotated(rope, in[1], in[2]);
+  copy_region(turned ? *turned : *in[1], out, out.strides, pos * out.strides[axis]);
 }
 
 void StopGradient::eval_cpu(std::span<Node* const> in, Node& out) {

@@ -59,7 +59,19 @@ __global__ void __launch_bounds__(32 * kWarps) attention_kernel(const __grid_con
   const float* mask =
       a.mask ? static_cast<const float*>(a.mask) + b * a.ms[0] + h * a.ms[1] + t * a.ms[2]
              : nullptr;
-  for (int64_t d = threadIdx.x; d < a.D; d += blockDim.x) qs[d] = static_cast<float>(ld(q + d * a.qs[3])) * a.scale;
+  for (int64_t d = threadIdx.x; d < a.D; d += blockDim.x) {
+    float x = ld(q + d * a.qs[3]);
+    if (a.rope_half) {
+      // As rope_kernel, rounded to T as the rotated q would have been stored.
+      const int64_t h = a.rope_half, i = d % h;
+      const float angle = static_cast<float>(*a.rope_position + t) * a.rope_freq[i];
+      const float c = cos(angle), s = sin(angle), x1 = ld(q + i * a.qs[3]), x2 = ld(q + (i + h) * a.qs[3]);
+      T r;
+      st(&r, d < h ? x1 * c - x2 * s : x2 * c + x1 * s);
+      x = ld(&r);
+    }
+    qs[d] = x * a.scale;
+  }
   __syncthreads();
   float acc[NV];
   for (int j = 0; j < NV; ++j) acc[j] = 0.0f;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "backend/composed.h"
 #include "backend/cuda/glue.h"
 #include "core/cuda_api.h"
 
@@ -128,6 +129,25 @@ void WriteAt::eval_cuda(std::span<Node* const> in, Node& out) {
   const Node& buf = *in[0];
   const Node& u = *in[1];
   make_view(out, buf, buf.strides, buf.offset);
+  const size_t nd = buf.shape.size();
+  if (!rope.empty() && u.size() > 0) {
+    // One kernel rotates the rows and writes them at the position when the buffer is dense
+    // (a KV cache [B, H, S, D]); otherwise rotate first, then write.
+    const int64_t D = buf.shape[nd - 1], S = buf.shape[nd - 2];
+    const int64_t* position = static_cast<const int64_t*>(in[2]->raw());
+    if (static_cast<size_t>(axis) == nd - 2 && buf.contiguous()) {
+      std::shared_ptr<Storage> hold;
+      const void* up = dense(u, hold);
+      const int64_t T = u.shape[nd - 2];
+      cuda::rope(out.dtype, up, out.raw(), u.size() / (T * D), T, D, rope.data(), 0, position, {S * D, true, S});
+      return;
+    }
+    std::unique_ptr<Node> turned = rotated(rope, in[1], in[2]);
+    WriteAt plain(axis);
+    Node* ins[3] = {in[0], turned.get(), in[2]};
+    plain.eval_cuda(ins, out);
+    return;
+  }
   auto s = make_space<2>(u.shape, {out.strides, u.strides});
   write_at(out.dtype, u.raw(), s.walks[1], out.raw(), s.walks[0], s.space,
            static_cast<const int64_t*>(in[2]->raw()), out.strides[axis], u.shape[axis],

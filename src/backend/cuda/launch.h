@@ -82,9 +82,17 @@ void rms_norm(DType t, const void* x, void* out, int64_t rows, int64_t n, double
               DType wt);
 void layer_norm(DType t, const void* x, void* out, int64_t rows, int64_t n, double eps,
                 const void* w, DType wt, const void* b, DType bt);
-/// x dense [lead, T, D]; position of row t is offset + t.
+/// Where rope writes its rows: dense [lead, T, D] by default; with lead_stride and at_position,
+/// row t of lead l goes to out + l·lead_stride + (position[0] + t)·D (a KV cache; positions
+/// outside [0, limit) are reported through the error flag and nothing is written).
+struct RopeDest {
+  int64_t lead_stride = 0;  // 0: T·D
+  bool at_position = false;
+  int64_t limit = 0;
+};
+/// x dense [lead, T, D]; position of row t is offset + t (+ position[0] when given).
 void rope(DType t, const void* x, void* out, int64_t lead, int64_t T, int64_t D,
-          const float* inv_freq_host, int64_t offset, const int64_t* position);
+          const float* inv_freq_host, int64_t offset, const int64_t* position, RopeDest dest = {});
 /// Per-row loss (out f32, or f64 for f64 logits; 0 where ignored); labels and g dense.
 void cross_entropy(DType t, const void* logits, DType lt, const void* labels, void* out,
                    DType out_t, int64_t N, int64_t V, int64_t ignore_index, double smoothing);
@@ -161,6 +169,10 @@ struct AttentionArgs {
   bool causal;
   DType t;
   void* out;  // dense [B, Hq, T, D]
+  // With rope_half = D/2 > 0, q is rotated as it is read (rope_freq, at rope_position[0] + t).
+  const int64_t* rope_position = nullptr;
+  int64_t rope_half = 0;
+  float rope_freq[128];
 };
 void attention(const AttentionArgs& a);
 

@@ -7,7 +7,7 @@
 #include <tuple>
 
 #include "backend/cuda/glue.h"
-#include "backend/fused_linear.h"
+#include "backend/composed.h"
 
 namespace wick::cuda {
 

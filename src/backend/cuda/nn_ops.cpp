@@ -1,5 +1,6 @@
 // CUDA implementations of the row primitives (softmax, norms, RoPE, cross-entropy), attention
 // and the gathers with their gradients.
+#include "backend/composed.h"
 #include "backend/cuda/glue.h"
 
 namespace wick::detail {
@@ -176,7 +177,16 @@ void Attention::eval_cuda(std::span<Node* const> in, Node& out) {
   // the tensor cores; the scores must fit a budget. Decoding (T = 1) and longer sequences use
   // the online-softmax kernel, which never materialises them.
   const size_t score_bytes = static_cast<size_t>(a.B * a.Hq * a.T * a.S) * 4;
-  if (a.T > 1 && q.contiguous() && score_bytes <= (size_t(1) << 30) && a.t != DType::f64) {
+  const bool gemms = a.T > 1 && q.contiguous() && score_bytes <= (size_t(1) << 30) && a.t != DType::f64;
+  if (!rope_q.empty()) {
+    // The online kernel rotates q as it reads it; the GEMM path rotates it first.
+    if (gemms || a.D / 2 > static_cast<int64_t>(std::size(a.rope_freq)) || 2 * rope_q.size() != static_cast<size_t>(a.D))
+      return attention_rotating_q(*this, in, out);
+    a.rope_position = static_cast<const int64_t*>(in.back()->raw());
+    a.rope_half = a.D / 2;
+    std::copy(rope_q.begin(), rope_q.end(), a.rope_freq);
+  }
+  if (gemms) {
     auto probs =
         detail::allocate(static_cast<size_t>(a.B * a.Hq * a.T * a.S) * itemsize(a.t), out.device);
     attention_probs(a, q.raw(), q.dtype, k, probs->ptr, a.t);

@@ -83,10 +83,16 @@ struct Freqs {
 template <class T>
 __global__ void rope_kernel(const T* x, T* out, int64_t lead, int64_t T_, int64_t D,
                             const __grid_constant__ Freqs fr, int64_t offset,
-                            const int64_t* position) {
+                            const int64_t* position, RopeDest dest, int64_t* err) {
   using C = std::conditional_t<std::is_same_v<T, double>, double, float>;
   int64_t h = D / 2;
-  if (position) offset += *position;
+  const int64_t shift = position ? *position : 0;
+  offset += shift;
+  // Rows written at the position (a cache) must stay inside it.
+  if (dest.at_position && (shift < 0 || shift + T_ > dest.limit)) {
+    if (blockIdx.x == 0 && threadIdx.x == 0) report(err, kWriteAt, shift + T_ - 1, dest.limit);
+    return;
+  }
   WICK_GRID_LOOP(e, lead * T_ * h) {
     int64_t i = e % h, row = e / h, t = row % T_;
     C angle;
@@ -97,8 +103,9 @@ __global__ void rope_kernel(const T* x, T* out, int64_t lead, int64_t T_, int64_
     C c = cos(angle), s = sin(angle);
     const T* xr = x + row * D;
     C x1 = static_cast<C>(ld(xr + i)), x2 = static_cast<C>(ld(xr + i + h));
-    st(out + row * D + i, x1 * c - x2 * s);
-    st(out + row * D + i + h, x2 * c + x1 * s);
+    T* o = out + (row / T_) * dest.lead_stride + (t + (dest.at_position ? shift : 0)) * D;
+    st(o + i, x1 * c - x2 * s);
+    st(o + i + h, x2 * c + x1 * s);
   }
 }
 
@@ -282,15 +289,17 @@ void layer_norm(DType t, const void* x, void* out, int64_t rows, int64_t n, doub
 }
 
 void rope(DType t, const void* x, void* out, int64_t lead, int64_t T, int64_t D,
-          const float* inv_freq_host, int64_t offset, const int64_t* position) {
+          const float* inv_freq_host, int64_t offset, const int64_t* position, RopeDest dest) {
   if (lead * T * D == 0) return;
   Freqs fr;
   if (D / 2 > 512)
     throw Error("rope: head dimension " + std::to_string(D) + " is above the CUDA kernel's 1024");
   for (int64_t i = 0; i < D / 2; ++i) fr.f[i] = inv_freq_host[i];
+  if (dest.lead_stride == 0) dest.lead_stride = T * D;
+  int64_t* err = dest.at_position ? error_flag() : nullptr;
   dispatch_float(t, "rope", [&]<class X>() {
     rope_kernel<X><<<grid_for(lead * T * (D / 2)), 256, 0, launch_stream()>>>(
-        static_cast<const X*>(x), static_cast<X*>(out), lead, T, D, fr, offset, position);
+        static_cast<const X*>(x), static_cast<X*>(out), lead, T, D, fr, offset, position, dest, err);
   });
   check_launch("rope");
 }

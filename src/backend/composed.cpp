@@ -1,24 +1,27 @@
-// FusedLinear through the primitives it replaces: the CPU's kernel, and the GPU's fallback when
-// its GEMV kernel does not apply. Running the same primitives keeps the results identical to the
-// unfused graph's on both devices.
+// Compile's fused primitives through the primitives they replace (see composed.h).
 #include <memory>
 #include <sstream>
 
-#include "backend/fused_linear.h"
+#include "backend/composed.h"
 #include "backend/output.h"
 #include "graph/primitives.h"
 
 namespace wick::detail {
 namespace {
 
-/// A node on out's device with a value of `p` over `ins`, computed now.
+/// Evaluates `p` into `out` on out's device.
+void run_into(Primitive& p, std::span<Node* const> ins, Node& out) {
+  if (out.device.type == Device::Type::cuda) p.eval_cuda(ins, out);
+  else p.eval_cpu(ins, out);
+}
+
+/// A node on like's device and of its dtype with a value of `p` over `ins`, computed now.
 std::unique_ptr<Node> run_now(Primitive& p, std::vector<Node*> ins, Shape shape, const Node& like) {
   auto n = std::make_unique<Node>();
   n->shape = std::move(shape);
   n->dtype = like.dtype;
   n->device = like.device;
-  if (like.device.type == Device::Type::cuda) p.eval_cuda(ins, *n);
-  else p.eval_cpu(ins, *n);
+  run_into(p, ins, *n);
   return n;
 }
 
@@ -45,21 +48,30 @@ void fused_linear_unfused(const FusedLinear& f, std::span<Node* const> in, Node&
     parts.push_back(run_now(mm, ins, {M, f.widths[g]}, out));
     part_ptrs.push_back(parts.back().get());
   }
-  auto run_into = [&](Primitive& p) {
-    if (out.device.type == Device::Type::cuda) p.eval_cuda(part_ptrs, out);
-    else p.eval_cpu(part_ptrs, out);
-  };
   if (f.gated) {
     // silu(gate)·up as the elementwise fusion computes it, each step rounded to the dtype.
     using I = FusedElementwise::Instr;
     FusedElementwise glu({I{FusedElementwise::Kind::unary, static_cast<uint8_t>(UnaryOp::silu), out.dtype, 0},
                           I{FusedElementwise::Kind::binary, static_cast<uint8_t>(BinaryOp::mul), out.dtype, 2, 1}},
                          false);
-    run_into(glu);
+    run_into(glu, part_ptrs, out);
     return;
   }
   Concatenate join(1);
-  run_into(join);
+  run_into(join, part_ptrs, out);
+}
+
+std::unique_ptr<Node> rotated(const std::vector<float>& freq, Node* x, Node* position) {
+  Rope r(freq, 0);
+  return run_now(r, {x, position}, x->shape, *x);
+}
+
+void attention_rotating_q(const Attention& a, std::span<Node* const> in, Node& out) {
+  std::unique_ptr<Node> q = rotated(a.rope_q, in[0], in.back());
+  std::vector<Node*> ins(in.begin(), in.end() - 1);
+  ins[0] = q.get();
+  Attention plain(a.scale, a.causal, a.has_mask);
+  run_into(plain, ins, out);
 }
 
 void FusedLinear::eval_cpu(std::span<Node* const> in, Node& out) { fused_linear_unfused(*this, in, out); }
