@@ -259,6 +259,17 @@ TEST_F(Cuda, RowsAndAttention) {
          {randn({1, 4, 1, 64}, 65, t), randn({1, 2, 300, 64}, 66, t), randn({1, 2, 300, 64}, 67, t),
           Tensor::from_vector(keep, {1, 1, 1, 300})},
          tol(t), "decode over a masked cache " + n);
+    // Over a long cache a decoding row's keys are split over blocks whose partial softmaxes are
+    // merged (flash-decoding), with a masked tail and a block that sees no visible key.
+    std::vector<bool> far(2000);
+    for (size_t i = 0; i < far.size(); ++i) far[i] = i < 1300 && i % 11 != 4;
+    same(one([](auto& v) { return scaled_dot_product_attention(v[0], v[1], v[2], 0.125, false, v[3]); }),
+         {randn({1, 4, 1, 64}, 83, t), randn({1, 2, 2000, 64}, 84, t), randn({1, 2, 2000, 64}, 85, t),
+          Tensor::from_vector(far, {1, 1, 1, 2000})},
+         tol(t), "decode over a long cache " + n);
+    same(one([](auto& v) { return scaled_dot_product_attention(v[0], v[1], v[2], 0.125, true); }),
+         {randn({1, 2, 1, 128}, 86, t), randn({1, 1, 1024, 128}, 87, t), randn({1, 1, 1024, 128}, 88, t)}, tol(t),
+         "causal decode over a long cache " + n);
     Tensor big = randn({1, 2, 3, 128}, 42, t), kb = randn({1, 1, 70, 128}, 43, t), vb = randn({1, 1, 70, 128}, 44, t);
     same(one([](auto& v) { return scaled_dot_product_attention(v[0], v[1], v[2], 0.1, true); }), {big, kb, vb}, tol(t), "d128 " + n);
   }

@@ -50,7 +50,7 @@ __global__ void __launch_bounds__(32 * kWarps) attention_kernel(const __grid_con
   __shared__ float part_m[kWarps], part_l[kWarps];
   __shared__ float part_acc[kWarps][32 * NV];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int64_t row = blockIdx.x;
+  const int64_t row = blockIdx.x / a.split, part = blockIdx.x % a.split;
   int64_t t = row % a.T, h = (row / a.T) % a.Hq, b = row / (a.T * a.Hq);
   int64_t hk = h / (a.Hq / a.Hkv);
   const T* q = static_cast<const T*>(a.q) + b * a.qs[0] + h * a.qs[1] + t * a.qs[2];
@@ -77,8 +77,11 @@ __global__ void __launch_bounds__(32 * kWarps) attention_kernel(const __grid_con
   for (int j = 0; j < NV; ++j) acc[j] = 0.0f;
   int64_t end = a.causal ? t + (a.S - a.T) + 1 : a.S;
   if (end > a.S) end = a.S;
+  // This block's share of the keys (all of them unless the row is split over blocks).
+  const int64_t share = (a.S + a.split - 1) / a.split, first = part * share;
+  if (end > first + share) end = first + share;
   float m = -INFINITY, l = 0.0f;
-  for (int64_t s0 = int64_t(warp) * 32; s0 < end; s0 += 32 * kWarps) {
+  for (int64_t s0 = first + int64_t(warp) * 32; s0 < end; s0 += 32 * kWarps) {
     const int64_t s = s0 + lane;
     const float bias = s < end ? (mask ? mask[s * a.ms[3]] : 0.0f) : -INFINITY;
     if (!__any_sync(0xffffffffu, bias != -INFINITY)) continue;  // nothing visible in this tile
@@ -138,6 +141,19 @@ __global__ void __launch_bounds__(32 * kWarps) attention_kernel(const __grid_con
     total += part_l[w] * c;
     for (int j = 0; j < NV; ++j) out[j] += part_acc[w][lane + 32 * j] * c;
   }
+  if (a.split > 1) {
+    // Unnormalised: attention_merge weighs the blocks of the row by their maxima.
+    float* p = a.partials + (row * a.split + part) * (a.D + 2);
+    if (lane == 0) {
+      p[0] = top;
+      p[1] = total;
+    }
+    for (int j = 0; j < NV; ++j) {
+      int64_t d = lane + 32 * j;
+      if (d < a.D) p[2 + d] = out[j];
+    }
+    return;
+  }
   T* o = static_cast<T*>(a.out) + row * a.D;
   float inv = total > 0.0f ? 1.0f / total : 0.0f;  // a fully masked row gives 0, as on the CPU
   for (int j = 0; j < NV; ++j) {
@@ -146,9 +162,28 @@ __global__ void __launch_bounds__(32 * kWarps) attention_kernel(const __grid_con
   }
 }
 
+/// Joins a row's blocks (a split row): one warp per row.
+template <class T>
+__global__ void attention_merge(const __grid_constant__ AttentionArgs a) {
+  const int64_t row = blockIdx.x;
+  const float* p = a.partials + row * a.split * (a.D + 2);
+  float top = -INFINITY;
+  for (int c = 0; c < a.split; ++c) top = fmaxf(top, p[c * (a.D + 2)]);
+  float total = 0.0f;
+  for (int c = 0; c < a.split; ++c)
+    if (p[c * (a.D + 2)] != -INFINITY) total += p[c * (a.D + 2) + 1] * expf(p[c * (a.D + 2)] - top);
+  const float inv = total > 0.0f ? 1.0f / total : 0.0f;
+  for (int64_t d = threadIdx.x; d < a.D; d += blockDim.x) {
+    float o = 0.0f;
+    for (int c = 0; c < a.split; ++c)
+      if (p[c * (a.D + 2)] != -INFINITY) o += p[c * (a.D + 2) + 2 + d] * expf(p[c * (a.D + 2)] - top);
+    st(static_cast<T*>(a.out) + row * a.D + d, o * inv);
+  }
+}
+
 template <class T>
 void launch(const AttentionArgs& a) {
-  unsigned blocks = static_cast<unsigned>(a.B * a.Hq * a.T);
+  const unsigned rows = static_cast<unsigned>(a.B * a.Hq * a.T), blocks = rows * a.split;
   cudaStream_t s = launch_stream();
   if (a.D <= 64)
     attention_kernel<T, 2><<<blocks, 32 * kWarps, 0, s>>>(a);
@@ -156,12 +191,14 @@ void launch(const AttentionArgs& a) {
     attention_kernel<T, 4><<<blocks, 32 * kWarps, 0, s>>>(a);
   else
     attention_kernel<T, 8><<<blocks, 32 * kWarps, 0, s>>>(a);
+  if (a.split > 1) attention_merge<T><<<rows, 64, 0, s>>>(a);
 }
 
 }  // namespace
 
 void attention(const AttentionArgs& a) {
   if (a.B * a.Hq * a.T == 0) return;
+  if (a.split > 1 && !a.partials) throw Error("scaled_dot_product_attention: split rows need a partials buffer");
   if (a.D > 256)
     throw Error("scaled_dot_product_attention: head dimension " + std::to_string(a.D) +
                 " is above the CUDA kernel's 256");

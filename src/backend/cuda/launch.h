@@ -173,6 +173,11 @@ struct AttentionArgs {
   const int64_t* rope_position = nullptr;
   int64_t rope_half = 0;
   float rope_freq[128];
+  // Blocks per query row over its keys (flash-decoding: a decoding step has only B·Hq rows, too
+  // few for the GPU over a long cache); with split > 1, partials holds [rows, split, D + 2] f32
+  // (each block's max, sum and unnormalised output) for the merge kernel.
+  int split = 1;
+  float* partials = nullptr;
 };
 void attention(const AttentionArgs& a);
 

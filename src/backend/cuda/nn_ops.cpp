@@ -1,5 +1,7 @@
 // CUDA implementations of the row primitives (softmax, norms, RoPE, cross-entropy), attention
 // and the gathers with their gradients.
+#include <algorithm>
+
 #include "backend/composed.h"
 #include "backend/cuda/glue.h"
 
@@ -197,6 +199,15 @@ void Attention::eval_cuda(std::span<Node* const> in, Node& out) {
     Pm.batch_stride = group * a.T * a.S;
     gemm(a.t, group * a.T, a.D, a.S, batch, Pm, as_mat(v, a.S, a.D, batch), out.raw(), 1.0, 0.0);
     return;
+  }
+  // Few rows over a long cache (decoding): split each row's keys over blocks, about two blocks
+  // per SM in all and at least 256 keys a block, and merge their partial softmaxes.
+  std::shared_ptr<Storage> partials;
+  const int64_t rows = a.B * a.Hq * a.T;
+  a.split = static_cast<int>(std::clamp<int64_t>(std::min<int64_t>(a.S / 256, 2 * active().sms / rows), 1, 32));
+  if (a.split > 1) {
+    partials = detail::allocate(static_cast<size_t>(rows * a.split * (a.D + 2)) * sizeof(float), out.device);
+    a.partials = static_cast<float*>(partials->ptr);
   }
   attention(a);
 }
