@@ -49,6 +49,8 @@ __global__ void __launch_bounds__(32 * kWarps) attention_kernel(const __grid_con
   __shared__ float qs[32 * NV];
   __shared__ float part_m[kWarps], part_l[kWarps];
   __shared__ float part_acc[kWarps][32 * NV];
+  allow_dependents();
+  wait_for_inputs();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t row = blockIdx.x / a.split, part = blockIdx.x % a.split;
   int64_t t = row % a.T, h = (row / a.T) % a.Hq, b = row / (a.T * a.Hq);
@@ -165,6 +167,8 @@ __global__ void __launch_bounds__(32 * kWarps) attention_kernel(const __grid_con
 /// Joins a row's blocks (a split row): one warp per row.
 template <class T>
 __global__ void attention_merge(const __grid_constant__ AttentionArgs a) {
+  allow_dependents();
+  wait_for_inputs();
   const int64_t row = blockIdx.x;
   const float* p = a.partials + row * a.split * (a.D + 2);
   float top = -INFINITY;
@@ -184,14 +188,13 @@ __global__ void attention_merge(const __grid_constant__ AttentionArgs a) {
 template <class T>
 void launch(const AttentionArgs& a) {
   const unsigned rows = static_cast<unsigned>(a.B * a.Hq * a.T), blocks = rows * a.split;
-  cudaStream_t s = launch_stream();
   if (a.D <= 64)
-    attention_kernel<T, 2><<<blocks, 32 * kWarps, 0, s>>>(a);
+    launch_overlapped(attention_kernel<T, 2>, blocks, 32 * kWarps, 0, a);
   else if (a.D <= 128)
-    attention_kernel<T, 4><<<blocks, 32 * kWarps, 0, s>>>(a);
+    launch_overlapped(attention_kernel<T, 4>, blocks, 32 * kWarps, 0, a);
   else
-    attention_kernel<T, 8><<<blocks, 32 * kWarps, 0, s>>>(a);
-  if (a.split > 1) attention_merge<T><<<rows, 64, 0, s>>>(a);
+    launch_overlapped(attention_kernel<T, 8>, blocks, 32 * kWarps, 0, a);
+  if (a.split > 1) launch_overlapped(attention_merge<T>, rows, 64, 0, a);
 }
 
 }  // namespace

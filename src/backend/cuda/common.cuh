@@ -186,6 +186,42 @@ __device__ A block_max(A v) {
   return r;
 }
 
+/// Programmatic dependent launch (Hopper and newer). A kernel started with launch_overlapped may
+/// begin while the kernel before it on the stream drains, so it calls wait_for_inputs() before
+/// it reads anything an earlier kernel wrote or writes anything; until then it may only prefetch
+/// (prefetch_l2: L2 is where writes land, so a prefetched line is never stale). It calls
+/// allow_dependents() to let the next such kernel start.
+__device__ __forceinline__ void wait_for_inputs() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void allow_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void prefetch_l2(const void* p) {
+  asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+}
+
+/// kernel<<<grid, block, smem, launch_stream()>>>(args...), overlapped with the kernel before it
+/// where the device allows (context.h: overlap_attr).
+template <class... P, class... A>
+void launch_overlapped(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, A... args) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = launch_stream();
+  OverlapAttr o = overlap_attr();
+  cfg.attrs = o.attr;
+  cfg.numAttrs = o.count;
+  check(cudaLaunchKernelEx(&cfg, kernel, static_cast<P>(args)...), "kernel launch");
+}
+
 /// Records the first bad index a kernel meets (read back by the next synchronize).
 __device__ __forceinline__ void report(int64_t* flag, int64_t code, int64_t index, int64_t bound) {
   if (atomicCAS(reinterpret_cast<unsigned long long*>(flag), 0ull,

@@ -13,6 +13,7 @@ namespace wick::cuda {
 struct Context {
   int device = 0;
   int sms = 1;  // streaming multiprocessors
+  bool overlap = false;  // programmatic dependent launch (Hopper on; WICK_PDL=0 turns it off)
   cudaStream_t stream = nullptr;
   cublasLtHandle_t lt = nullptr;
   void* workspace = nullptr;
@@ -32,6 +33,14 @@ Context& active();
 /// kernel, copy and cuBLASLt call is queued here.
 cudaStream_t launch_stream();
 
+/// Launch attributes for a kernel that calls wait_for_inputs() before touching memory earlier
+/// kernels wrote (common.cuh): lets it start while the previous kernel drains. Empty (plain
+/// stream order) where the device or WICK_PDL=0 says no.
+struct OverlapAttr {
+  cudaLaunchAttribute attr[1];
+  unsigned count = 0;
+};
+OverlapAttr overlap_attr();
 /// Throws wick::Error naming `what` when a CUDA call failed.
 void check(cudaError_t e, const char* what);
 /// Checks the launch just made (bad configuration, missing kernel image).

@@ -118,6 +118,17 @@ __global__ void __launch_bounds__(32 * kWarps) gemv_kernel(const __grid_constant
     }
   };
   int64_t n = blockIdx.x * columns + warp / a.split;
+  // While the previous kernel drains, the first weight rows go to L2; then the real loads.
+  allow_dependents();
+  if (n < N) {
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const int gi = group(n, r);
+      const T* wr = static_cast<const T*>(a.g[gi].w) + (n - a.n0[gi] * !GATED) * a.g[gi].ldw;
+      for (int64_t k = k_begin + lane * V; k < k_end && k < k_begin + kChunk; k += kStep) prefetch_l2(wr + k);
+    }
+  }
+  wait_for_inputs();
   if (n < N) load(n, k_begin);
   const T* x = static_cast<const T*>(a.x);
   int64_t ldx = a.ldx;
@@ -199,7 +210,7 @@ void launch(const Args& a, size_t smem) {
   const int64_t columns = kWarps / a.split, needed = (a.columns + columns - 1) / columns;
   const int64_t resident = int64_t(active().sms) * std::max(per_sm, 1);
   const unsigned blocks = static_cast<unsigned>(std::min(needed, resident));
-  gemv_kernel<T, MR, NORM, GATED><<<blocks, 32 * kWarps, smem, launch_stream()>>>(a);
+  launch_overlapped(gemv_kernel<T, MR, NORM, GATED>, blocks, 32 * kWarps, smem, a);
 }
 
 template <class T, int MR>

@@ -52,6 +52,8 @@ template <class T>
 __global__ void write_at_kernel(const T* u, T* out, const __grid_constant__ Walks<2> w,
                                 const __grid_constant__ Space sp, const int64_t* position,
                                 int64_t ax_stride, int64_t rows, int64_t limit, int64_t* err) {
+  allow_dependents();
+  wait_for_inputs();
   const int64_t p = *position;
   if (p < 0 || p + rows > limit) {
     if (blockIdx.x == 0 && threadIdx.x == 0) report(err, kWriteAt, p + rows - 1, limit);
@@ -122,9 +124,8 @@ void write_at(DType t, const void* u, const Walk& us, void* out, const Walk& os,
   if (sp.numel == 0) return;
   int64_t* err = error_flag();
   dispatch(t, [&]<class T>() {
-    write_at_kernel<T><<<grid_for(sp.numel), 256, 0, launch_stream()>>>(
-        static_cast<const T*>(u), static_cast<T*>(out), Walks<2>{{os, us}}, sp, position, ax_stride,
-        rows, limit, err);
+    launch_overlapped(write_at_kernel<T>, grid_for(sp.numel), 256, 0, static_cast<const T*>(u), static_cast<T*>(out),
+                      Walks<2>{{os, us}}, sp, position, ax_stride, rows, limit, err);
   });
   check_launch("write_at");
 }

@@ -85,6 +85,8 @@ __global__ void rope_kernel(const T* x, T* out, int64_t lead, int64_t T_, int64_
                             const __grid_constant__ Freqs fr, int64_t offset,
                             const int64_t* position, RopeDest dest, int64_t* err) {
   using C = std::conditional_t<std::is_same_v<T, double>, double, float>;
+  allow_dependents();
+  wait_for_inputs();
   int64_t h = D / 2;
   const int64_t shift = position ? *position : 0;
   offset += shift;
@@ -298,8 +300,8 @@ void rope(DType t, const void* x, void* out, int64_t lead, int64_t T, int64_t D,
   if (dest.lead_stride == 0) dest.lead_stride = T * D;
   int64_t* err = dest.at_position ? error_flag() : nullptr;
   dispatch_float(t, "rope", [&]<class X>() {
-    rope_kernel<X><<<grid_for(lead * T * (D / 2)), 256, 0, launch_stream()>>>(
-        static_cast<const X*>(x), static_cast<X*>(out), lead, T, D, fr, offset, position, dest, err);
+    launch_overlapped(rope_kernel<X>, grid_for(lead * T * (D / 2)), 256, 0, static_cast<const X*>(x),
+                      static_cast<X*>(out), lead, T, D, fr, offset, position, dest, err);
   });
   check_launch("rope");
 }

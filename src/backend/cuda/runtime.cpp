@@ -1,7 +1,9 @@
 // The CUDA backend's device state and the services the rest of wick reaches through
 // core/cuda_api.h: memory, and waiting for a device with error reporting.
 #include <array>
+#include <cstdlib>
 #include <mutex>
+#include <string>
 
 #include "backend/cuda/context.h"
 #include "core/cuda_api.h"
@@ -28,6 +30,10 @@ Context* create(int device) {
   auto* c = new Context();
   c->device = device;
   check(cudaDeviceGetAttribute(&c->sms, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
+  int major = 0;
+  check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "cudaDeviceGetAttribute");
+  const char* pdl = std::getenv("WICK_PDL");
+  c->overlap = major >= 9 && !(pdl && std::string(pdl) == "0");
   check(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), "cudaStreamCreate");
   if (cublasLtCreate(&c->lt) != CUBLAS_STATUS_SUCCESS) throw Error("cuda: cublasLtCreate failed");
   c->workspace_bytes = kWorkspaceBytes;
@@ -53,6 +59,16 @@ const char* code_text(int64_t code) {
 }
 
 }  // namespace
+
+OverlapAttr overlap_attr() {
+  OverlapAttr a;
+  if (active().overlap) {
+    a.attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    a.attr[0].val.programmaticStreamSerializationAllowed = 1;
+    a.count = 1;
+  }
+  return a;
+}
 
 void check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) throw Error(std::string("cuda: ") + what + ": " + cudaGetErrorString(e));
