@@ -273,7 +273,10 @@ class Run {
   std::pair<Tensor, Tensor> pick(const Tensor& logits) {
     Tensor l = reshape(logits, {batch_, -1});
     Tensor ids = argmax(l, -1, true);
-    Tensor lp = take_along_axis(l, ids, -1) - logsumexp(l, {-1}, true);
+    // The chosen logit is the row's maximum, so its log-probability is −log Σ exp(l − max): one
+    // pass over the vocabulary fewer than logsumexp's. A NaN or +inf logit still gives NaN.
+    Tensor top = astype(take_along_axis(l, ids, -1), DType::f32);
+    Tensor lp = negative(log(sum(exp(astype(l, DType::f32) - top), {-1}, true)));
     return {ids, lp};
   }
 
