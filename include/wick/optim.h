@@ -22,7 +22,7 @@ struct AdamWOptions {
   double weight_decay = 0.01;
   /// Parameters (by name) that weight decay skips; empty: decay applies to every parameter, as
   /// torch.optim.AdamW does with one parameter group.
-  std::function<bool(const std::string& name)> no_decay;
+  std::function<bool(const std::string& name)> no_decay = {};
 };
 
 /// AdamW (torch.optim.AdamW, decoupled weight decay). The step counter t counts optimizer steps

@@ -55,6 +55,7 @@ Tensor activation(const Tensor& x, const std::string& act) {
 /// One post-norm encoder layer.
 class BertLayer : public Module {
  public:
+  using Module::forward;
   BertLayer(const BertConfig& c, DType dtype) : heads_(c.num_attention_heads), head_dim_(c.head_dim), act_(c.hidden_act) {
     int64_t h = c.hidden_size, i = c.intermediate_size;
     auto ln = [&] { return std::make_shared<LayerNorm>(h, c.layer_norm_eps, true, true, dtype); };

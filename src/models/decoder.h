@@ -36,6 +36,7 @@ DecoderContext make_step_context(const ModelConfig& c, const std::vector<float>&
 
 class DecoderAttention : public Module {
  public:
+  using Module::forward;  // keeps the one-input form visible (it throws: these need a context)
   DecoderAttention(const ModelConfig& c, int64_t layer, DType dtype);
   std::string kind() const override { return "Attention"; }
   Tensor forward(const Tensor& x, const DecoderContext& ctx);
@@ -57,6 +58,7 @@ class DecoderMLP : public Module {
 
 class DecoderLayer : public Module {
  public:
+  using Module::forward;  // keeps the one-input form visible (it throws: these need a context)
   DecoderLayer(const ModelConfig& c, int64_t layer, DType dtype);
   std::string kind() const override { return "DecoderLayer"; }
   Tensor forward(const Tensor& x, const DecoderContext& ctx);
@@ -74,6 +76,7 @@ class ModuleList : public Module {
 /// "model": embed_tokens, layers, norm.
 class DecoderModel : public Module {
  public:
+  using Module::forward;  // keeps the one-input form visible (it throws: these need a context)
   DecoderModel(const ModelConfig& c, DType dtype);
   std::string kind() const override { return "DecoderModel"; }
   Tensor forward(const Tensor& ids, const DecoderContext& ctx);
