@@ -55,8 +55,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         unsigned sum = 0;
         for (size_t i = 0; i < t.nbytes(); ++i) sum += p[i];
         if (t.nbytes() != info.end - info.begin) std::abort();
-        static volatile unsigned sink;
-        sink = sum;
+        // Kept observable so the reads above cannot be optimised away.
+        asm volatile("" : : "r"(sum) : "memory");
         // The conversion path, for small floating tensors.
         if (t.numel() <= 64 && wick::is_floating(t.dtype()))
           (void)file.load(info.name, wick::DType::f32).to_vector<float>();

@@ -67,7 +67,8 @@ void merge_common(Tape& t, PassStats& s) {
     for (const Ref& r : op.ins) key.push_back((uint64_t(r.kind) << 32) | r.index);
     for (int64_t d : op.shape) key.push_back(static_cast<uint64_t>(d));
     key.push_back(static_cast<uint64_t>(op.dtype));
-    auto& bucket = seen[{typeid(*op.prim).name(), key}];
+    const Primitive& prim = *op.prim;
+    auto& bucket = seen[{typeid(prim).name(), key}];
     for (uint32_t j : bucket)
       if (t.ops[j].prim->is_equivalent(*op.prim)) {
         ++s.merged;
