@@ -1,6 +1,5 @@
 // Compile's fused primitives through the primitives they replace (see composed.h).
 #include <memory>
-#include <sstream>
 
 #include "backend/composed.h"
 #include "backend/output.h"

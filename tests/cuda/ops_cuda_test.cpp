@@ -252,21 +252,19 @@ TEST_F(Cuda, RowsAndAttention) {
     same(one([](auto& v) { return scaled_dot_product_attention(slice(v[0], 2, 8, 9), v[1], v[2], 0.25, true); }), {q, k, vv}, tol(t), "decode row " + n);
     same(one([](auto& v) { return scaled_dot_product_attention(transpose(v[0], {0, 2, 1, 3}), v[1], v[2], 0.25, true); }),
          {randn({2, 9, 4, 16}, 62, t), k, vv}, tol(t), "strided q " + n);
-    // A decoding row over a long cache whose tail the mask hides (skipped keys, split over warps).
-    std::vector<bool> keep(300);
-    for (size_t i = 0; i < keep.size(); ++i) keep[i] = i < 211 && i % 7 != 3;
-    same(one([](auto& v) { return scaled_dot_product_attention(v[0], v[1], v[2], 0.125, false, v[3]); }),
-         {randn({1, 4, 1, 64}, 65, t), randn({1, 2, 300, 64}, 66, t), randn({1, 2, 300, 64}, 67, t),
-          Tensor::from_vector(keep, {1, 1, 1, 300})},
-         tol(t), "decode over a masked cache " + n);
-    // Over a long cache a decoding row's keys are split over blocks whose partial softmaxes are
-    // merged (flash-decoding), with a masked tail and a block that sees no visible key.
-    std::vector<bool> far(2000);
-    for (size_t i = 0; i < far.size(); ++i) far[i] = i < 1300 && i % 11 != 4;
-    same(one([](auto& v) { return scaled_dot_product_attention(v[0], v[1], v[2], 0.125, false, v[3]); }),
-         {randn({1, 4, 1, 64}, 83, t), randn({1, 2, 2000, 64}, 84, t), randn({1, 2, 2000, 64}, 85, t),
-          Tensor::from_vector(far, {1, 1, 1, 2000})},
-         tol(t), "decode over a long cache " + n);
+    // A decoding row over a cache whose tail the mask hides (skipped keys, split over warps);
+    // over a long one its keys are split over blocks whose partial softmaxes are merged
+    // (flash-decoding), with a block that sees no visible key.
+    auto masked_decode = [&](int64_t S, int64_t visible, int64_t period, uint64_t seed, const std::string& what) {
+      std::vector<bool> keep(static_cast<size_t>(S));
+      for (int64_t i = 0; i < S; ++i) keep[i] = i < visible && i % period != period / 2;
+      same(one([](auto& v) { return scaled_dot_product_attention(v[0], v[1], v[2], 0.125, false, v[3]); }),
+           {randn({1, 4, 1, 64}, seed, t), randn({1, 2, S, 64}, seed + 1, t), randn({1, 2, S, 64}, seed + 2, t),
+            Tensor::from_vector(keep, {1, 1, 1, S})},
+           tol(t), what + " " + n);
+    };
+    masked_decode(300, 211, 7, 65, "decode over a masked cache");
+    masked_decode(2000, 1300, 11, 83, "decode over a long cache");
     same(one([](auto& v) { return scaled_dot_product_attention(v[0], v[1], v[2], 0.125, true); }),
          {randn({1, 2, 1, 128}, 86, t), randn({1, 1, 1024, 128}, 87, t), randn({1, 1, 1024, 128}, 88, t)}, tol(t),
          "causal decode over a long cache " + n);
