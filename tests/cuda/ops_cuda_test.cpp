@@ -268,6 +268,16 @@ TEST_F(Cuda, RowsAndAttention) {
     same(one([](auto& v) { return scaled_dot_product_attention(v[0], v[1], v[2], 0.125, true); }),
          {randn({1, 2, 1, 128}, 86, t), randn({1, 1, 1024, 128}, 87, t), randn({1, 1, 1024, 128}, 88, t)}, tol(t),
          "causal decode over a long cache " + n);
+    // Prefill shapes: the score rows of a multiple of 4 keys up to 1024 are a warp's each; past
+    // that a block walks them.
+    for (int64_t S : {200, 1100}) {
+      Tensor qp = randn({1, 2, S, 16}, 90, t), kp = randn({1, 1, S, 16}, 91, t), vp = randn({1, 1, S, 16}, 92, t);
+      same(one([](auto& v) { return scaled_dot_product_attention(v[0], v[1], v[2], 0.25, true); }), {qp, kp, vp}, tol(t),
+           "causal prefill of " + std::to_string(S) + " " + n);
+    }
+    same(one([](auto& v) { return scaled_dot_product_attention(v[0], v[1], v[2], 0.25, false, v[3]); }),
+         {randn({2, 2, 5, 16}, 93, t), randn({2, 1, 12, 16}, 94, t), randn({2, 1, 12, 16}, 95, t), randn({2, 1, 5, 12}, 96, f32)},
+         tol(t), "masked rows of 12 keys " + n);
     Tensor big = randn({1, 2, 3, 128}, 42, t), kb = randn({1, 1, 70, 128}, 43, t), vb = randn({1, 1, 70, 128}, 44, t);
     same(one([](auto& v) { return scaled_dot_product_attention(v[0], v[1], v[2], 0.1, true); }), {big, kb, vb}, tol(t), "d128 " + n);
   }
@@ -290,6 +300,23 @@ TEST_F(Cuda, Indexing) {
   same(one([o](auto& v) { return cross_entropy(v[0], v[1], o); }), {logits, labels}, 1e-5, "cross_entropy");
   o.label_smoothing = 0.1;
   same(one([o](auto& v) { return cross_entropy(astype(v[0], bf16), v[1], o); }), {logits, labels}, 1e-2, "cross_entropy smoothed bf16");
+  // Rows long enough for 16-byte loads (the vocabulary-sized path), with their gradients; the
+  // 37-wide rows above take the element-wise path.
+  std::vector<int64_t> wide_labels = {3999, 0, -100, 1234, 7, 7, 2048, 1, 3000, -100, 15, 512, 77};
+  Tensor wide_y = Tensor::from_vector(wide_labels, {13});
+  for (DType t : {f32, bf16})
+    for (double smoothing : {0.0, 0.1}) {
+      CrossEntropyOptions wo;
+      wo.label_smoothing = smoothing;
+      std::string n = std::string(dtype_name(t)) + (smoothing > 0 ? " smoothed" : "");
+      Fn f = [wo](const std::vector<Tensor>& v) { return std::vector<Tensor>{cross_entropy(v[0], v[1], wo)}; };
+      Tensor x = randn({13, 4000}, 89, t, 3.0f);
+      auto vg = value_and_grad(f, {0});
+      auto [cv, cg] = vg({x, wide_y});
+      auto [gv, gg] = vg({to(x, kGpu), to(wide_y, kGpu)});
+      expect_close(cv[0], gv[0], 1e-5, "wide cross_entropy " + n);
+      expect_close(cg[0], gg[0], tol(t), "wide cross_entropy grad " + n);
+    }
 }
 
 TEST_F(Cuda, Gradients) {
@@ -317,20 +344,23 @@ TEST_F(Cuda, Gradients) {
 TEST_F(Cuda, AttentionGradients) {
   // The GPU recomputes the probabilities with one GEMM and row kernel (AttentionProbs,
   // SoftmaxGrad); the CPU composes ops. Grouped heads, a mask, causal and not, f32 and bf16.
+  // 9 keys take the element-wise row kernels; 520 the warp-per-row ones (16-byte packs).
   for (DType t : {f32, bf16})
-    for (bool causal : {true, false}) {
-      Tensor q = randn({2, 4, 7, 16}, 63, t), k = randn({2, 2, 9, 16}, 64, t), v = randn({2, 2, 9, 16}, 65, t);
-      Tensor mask = randn({2, 1, 7, 9}, 66), w = randn({2, 4, 7, 16}, 67);
-      Fn f = [causal](const std::vector<Tensor>& x) {
-        Tensor o = scaled_dot_product_attention(x[0], x[1], x[2], 0.3, causal, x[3]);
-        return std::vector<Tensor>{sum(astype(o, f32) * x[4])};
-      };
-      auto vg = value_and_grad(f, {0, 1, 2});
-      auto [cv, cg] = vg({q, k, v, mask, w});
-      auto [gv, gg] = vg({to(q, kGpu), to(k, kGpu), to(v, kGpu), to(mask, kGpu), to(w, kGpu)});
-      std::string n = std::string(dtype_name(t)) + (causal ? " causal" : "");
-      expect_close(cv[0], gv[0], tol(t), "attention loss " + n);
-      for (size_t i = 0; i < 3; ++i) expect_close(cg[i], gg[i], t == f32 ? 1e-4 : 3e-2, "attention grad " + std::to_string(i) + " " + n);
+    for (auto [T, S] : {std::pair<int64_t, int64_t>{7, 9}, {24, 520}}) {
+      for (bool causal : {true, false}) {
+        Tensor q = randn({2, 4, T, 16}, 63, t), k = randn({2, 2, S, 16}, 64, t), v = randn({2, 2, S, 16}, 65, t);
+        Tensor mask = randn({2, 1, T, S}, 66), w = randn({2, 4, T, 16}, 67);
+        Fn f = [causal](const std::vector<Tensor>& x) {
+          Tensor o = scaled_dot_product_attention(x[0], x[1], x[2], 0.3, causal, x[3]);
+          return std::vector<Tensor>{sum(astype(o, f32) * x[4])};
+        };
+        auto vg = value_and_grad(f, {0, 1, 2});
+        auto [cv, cg] = vg({q, k, v, mask, w});
+        auto [gv, gg] = vg({to(q, kGpu), to(k, kGpu), to(v, kGpu), to(mask, kGpu), to(w, kGpu)});
+        std::string n = std::string(dtype_name(t)) + " S " + std::to_string(S) + (causal ? " causal" : "");
+        expect_close(cv[0], gv[0], tol(t), "attention loss " + n);
+        for (size_t i = 0; i < 3; ++i) expect_close(cg[i], gg[i], t == f32 ? 1e-4 : 3e-2, "attention grad " + std::to_string(i) + " " + n);
+      }
     }
 }
 

@@ -157,6 +157,48 @@ void dispatch_float(DType t, const char* op, F&& f) {
   });
 }
 
+/// Sum and max over a warp; every lane gets the result.
+template <class A>
+__device__ __forceinline__ A warp_sum(A v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+template <class A>
+__device__ __forceinline__ A warp_max(A v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmax(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+/// N consecutive elements moved as one access (N·sizeof(T) a power of two, at most 16 bytes):
+/// the memory-bound row kernels need 16-byte loads to reach the card's bandwidth, which 2-byte
+/// element loads do not.
+template <class T, int N = 16 / sizeof(T)>
+struct alignas(N * sizeof(T)) Pack {
+  static constexpr int n = N;
+  T v[N];
+};
+
+template <int N, class T>
+__device__ __forceinline__ Pack<T, N> ld_pack(const T* p) {
+  return *reinterpret_cast<const Pack<T, N>*>(p);
+}
+
+/// Stores N values (computed wider) as T, in one access.
+template <class T, int N, class V>
+__device__ __forceinline__ void st_pack(T* p, const V (&v)[N]) {
+  Pack<T, N> r;
+#pragma unroll
+  for (int k = 0; k < N; ++k) st(&r.v[k], v[k]);
+  *reinterpret_cast<Pack<T, N>*>(p) = r;
+}
+
+/// Whether a dense row of n T's at p (and at every p + i·n) can be walked in 16-byte packs.
+template <class T>
+inline bool packs_fit(const void* p, int64_t n) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0 && (n * static_cast<int64_t>(sizeof(T))) % 16 == 0;
+}
+
 /// Sum over a block (blockDim.x a multiple of 32, at most 1024); every thread gets the result.
 template <class A>
 __device__ A block_sum(A v) {

@@ -11,6 +11,68 @@ inline unsigned row_blocks(int64_t rows) {
   return static_cast<unsigned>(rows < 65535 * 32 ? rows : 65535 * 32);
 }
 
+/// Blocks for the kernels that give each row one warp.
+inline unsigned warp_blocks(int64_t rows) { return row_blocks((rows + kThreads / 32 - 1) / (kThreads / 32)); }
+
+/// Calls f(i, v) over a dense row of n T's, v holding elements i, i + 1, ... in the compute
+/// type: a 16-byte pack per call when `packed` (packs_fit), one element otherwise.
+template <class T, class F>
+__device__ __forceinline__ void walk_row(const T* xr, int64_t n, bool packed, F&& f) {
+  using C = compute_t<T>;
+  constexpr int W = Pack<T>::n;
+  if (packed) {
+#pragma unroll 4
+    for (int64_t i = int64_t(threadIdx.x) * W; i < n; i += int64_t(blockDim.x) * W) {
+      Pack<T> p = ld_pack<W>(xr + i);
+      C v[W];
+#pragma unroll
+      for (int k = 0; k < W; ++k) v[k] = ld(&p.v[k]);
+      f(i, v);
+    }
+    return;
+  }
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+    C v[1] = {ld(xr + i)};
+    f(i, v);
+  }
+}
+
+/// Adds values to a running max m and sum s of exp(x − m) (one pass instead of a max pass and
+/// a sum pass over a row).
+template <class C, int N>
+__device__ __forceinline__ void online_add(C& m, C& s, const C (&v)[N]) {
+  C top = v[0];
+#pragma unroll
+  for (int k = 1; k < N; ++k) top = fmax(top, v[k]);
+  if (top > m) {
+    s *= exp(m - top);
+    m = top;
+  }
+  if (m == -INFINITY) return;
+#pragma unroll
+  for (int k = 0; k < N; ++k) s += exp(v[k] - m);
+}
+
+/// Joins the block's running (max, sum) pairs; every thread gets the row's.
+template <class C>
+__device__ __forceinline__ void block_online(C& m, C& s) {
+  C top = block_max(m);
+  s = block_sum(m == -INFINITY ? C(0) : s * exp(m - top));
+  m = top;
+}
+
+/// Calls f.template operator()<K>() with the least K of 1, 2, 4, 8 for which K·unit ≥ n, and
+/// returns false when n is above 8·unit.
+template <class F>
+bool with_chunks(int64_t n, int64_t unit, F&& f) {
+  if (n <= unit) f.template operator()<1>();
+  else if (n <= 2 * unit) f.template operator()<2>();
+  else if (n <= 4 * unit) f.template operator()<4>();
+  else if (n <= 8 * unit) f.template operator()<8>();
+  else return false;
+  return true;
+}
+
 template <class T>
 __global__ void softmax_kernel(const T* x, T* out, int64_t rows, int64_t n, bool log_out,
                                float scale, const T* mask, const __grid_constant__ Space lead,
@@ -114,7 +176,7 @@ __global__ void rope_kernel(const T* x, T* out, int64_t lead, int64_t T_, int64_
 /// Row loss: logsumexp(x) − (1−ε)·x[y] − (ε/V)·Σx; 0 for ignored rows.
 template <class T>
 __global__ void ce_kernel(const T* logits, DType lt, const void* labels, void* out, bool out64,
-                          int64_t N, int64_t V, int64_t ignore, double eps, int64_t* err) {
+                          int64_t N, int64_t V, int64_t ignore, double eps, bool packed, int64_t* err) {
   using C = std::conditional_t<std::is_same_v<T, double>, double, float>;
   auto put = [&](int64_t r, C v) {
     if (out64)
@@ -136,16 +198,13 @@ __global__ void ce_kernel(const T* logits, DType lt, const void* labels, void* o
       continue;
     }
     const T* xr = logits + r * V;
-    C m = -INFINITY;
-    for (int64_t i = threadIdx.x; i < V; i += blockDim.x) m = fmax(m, static_cast<C>(ld(xr + i)));
-    m = block_max(m);
-    C s = 0, sx = 0;
-    for (int64_t i = threadIdx.x; i < V; i += blockDim.x) {
-      C v = static_cast<C>(ld(xr + i));
-      s += exp(v - m);
-      sx += v;
-    }
-    s = block_sum(s);
+    C m = -INFINITY, s = 0, sx = 0;
+    walk_row(xr, V, packed, [&](int64_t, const auto& v) {
+      online_add(m, s, v);
+      if (eps != 0)
+        for (C x : v) sx += x;
+    });
+    block_online(m, s);
     if (eps != 0) sx = block_sum(sx);
     if (threadIdx.x == 0) {
       C lse = m + log(s);
@@ -157,9 +216,11 @@ __global__ void ce_kernel(const T* logits, DType lt, const void* labels, void* o
   }
 }
 
+/// Two passes over a row: its running (max, sum), then g·(softmax − target) written as it goes.
 template <class T>
 __global__ void ce_grad_kernel(const T* logits, DType lt, const void* labels, const void* g,
-                               DType gt, T* out, int64_t N, int64_t V, int64_t ignore, double eps) {
+                               DType gt, T* out, int64_t N, int64_t V, int64_t ignore, double eps,
+                               bool packed) {
   using C = std::conditional_t<std::is_same_v<T, double>, double, float>;
   for (int64_t r = blockIdx.x; r < N; r += gridDim.x) {
     int64_t y = ld_index(labels, lt, r);
@@ -169,18 +230,18 @@ __global__ void ce_grad_kernel(const T* logits, DType lt, const void* labels, co
       continue;
     }
     const T* xr = logits + r * V;
-    C m = -INFINITY;
-    for (int64_t i = threadIdx.x; i < V; i += blockDim.x) m = fmax(m, static_cast<C>(ld(xr + i)));
-    m = block_max(m);
-    C s = 0;
-    for (int64_t i = threadIdx.x; i < V; i += blockDim.x) s += exp(static_cast<C>(ld(xr + i)) - m);
-    s = block_sum(s);
+    C m = -INFINITY, s = 0;
+    walk_row(xr, V, packed, [&](int64_t, const auto& v) { online_add(m, s, v); });
+    block_online(m, s);
     C inv = C(1) / s, gr = static_cast<C>(ld_any(g, gt, r));
     C off = static_cast<C>(eps) / static_cast<C>(V), on = C(1) - static_cast<C>(eps) + off;
-    for (int64_t i = threadIdx.x; i < V; i += blockDim.x) {
-      C p = exp(static_cast<C>(ld(xr + i)) - m) * inv;
-      st(orow + i, gr * (p - (i == y ? on : off)));
-    }
+    walk_row(xr, V, packed, [&](int64_t i, const auto& v) {
+      constexpr int n = std::extent_v<std::remove_cvref_t<decltype(v)>>;
+      C o[n];
+#pragma unroll
+      for (int k = 0; k < n; ++k) o[k] = gr * (exp(v[k] - m) * inv - (i + k == y ? on : off));
+      st_pack<T, n>(orow + i, o);
+    });
   }
 }
 
@@ -208,6 +269,88 @@ __global__ void attention_softmax_kernel(const float* scores, P* p, int64_t rows
   }
 }
 
+/// attention_softmax_kernel for rows of at most 128·K scores (S a multiple of 4): a warp per row,
+/// which stays in registers, so the scores are read once (the block kernel reads them three
+/// times, a few bytes a thread).
+template <class P, int K>
+__global__ void attention_softmax_warp_kernel(const float* scores, P* p, int64_t rows, int64_t Hq,
+                                              int64_t T, int64_t S, bool causal, const float* mask,
+                                              int64_t m0, int64_t m1, int64_t m2, int64_t m3) {
+  const int lane = threadIdx.x & 31;
+  const int64_t warps = blockDim.x >> 5;
+  for (int64_t r = blockIdx.x * warps + (threadIdx.x >> 5); r < rows; r += gridDim.x * warps) {
+    int64_t t = r % T, h = (r / T) % Hq, b = r / (T * Hq);
+    int64_t end = causal ? t + (S - T) + 1 : S;
+    end = end < 0 ? 0 : (end > S ? S : end);
+    const float* sr = scores + r * S;
+    const float* mr = mask ? mask + b * m0 + h * m1 + t * m2 : nullptr;
+    float v[K][4];
+    float m = -INFINITY;
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      const int64_t s0 = (int64_t(k) * 32 + lane) * 4;
+      Pack<float, 4> x{};
+      if (s0 < end) x = ld_pack<4>(sr + s0);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        v[k][j] = s0 + j < end ? x.v[j] + (mr ? mr[(s0 + j) * m3] : 0.0f) : -INFINITY;
+        m = fmaxf(m, v[k][j]);
+      }
+    }
+    m = warp_max(m);
+    float sum = 0.0f;
+#pragma unroll
+    for (int k = 0; k < K; ++k)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        v[k][j] = m == -INFINITY ? 0.0f : expf(v[k][j] - m);
+        sum += v[k][j];
+      }
+    sum = warp_sum(sum);
+    const float inv = m == -INFINITY ? 0.0f : 1.0f / sum;
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      const int64_t s0 = (int64_t(k) * 32 + lane) * 4;
+      if (s0 >= S) continue;
+      float o[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) o[j] = v[k][j] * inv;
+      st_pack<P, 4>(p + r * S + s0, o);
+    }
+  }
+}
+
+/// softmax_grad_kernel for rows of at most K 16-byte packs a lane: a warp per row, read once.
+template <class T, int K>
+__global__ void softmax_grad_warp_kernel(const T* p, const T* dp, T* out, int64_t rows, int64_t n, float scale) {
+  constexpr int W = Pack<T>::n;
+  const int lane = threadIdx.x & 31;
+  const int64_t warps = blockDim.x >> 5;
+  for (int64_t r = blockIdx.x * warps + (threadIdx.x >> 5); r < rows; r += gridDim.x * warps) {
+    Pack<T> pv[K], gv[K];
+    float dot = 0.0f;
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      const int64_t c = (int64_t(k) * 32 + lane) * W;
+      if (c >= n) continue;
+      pv[k] = ld_pack<W>(p + r * n + c);
+      gv[k] = ld_pack<W>(dp + r * n + c);
+#pragma unroll
+      for (int j = 0; j < W; ++j) dot += float(ld(&pv[k].v[j])) * float(ld(&gv[k].v[j]));
+    }
+    dot = warp_sum(dot);
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      const int64_t c = (int64_t(k) * 32 + lane) * W;
+      if (c >= n) continue;
+      float o[W];
+#pragma unroll
+      for (int j = 0; j < W; ++j) o[j] = scale * float(ld(&pv[k].v[j])) * (float(ld(&gv[k].v[j])) - dot);
+      st_pack<T, W>(out + r * n + c, o);
+    }
+  }
+}
+
 template <class T>
 __global__ void softmax_grad_kernel(const T* p, const T* dp, T* out, int64_t rows, int64_t n, float scale) {
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
@@ -225,11 +368,19 @@ __global__ void softmax_grad_kernel(const T* p, const T* dp, T* out, int64_t row
 void softmax_grad(DType t, const void* p, const void* dp, void* out, int64_t rows, int64_t n, float scale) {
   if (rows == 0 || n == 0) return;
   dispatch_float(t, "softmax_grad", [&]<class T>() {
-    if constexpr (!std::is_same_v<T, double>)
-      softmax_grad_kernel<T><<<row_blocks(rows), kThreads, 0, launch_stream()>>>(
-          static_cast<const T*>(p), static_cast<const T*>(dp), static_cast<T*>(out), rows, n, scale);
-    else
+    if constexpr (!std::is_same_v<T, double>) {
+      auto tp = static_cast<const T*>(p), tdp = static_cast<const T*>(dp);
+      auto to = static_cast<T*>(out);
+      const bool warp_rows = packs_fit<T>(p, n) && packs_fit<T>(dp, n) && packs_fit<T>(out, n) &&
+                             with_chunks(n, 32 * Pack<T>::n, [&]<int K>() {
+                               softmax_grad_warp_kernel<T, K><<<warp_blocks(rows), kThreads, 0, launch_stream()>>>(
+                                   tp, tdp, to, rows, n, scale);
+                             });
+      if (!warp_rows)
+        softmax_grad_kernel<T><<<row_blocks(rows), kThreads, 0, launch_stream()>>>(tp, tdp, to, rows, n, scale);
+    } else {
       throw Error("softmax_grad: f64 has no CUDA kernel");
+    }
   });
   check_launch("softmax_grad");
 }
@@ -242,8 +393,16 @@ void attention_softmax(const float* scores, void* p, DType pt, int64_t B, int64_
   if (mask)
     for (int d = 0; d < 4; ++d) m[d] = ms[d];
   dispatch_float(pt, "scaled_dot_product_attention", [&]<class P>() {
-    attention_softmax_kernel<P><<<row_blocks(rows), kThreads, 0, launch_stream()>>>(
-        scores, static_cast<P*>(p), rows, Hq, T, S, causal, mask, m[0], m[1], m[2], m[3]);
+    auto out = static_cast<P*>(p);
+    const bool warp_rows = S % 4 == 0 && reinterpret_cast<uintptr_t>(scores) % 16 == 0 &&
+                           reinterpret_cast<uintptr_t>(p) % (4 * sizeof(P)) == 0 &&
+                           with_chunks(S, 128, [&]<int K>() {
+                             attention_softmax_warp_kernel<P, K><<<warp_blocks(rows), kThreads, 0, launch_stream()>>>(
+                                 scores, out, rows, Hq, T, S, causal, mask, m[0], m[1], m[2], m[3]);
+                           });
+    if (!warp_rows)
+      attention_softmax_kernel<P><<<row_blocks(rows), kThreads, 0, launch_stream()>>>(
+          scores, out, rows, Hq, T, S, causal, mask, m[0], m[1], m[2], m[3]);
   });
   check_launch("attention_softmax");
 }
@@ -313,7 +472,7 @@ void cross_entropy(DType t, const void* logits, DType lt, const void* labels, vo
   dispatch_float(t, "cross_entropy", [&]<class T>() {
     ce_kernel<T><<<row_blocks(N), kThreads, 0, launch_stream()>>>(
         static_cast<const T*>(logits), lt, labels, out, out_t == DType::f64, N, V, ignore_index,
-        smoothing, err);
+        smoothing, packs_fit<T>(logits, V), err);
   });
   check_launch("cross_entropy");
 }
@@ -325,7 +484,7 @@ void cross_entropy_grad(DType t, const void* logits, DType lt, const void* label
   dispatch_float(t, "cross_entropy_grad", [&]<class T>() {
     ce_grad_kernel<T><<<row_blocks(N), kThreads, 0, launch_stream()>>>(
         static_cast<const T*>(logits), lt, labels, g, gt, static_cast<T*>(out), N, V, ignore_index,
-        smoothing);
+        smoothing, packs_fit<T>(logits, V) && packs_fit<T>(out, V));
   });
   check_launch("cross_entropy_grad");
 }
