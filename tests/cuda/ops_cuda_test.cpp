@@ -181,6 +181,26 @@ TEST_F(Cuda, WhereCastViews) {
   same(one([](auto& v) { return broadcast_to(slice(v[0], 0, 0, 1), {3, 6, 5}) + 0.0; }), {x}, 0, "broadcast");
 }
 
+TEST_F(Cuda, PackedElementwise) {
+  // Innermost axes of a multiple of 16 bytes take the 16-byte kernels: dense and transposed
+  // operands, splat (inner-broadcast) ones, boolean outputs; a misaligned view falls back.
+  for (DType t : kFloats) {
+    std::string n = dtype_name(t);
+    Tensor x = randn({6, 64}, 97, t), r = randn({6, 1}, 98, t), c = randn({64}, 99, t);
+    same(one([](auto& v) { return silu(v[0]); }), {x}, tol(t), "packed silu " + n);
+    same(one([](auto& v) { return exp(v[0] * 0.5); }), {x}, tol(t), "packed exp " + n);
+    same(one([](auto& v) { return v[0] * v[1]; }), {x, r}, tol(t), "packed times a splat column " + n);
+    same(one([](auto& v) { return v[1] - v[0]; }), {x, c}, tol(t), "packed minus a broadcast row " + n);
+    same(one([](auto& v) { return greater(v[0], v[1]); }), {x, c}, 0, "packed comparison " + n);
+    Tensor h = randn({2, 8, 4, 16}, 100, t);
+    same(one([](auto& v) { return reshape(transpose(v[0], {0, 2, 1, 3}), {2, 4, 128}); }), {h}, 0, "packed head transpose " + n);
+    Tensor wide = randn({6, 40}, 101, t);
+    same(one([](auto& v) { return silu(slice(v[0], 1, 1, 33)); }), {wide}, tol(t), "misaligned view " + n);
+    for (DType dst : {f32, bf16, f16, i32, i64, boolean, f64})
+      same(one([dst](auto& v) { return astype(v[0] * 4.0, dst); }), {x}, 0, "packed astype " + n + "->" + dtype_name(dst));
+  }
+}
+
 TEST_F(Cuda, Reductions) {
   for (DType t : kFloats) {
     Tensor x = randn({5, 7, 9}, 15, t);
@@ -377,6 +397,20 @@ TEST_F(Cuda, CompiledFusion) {
   for (size_t i = 0; i < c.size(); ++i) expect_close(c[i], g[i], 1e-5, "compiled output " + std::to_string(i));
   EXPECT_GT(gf.stats().fused_elementwise, 0u);
   EXPECT_GT(gf.stats().fused_patterns, 0u);
+  // Generated chains in 16-byte packs (8 half or 4 f32 elements a thread), with a splat column
+  // and a broadcast row, and over a misaligned view, which takes one element a thread.
+  Function packed = [](const std::vector<Tensor>& v) {
+    return std::vector<Tensor>{silu(v[0]) * v[1] + v[2] * 0.5, exp(slice(v[0], 2, 1, 17)) * 2.0 + 1.0};
+  };
+  for (DType t : kFloats) {
+    std::vector<Tensor> in = {randn({3, 8, 32}, 102, t), randn({3, 8, 1}, 103, t), randn({32}, 104, t)};
+    auto cp = compile(packed), gp = compile(packed);
+    auto cpo = cp(in);
+    auto gpo = gp({to(in[0], kGpu), to(in[1], kGpu), to(in[2], kGpu)});
+    for (size_t i = 0; i < cpo.size(); ++i)
+      expect_close(cpo[i], gpo[i], tol(t), "packed chain " + std::to_string(i) + " " + dtype_name(t));
+    EXPECT_EQ(gp.stats().fused_elementwise, 2u) << dtype_name(t);
+  }
   // x·Wᵀ + b fused into one matmul: the GEMV epilogue (5 rows) and cuBLASLt plus a bias pass.
   for (int64_t rows : {5, 40})
     for (DType t : kFloats) {

@@ -1,5 +1,7 @@
 // Elementwise kernels over any views: each thread maps a linear index of the (collapsed)
 // iteration space to every operand's offset.
+#include <algorithm>
+
 #include "backend/cuda/ops.cuh"
 
 namespace wick::cuda {
@@ -54,15 +56,97 @@ __global__ void cast_kernel(const S* x, D* out, const __grid_constant__ Walks<2>
   }
 }
 
+/// The plain kernels below over packs of W elements (see pack_walk): a packed operand is
+/// read and written 16 bytes at a time, a splat one (stride 0 along the innermost axis) is one
+/// element repeated over the pack. Element-sized accesses leave the loads too few bytes in
+/// flight to reach the card's bandwidth.
+template <class T, int W>
+__global__ void unary_packed_kernel(UnaryOp op, const T* x, T* out, const __grid_constant__ Walks<2> w,
+                                    const __grid_constant__ Space sp) {
+  WICK_GRID_LOOP(i, sp.numel) {
+    int64_t off[2];
+    offsets_of<2>(i, sp, w.w, off);
+    Pack<T, W> a = ld_pack<W>(x + off[1] * W);
+    compute_t<T> r[W];
+#pragma unroll
+    for (int k = 0; k < W; ++k) r[k] = apply_unary(op, ld(&a.v[k]));
+    st_pack<T, W>(out + off[0] * W, r);
+  }
+}
+
+/// A pack of W elements of x at pack offset `off`, or x[off] repeated when `splat`.
+template <int W, class T>
+__device__ __forceinline__ Pack<T, W> ld_pack_or_splat(const T* x, int64_t off, bool splat) {
+  Pack<T, W> r;
+  if (splat) {
+#pragma unroll
+    for (int k = 0; k < W; ++k) r.v[k] = x[off];
+    return r;
+  }
+  return ld_pack<W>(x + off * W);
+}
+
+template <class T, class O, int W>
+__global__ void binary_packed_kernel(BinaryOp op, const T* a, bool a_splat, const T* b, bool b_splat, O* out,
+                                     const __grid_constant__ Walks<3> w, const __grid_constant__ Space sp) {
+  WICK_GRID_LOOP(i, sp.numel) {
+    int64_t off[3];
+    offsets_of<3>(i, sp, w.w, off);
+    Pack<T, W> x = ld_pack_or_splat<W>(a, off[1], a_splat), y = ld_pack_or_splat<W>(b, off[2], b_splat);
+    decltype(apply_binary(op, ld(a), ld(b))) r[W];
+#pragma unroll
+    for (int k = 0; k < W; ++k) r[k] = apply_binary(op, ld(&x.v[k]), ld(&y.v[k]));
+    st_pack<O, W>(out + off[0] * W, r);
+  }
+}
+
+template <class S, class D, int W>
+__global__ void cast_packed_kernel(const S* x, D* out, const __grid_constant__ Walks<2> w,
+                                   const __grid_constant__ Space sp) {
+  WICK_GRID_LOOP(i, sp.numel) {
+    int64_t off[2];
+    offsets_of<2>(i, sp, w.w, off);
+    Pack<S, W> a = ld_pack<W>(x + off[1] * W);
+    if constexpr (std::is_same_v<S, D>) {
+      *reinterpret_cast<Pack<D, W>*>(out + off[0] * W) = a;
+    } else {
+      Pack<D, W> r;
+#pragma unroll
+      for (int k = 0; k < W; ++k) {
+        auto v = ld(&a.v[k]);
+        if constexpr (std::is_same_v<D, bool>)
+          st(&r.v[k], v != decltype(v)(0));
+        else
+          st(&r.v[k], static_cast<compute_t<D>>(v));
+      }
+      *reinterpret_cast<Pack<D, W>*>(out + off[0] * W) = r;
+    }
+  }
+}
+
+/// Pack width: 16 bytes of the widest operand type.
+template <class... T>
+constexpr int pack_width() {
+  return static_cast<int>(16 / std::max({sizeof(T)...}));
+}
+
 }  // namespace
 
 void unary(int op, DType t, const void* x, const Walk& xs, void* out, const Walk& os,
            const Space& sp) {
   if (sp.numel == 0) return;
   dispatch(t, [&]<class T>() {
-    unary_kernel<T><<<grid_for(sp.numel), 256, 0, launch_stream()>>>(
-        static_cast<UnaryOp>(op), static_cast<const T*>(x), static_cast<T*>(out),
-        Walks<2>{{os, xs}}, sp);
+    constexpr int W = pack_width<T>();
+    Walks<2> w{{os, xs}};
+    Space ps = sp;
+    const void* ptr[] = {out, x};
+    const size_t size[] = {sizeof(T), sizeof(T)};
+    if (pack_walk(ps, w.w, ptr, size, 2, W, nullptr))
+      unary_packed_kernel<T, W><<<grid_for(ps.numel), 256, 0, launch_stream()>>>(
+          static_cast<UnaryOp>(op), static_cast<const T*>(x), static_cast<T*>(out), w, ps);
+    else
+      unary_kernel<T><<<grid_for(sp.numel), 256, 0, launch_stream()>>>(
+          static_cast<UnaryOp>(op), static_cast<const T*>(x), static_cast<T*>(out), w, sp);
   });
   check_launch("unary");
 }
@@ -72,9 +156,19 @@ void binary(int op, DType in_t, DType out_t, const void* a, const Walk& as, cons
   if (sp.numel == 0) return;
   dispatch(in_t, [&]<class T>() {
     auto launch = [&]<class O>() {
-      binary_kernel<T, O><<<grid_for(sp.numel), 256, 0, launch_stream()>>>(
-          static_cast<BinaryOp>(op), static_cast<const T*>(a), static_cast<const T*>(b),
-          static_cast<O*>(out), Walks<3>{{os, as, bs}}, sp);
+      constexpr int W = pack_width<T, O>();
+      Walks<3> w{{os, as, bs}};
+      Space ps = sp;
+      const void* ptr[] = {out, a, b};
+      const size_t size[] = {sizeof(O), sizeof(T), sizeof(T)};
+      bool splat[3];
+      auto ta = static_cast<const T*>(a), tb = static_cast<const T*>(b);
+      if (pack_walk(ps, w.w, ptr, size, 3, W, splat))
+        binary_packed_kernel<T, O, W><<<grid_for(ps.numel), 256, 0, launch_stream()>>>(
+            static_cast<BinaryOp>(op), ta, splat[1], tb, splat[2], static_cast<O*>(out), w, ps);
+      else
+        binary_kernel<T, O><<<grid_for(sp.numel), 256, 0, launch_stream()>>>(
+            static_cast<BinaryOp>(op), ta, tb, static_cast<O*>(out), w, sp);
     };
     if (out_t == DType::boolean)
       launch.template operator()<bool>();
@@ -100,8 +194,17 @@ void cast(DType from, const void* x, const Walk& xs, DType to, void* out, const 
   if (sp.numel == 0) return;
   dispatch(from, [&]<class S>() {
     dispatch(to, [&]<class D>() {
-      cast_kernel<S, D><<<grid_for(sp.numel), 256, 0, launch_stream()>>>(
-          static_cast<const S*>(x), static_cast<D*>(out), Walks<2>{{os, xs}}, sp);
+      constexpr int W = pack_width<S, D>();
+      Walks<2> w{{os, xs}};
+      Space ps = sp;
+      const void* ptr[] = {out, x};
+      const size_t size[] = {sizeof(D), sizeof(S)};
+      if (pack_walk(ps, w.w, ptr, size, 2, W, nullptr))
+        cast_packed_kernel<S, D, W><<<grid_for(ps.numel), 256, 0, launch_stream()>>>(
+            static_cast<const S*>(x), static_cast<D*>(out), w, ps);
+      else
+        cast_kernel<S, D><<<grid_for(sp.numel), 256, 0, launch_stream()>>>(
+            static_cast<const S*>(x), static_cast<D*>(out), w, sp);
     });
   });
   check_launch("astype");

@@ -24,6 +24,33 @@ struct Walk {
   int64_t s[kMaxDims] = {};
 };
 
+/// Regroups an elementwise walk of k operands into packs of W elements, for the kernels that
+/// move 16 bytes at a time, when every operand allows it: the innermost axis is a multiple of
+/// W long and unit-stride, and a unit-stride operand's address and other strides are multiples
+/// of W elements. Where `splat` is given, operands after the first (the output) may instead have
+/// stride 0 along the innermost axis: one element repeated over a pack (splat[i] set). Packed
+/// operands' strides become pack strides; splat ones keep element strides. Returns false, with
+/// the arguments untouched, when the walk does not pack.
+inline bool pack_walk(Space& sp, Walk* w, const void* const* ptr, const size_t* size, int k, int W, bool* splat) {
+  const int in = sp.nd - 1;
+  if (W <= 1 || sp.nd == 0 || sp.shape[in] % W != 0) return false;
+  for (int i = 0; i < k; ++i) {
+    if (splat && i > 0 && w[i].s[in] == 0) continue;
+    if (w[i].s[in] != 1 || reinterpret_cast<uintptr_t>(ptr[i]) % (W * size[i]) != 0) return false;
+    for (int d = 0; d < in; ++d)
+      if (w[i].s[d] % W != 0) return false;
+  }
+  for (int i = 0; i < k; ++i) {
+    const bool rep = splat && i > 0 && w[i].s[in] == 0;
+    if (splat) splat[i] = rep;
+    if (!rep)
+      for (int d = 0; d < in; ++d) w[i].s[d] /= W;
+  }
+  sp.shape[in] /= W;
+  sp.numel /= W;
+  return true;
+}
+
 // ---- creation (creation.cu) ----
 void fill(void* out, int64_t n, DType t, double value);
 void arange(void* out, int64_t n, DType t, double start, double step);

@@ -49,20 +49,41 @@ __device__ __forceinline__ u16 f2bf(float f) { u16 r; asm("cvt.rn.bf16.f32 %0, %
 __device__ __forceinline__ float h2f(u16 h) { float r; asm("cvt.f32.f16 %0, %1;" : "=f"(r) : "h"(h)); return r; }
 __device__ __forceinline__ u16 f2h(float f) { u16 r; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(r) : "f"(f)); return r; }
 struct Args { const void* in[16]; i64 s[16][8]; i64 shape[8]; i64 numel; void* out; };
+template <class T, int W> struct alignas(sizeof(T) * W) P { T v[W]; };
 )";
 
-std::string load_expr(DType t, int k, const char* R) {
-  std::string p = "a.in[" + std::to_string(k) + "]", o = "o" + std::to_string(k);
+/// The C type a dtype is stored as in the generated source.
+const char* storage_type(DType t) {
   switch (t) {
-    case DType::f32: return "(" + std::string(R) + ")((const float*)" + p + ")[" + o + "]";
-    case DType::f64: return "(" + std::string(R) + ")((const double*)" + p + ")[" + o + "]";
-    case DType::bf16: return "(" + std::string(R) + ")bf2f(((const u16*)" + p + ")[" + o + "])";
-    case DType::f16: return "(" + std::string(R) + ")h2f(((const u16*)" + p + ")[" + o + "])";
-    case DType::i32: return "(" + std::string(R) + ")((const int*)" + p + ")[" + o + "]";
-    case DType::i64: return "(" + std::string(R) + ")((const i64*)" + p + ")[" + o + "]";
-    case DType::boolean: return "(" + std::string(R) + ")(((const unsigned char*)" + p + ")[" + o + "] != 0)";
+    case DType::f32: return "float";
+    case DType::f64: return "double";
+    case DType::bf16:
+    case DType::f16: return "u16";
+    case DType::i32: return "int";
+    case DType::i64: return "i64";
+    case DType::boolean: return "unsigned char";
   }
-  return "0";
+  return "float";
+}
+
+/// A stored value `v` of dtype t as the compute type R.
+std::string to_compute(DType t, const std::string& v, const char* R) {
+  switch (t) {
+    case DType::bf16: return "(" + std::string(R) + ")bf2f(" + v + ")";
+    case DType::f16: return "(" + std::string(R) + ")h2f(" + v + ")";
+    case DType::boolean: return "(" + std::string(R) + ")(" + v + " != 0)";
+    default: return "(" + std::string(R) + ")" + v;
+  }
+}
+
+/// A compute value `v` as dtype t's stored form.
+std::string to_storage(DType t, const std::string& v) {
+  switch (t) {
+    case DType::bf16: return "f2bf((float)" + v + ")";
+    case DType::f16: return "f2h((float)" + v + ")";
+    case DType::boolean: return "(unsigned char)(" + v + " != 0)";
+    default: return "(" + std::string(storage_type(t)) + ")" + v;
+  }
 }
 
 /// Rounds register `r` to dtype t, as the interpreter's round_to.
@@ -76,22 +97,9 @@ std::string round_expr(DType t, const std::string& r, const char* R) {
   }
 }
 
-std::string store_stmt(DType t, const std::string& v) {
-  switch (t) {
-    case DType::f32: return "((float*)a.out)[i] = (float)" + v + ";";
-    case DType::f64: return "((double*)a.out)[i] = (double)" + v + ";";
-    case DType::bf16: return "((u16*)a.out)[i] = f2bf((float)" + v + ");";
-    case DType::f16: return "((u16*)a.out)[i] = f2h((float)" + v + ");";
-    case DType::i32: return "((int*)a.out)[i] = (int)" + v + ";";
-    case DType::i64: return "((i64*)a.out)[i] = (i64)" + v + ";";
-    case DType::boolean: return "((unsigned char*)a.out)[i] = " + v + " != 0;";
-  }
-  return "";
-}
-
 /// The expression of one instruction over registers (R is float or double).
-std::string instr_expr(const FusedInstr& in, int n_in, bool f64) {
-  auto r = [](int k) { return "r" + std::to_string(k); };
+std::string instr_expr(const FusedInstr& in, bool f64, const std::string& lane) {
+  auto r = [&](int k) { return "r" + std::to_string(k) + lane; };
   std::string x = r(in.a), y = in.b >= 0 ? r(in.b) : "", z = in.c >= 0 ? r(in.c) : "";
   std::string f = f64 ? "" : "f", R = f64 ? "double" : "float";
   auto c = [&](const char* v) { return "(" + R + ")" + v; };
@@ -144,10 +152,14 @@ std::string instr_expr(const FusedInstr& in, int n_in, bool f64) {
 }
 
 /// Source of the kernel for one program, input dtypes, output dtype and rank of the space;
-/// `small` spaces (under 2^31 elements) divide in 32 bits.
-std::string source(const FusedArgs& f, int nd, bool small) {
+/// `small` spaces (under 2^31 elements) divide in 32 bits. With W > 1 the space counts packs of
+/// W elements (pack_walk): each packed input and the output move W elements in one access, a
+/// splat input is one element used W times, and the program runs once per element ("lane").
+std::string source(const FusedArgs& f, int nd, bool small, int W, const bool* splat) {
   const char* R = f.f64 ? "double" : "float";
   const char* I = small ? "unsigned" : "i64";
+  const std::string w = std::to_string(W);
+  auto lane = [&](int e) { return W > 1 ? "_" + std::to_string(e) : std::string(); };
   std::ostringstream os;
   os << kPrelude << "extern \"C\" __global__ void wick_fused(const __grid_constant__ Args a) {\n"
      << "  for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < a.numel; i += (i64)gridDim.x * blockDim.x) {\n"
@@ -156,16 +168,33 @@ std::string source(const FusedArgs& f, int nd, bool small) {
     os << "    i64 c" << d << " = l % (" << I << ")a.shape[" << d << "]; l /= (" << I << ")a.shape[" << d << "];\n";
   if (nd > 0) os << "    i64 c0 = l;\n";
   for (int k = 0; k < f.n_in; ++k) {
+    const std::string ks = std::to_string(k), st = storage_type(f.in_t[k]);
     os << "    i64 o" << k << " = 0";
     for (int d = 0; d < nd; ++d) os << " + c" << d << " * a.s[" << k << "][" << d << "]";
-    os << ";\n    " << R << " r" << k << " = " << load_expr(f.in_t[k], k, R) << ";\n";
+    os << ";\n";
+    if (W > 1 && !splat[k]) {
+      os << "    P<" << st << ", " << w << "> p" << k << " = ((const P<" << st << ", " << w << ">*)a.in[" << k << "])[o" << k << "];\n";
+      for (int e = 0; e < W; ++e)
+        os << "    " << R << " r" << k << lane(e) << " = " << to_compute(f.in_t[k], "p" + ks + ".v[" + std::to_string(e) + "]", R) << ";\n";
+    } else {
+      os << "    " << R << " r" << k << lane(0) << " = " << to_compute(f.in_t[k], "((const " + st + "*)a.in[" + ks + "])[o" + ks + "]", R) << ";\n";
+      for (int e = 1; e < W; ++e) os << "    " << R << " r" << k << lane(e) << " = r" << k << lane(0) << ";\n";
+    }
   }
-  for (int k = 0; k < f.n_instr; ++k) {
-    std::string reg = "r" + std::to_string(f.n_in + k);
-    os << "    " << R << " " << reg << " = " << instr_expr(f.ins[k], f.n_in, f.f64) << ";\n";
-    os << "    " << reg << " = " << round_expr(f.ins[k].dtype, reg, R) << ";\n";
+  for (int e = 0; e < W; ++e)
+    for (int k = 0; k < f.n_instr; ++k) {
+      std::string reg = "r" + std::to_string(f.n_in + k) + lane(e);
+      os << "    " << R << " " << reg << " = " << instr_expr(f.ins[k], f.f64, lane(e)) << ";\n";
+      os << "    " << reg << " = " << round_expr(f.ins[k].dtype, reg, R) << ";\n";
+    }
+  const std::string out_st = storage_type(f.out_t), last = "r" + std::to_string(f.n_in + f.n_instr - 1);
+  if (W > 1) {
+    os << "    P<" << out_st << ", " << w << "> po;\n";
+    for (int e = 0; e < W; ++e) os << "    po.v[" << e << "] = " << to_storage(f.out_t, last + lane(e)) << ";\n";
+    os << "    ((P<" << out_st << ", " << w << ">*)a.out)[i] = po;\n  }\n}\n";
+  } else {
+    os << "    ((" << out_st << "*)a.out)[i] = " << to_storage(f.out_t, last) << ";\n  }\n}\n";
   }
-  os << "    " << store_stmt(f.out_t, "r" + std::to_string(f.n_in + f.n_instr - 1)) << "\n  }\n}\n";
   return os.str();
 }
 
@@ -248,17 +277,59 @@ bool launch_generated(const FusedArgs& f, void* out, const Space& sp) {
   }();
   if (!enabled || sp.numel == 0) return false;
   Context& ctx = active();
-  bool small = sp.numel < (int64_t(1) << 31);
-  std::string src = source(f, sp.nd, small);
+  // Packs of 16 bytes of the widest operand where the walk allows (see pack_walk).
+  size_t widest = itemsize(f.out_t);
+  Walk walks[kMaxFusedInputs + 1];
+  const void* ptr[kMaxFusedInputs + 1] = {out};
+  size_t size[kMaxFusedInputs + 1] = {itemsize(f.out_t)};
+  int64_t stride = 1;  // the output is dense
+  for (int d = sp.nd - 1; d >= 0; --d) {
+    walks[0].s[d] = stride;
+    stride *= sp.shape[d];
+  }
+  for (int k = 0; k < f.n_in; ++k) {
+    walks[k + 1] = f.in_s[k];
+    ptr[k + 1] = f.in[k];
+    size[k + 1] = itemsize(f.in_t[k]);
+    widest = std::max(widest, size[k + 1]);
+  }
+  Space ps = sp;
+  bool splat[kMaxFusedInputs + 1] = {};
+  const int W = pack_walk(ps, walks, ptr, size, f.n_in + 1, static_cast<int>(16 / widest), splat) ? static_cast<int>(16 / widest) : 1;
+  bool small = ps.numel < (int64_t(1) << 31);
+  // Kernels are found by what their source is made from, not by the source: generating it
+  // costs more host time than a small kernel takes on the GPU, and a training step launches
+  // thousands.
+  std::string key;
+  auto put = [&](const auto& v) { key.append(reinterpret_cast<const char*>(&v), sizeof v); };
+  put(ctx.device);
+  put(f.n_in);
+  put(f.n_instr);
+  put(f.f64);
+  put(f.out_t);
+  put(ps.nd);
+  put(small);
+  put(W);
+  for (int k = 0; k < f.n_in; ++k) {
+    put(f.in_t[k]);
+    put(splat[k + 1]);
+  }
+  for (int k = 0; k < f.n_instr; ++k) {
+    put(f.ins[k].kind);
+    put(f.ins[k].op);
+    put(f.ins[k].dtype);
+    put(f.ins[k].a);
+    put(f.ins[k].b);
+    put(f.ins[k].c);
+  }
   static std::mutex mutex;
-  static std::map<std::pair<int, std::string>, cudaKernel_t> kernels;  // null: failed, interpret
+  static std::map<std::string, cudaKernel_t> kernels;  // null: failed, interpret
   cudaKernel_t kernel = nullptr;
   {
     std::lock_guard lock(mutex);
-    auto key = std::make_pair(ctx.device, src);
     auto it = kernels.find(key);
     if (it == kernels.end()) {
-      std::string bin = cubin_for(src, device_arch(ctx.device));
+      std::string bin = cubin_for(source(f, ps.nd, small, W, splat + 1), device_arch(ctx.device));
       cudaLibrary_t lib = nullptr;
       if (!bin.empty() && cudaLibraryLoadData(&lib, bin.data(), nullptr, nullptr, 0, nullptr, nullptr, 0) == cudaSuccess &&
           cudaLibraryGetKernel(&kernel, lib, "wick_fused") == cudaSuccess) {
@@ -275,13 +346,13 @@ bool launch_generated(const FusedArgs& f, void* out, const Space& sp) {
   GenArgs a{};
   for (int k = 0; k < f.n_in; ++k) {
     a.in[k] = f.in[k];
-    for (int d = 0; d < sp.nd; ++d) a.s[k][d] = f.in_s[k].s[d];
+    for (int d = 0; d < ps.nd; ++d) a.s[k][d] = walks[k + 1].s[d];
   }
-  for (int d = 0; d < sp.nd; ++d) a.shape[d] = sp.shape[d];
-  a.numel = sp.numel;
+  for (int d = 0; d < ps.nd; ++d) a.shape[d] = ps.shape[d];
+  a.numel = ps.numel;
   a.out = out;
   void* args[] = {&a};
-  int64_t blocks = std::min<int64_t>((sp.numel + 255) / 256, 65535 * 8);
+  int64_t blocks = std::min<int64_t>((ps.numel + 255) / 256, 65535 * 8);
   check(cudaLaunchKernel(reinterpret_cast<const void*>(kernel), dim3(static_cast<unsigned>(blocks)), dim3(256), args, 0,
                          launch_stream()),
         "generated fused kernel");
