@@ -1,4 +1,6 @@
 #include <cmath>
+#include <map>
+#include <tuple>
 
 #include "graph/ops_common.h"
 #include "wick/optim.h"
@@ -33,27 +35,50 @@ AdamW::Result AdamW::update(const TensorMap& params, const TensorMap& grads, con
   const Tensor &decay = s.at(0), &step_size = s.at(1), &bc2_sqrt = s.at(2);
   const double b1 = opts_.beta1, b2 = opts_.beta2;
   Result r;
+  // Parameters that share their dtype, their gradient's dtype and the decay rule update as one
+  // flat vector: the rule is elementwise, so the values are the same, and a few hundred LoRA
+  // matrices cost a few kernels instead of a few each (their launches, not their bytes, were
+  // the cost).
+  std::map<std::tuple<DType, DType, bool>, std::vector<std::string>> groups;
   for (const auto& [name, p] : params) {
     auto g_it = grads.find(name);
     if (g_it == grads.end()) {
       r.params.emplace(name, p);
       continue;
     }
-    Tensor g = astype(g_it->second, DType::f32);
-    if (g.shape() != p.shape())
-      throw Error("AdamW: gradient of \"" + name + "\" has shape " + shape_str(g.shape()) + ", parameter " +
+    if (g_it->second.shape() != p.shape())
+      throw Error("AdamW: gradient of \"" + name + "\" has shape " + shape_str(g_it->second.shape()) + ", parameter " +
                   shape_str(p.shape()));
-    Tensor pf = astype(p, DType::f32);
+    const bool decays = !(opts_.no_decay && opts_.no_decay(name));
+    groups[{p.dtype(), g_it->second.dtype(), decays}].push_back(name);
+  }
+  for (const auto& [key, names] : groups) {
+    auto flat = [&](auto&& get) {
+      std::vector<Tensor> parts;
+      for (const auto& name : names) parts.push_back(reshape(get(name), {-1}));
+      return parts.size() == 1 ? parts[0] : concatenate(parts, 0);
+    };
+    Tensor pf = astype(flat([&](const std::string& n) { return params.at(n); }), DType::f32);
+    Tensor g = astype(flat([&](const std::string& n) { return grads.at(n); }), DType::f32);
+    Tensor m0 = flat([&](const std::string& n) { return astype(find_or_throw(m, n, "first moment"), DType::f32); });
+    Tensor v0 = flat([&](const std::string& n) { return astype(find_or_throw(v, n, "second moment"), DType::f32); });
     // torch: p.mul_(1 - lr·wd); m.mul_(β1).add_(g, 1-β1); v.mul_(β2).addcmul_(g, g, 1-β2);
     //        denom = v.sqrt() / sqrt(bc2) + eps; p.addcdiv_(m, denom, -lr/bc1)
-    Tensor p1 = opts_.no_decay && opts_.no_decay(name) ? pf : pf * decay;
-    Tensor m1 = find_or_throw(m, name, "first moment") * b1 + g * (1 - b1);
-    Tensor v1 = find_or_throw(v, name, "second moment") * b2 + (g * (1 - b2)) * g;
+    Tensor p1 = std::get<2>(key) ? pf * decay : pf;
+    Tensor m1 = m0 * b1 + g * (1 - b1);
+    Tensor v1 = v0 * b2 + (g * (1 - b2)) * g;
     Tensor denom = sqrt(v1) / bc2_sqrt + opts_.eps;
-    Tensor p2 = p1 - step_size * (m1 / denom);
-    r.params.emplace(name, astype(p2, p.dtype()));
-    r.m.emplace(name, m1);
-    r.v.emplace(name, v1);
+    Tensor p2 = astype(p1 - step_size * (m1 / denom), std::get<0>(key));
+    // Each parameter's results are views of the flat ones.
+    int64_t at = 0;
+    for (const auto& name : names) {
+      const Shape& shape = params.at(name).shape();
+      const int64_t n = numel(shape);
+      r.params.emplace(name, reshape(slice(p2, 0, at, at + n), shape));
+      r.m.emplace(name, reshape(slice(m1, 0, at, at + n), shape));
+      r.v.emplace(name, reshape(slice(v1, 0, at, at + n), shape));
+      at += n;
+    }
   }
   return r;
 }

@@ -179,6 +179,11 @@ TEST_F(Cuda, WhereCastViews) {
   same(one([](auto& v) { return reshape(transpose(v[0], {1, 0, 2}), {24, 5}); }), {x}, 0, "reshape copy");
   same(one([](auto& v) { return slice(v[0], {1, 0, 1}, {4, 6, 5}, {2, 3, 2}) * 1.0; }), {x}, 0, "slice");
   same(one([](auto& v) { return broadcast_to(slice(v[0], 0, 0, 1), {3, 6, 5}) + 0.0; }), {x}, 0, "broadcast");
+  // Many dense pieces concatenated (an optimizer's flattened tensors): batched copies, 96 to a
+  // launch, 16 bytes a thread where a piece is aligned and byte by byte where it is not.
+  std::vector<Tensor> pieces;
+  for (int i = 0; i < 200; ++i) pieces.push_back(randn({1, 1 + (i * 37) % 300}, 200 + i, bf16));
+  same([](const std::vector<Tensor>& v) { return std::vector<Tensor>{concatenate(v, 1)}; }, pieces, 0, "concatenate 200 pieces");
 }
 
 TEST_F(Cuda, PackedElementwise) {

@@ -157,6 +157,31 @@ void WriteAt::eval_cuda(std::span<Node* const> in, Node& out) {
 void Concatenate::eval_cuda(std::span<Node* const> in, Node& out) {
   on(out);
   alloc_output(out);
+  // Dense pieces of the output's dtype that each fill one run of it (nothing but size-1 axes
+  // before `axis`) go many to a launch: flattening an optimizer's hundreds of small tensors
+  // would otherwise be hundreds of launches.
+  bool pieces = out.contiguous();
+  for (int d = 0; d < axis; ++d) pieces = pieces && out.shape[d] == 1;
+  for (Node* x : in) pieces = pieces && x->dtype == out.dtype && x->contiguous();
+  if (pieces && in.size() > 1) {
+    CopyPieces p;
+    const int64_t row = out.size() / std::max<int64_t>(out.shape[axis], 1) * static_cast<int64_t>(itemsize(out.dtype));
+    int64_t at = 0;
+    for (Node* x : in) {
+      if (x->size()) {
+        p.src[p.count] = x->raw();
+        p.dst_offset[p.count] = at * row;
+        p.bytes[p.count] = x->size() * static_cast<int64_t>(itemsize(x->dtype));
+        if (++p.count == kCopyPieces) {
+          copy_pieces(p, out.raw());
+          p.count = 0;
+        }
+      }
+      at += x->shape[axis];
+    }
+    copy_pieces(p, out.raw());
+    return;
+  }
   int64_t at = 0;
   for (Node* x : in) {
     if (x->size()) copy_into(*x, out, out.strides, at * out.strides[axis]);

@@ -66,6 +66,17 @@ void binary(int op, DType in_t, DType out_t, const void* a, const Walk& as, cons
             const Walk& bs, void* out, const Walk& os, const Space& sp);
 void where(const void* c, const Walk& cs, DType t, const void* a, const Walk& as, const void* b,
            const Walk& bs, void* out, const Walk& os, const Space& sp);
+/// Contiguous byte ranges copied in one launch (a concatenation of many dense pieces, such as an
+/// optimizer's flattened parameters): count ≤ kCopyPieces.
+constexpr int kCopyPieces = 96;
+struct CopyPieces {
+  const void* src[kCopyPieces];
+  int64_t dst_offset[kCopyPieces];  // bytes into dst
+  int64_t bytes[kCopyPieces];
+  int count = 0;
+};
+void copy_pieces(const CopyPieces& p, void* dst);
+
 /// Converting copy between any views (a plain copy when the dtypes agree).
 void cast(DType from, const void* x, const Walk& xs, DType to, void* out, const Walk& os,
           const Space& sp);
