@@ -303,6 +303,20 @@ TEST_F(Cuda, RowsAndAttention) {
     same(one([](auto& v) { return scaled_dot_product_attention(v[0], v[1], v[2], 0.25, false, v[3]); }),
          {randn({2, 2, 5, 16}, 93, t), randn({2, 1, 12, 16}, 94, t), randn({2, 1, 12, 16}, 95, t), randn({2, 1, 5, 12}, 96, f32)},
          tol(t), "masked rows of 12 keys " + n);
+    // The tensor-core (flash) kernel: head dims 64 and 128, grouped heads, partial tiles, as
+    // many, fewer and more query rows than keys (causal rows that see no key are 0), and q as a
+    // transposed view.
+    if (t != f32)
+      for (int64_t D : {64, 128})
+        for (auto [T, S] : {std::pair<int64_t, int64_t>{100, 100}, {37, 150}, {130, 70}}) {
+          std::string shape = " D " + std::to_string(D) + " T " + std::to_string(T) + " S " + std::to_string(S) + " " + n;
+          Tensor qf = randn({2, 4, T, D}, 105, t), kf = randn({2, 2, S, D}, 106, t), vf = randn({2, 2, S, D}, 107, t);
+          for (bool causal : {true, false})
+            same(one([causal](auto& v) { return scaled_dot_product_attention(v[0], v[1], v[2], 0.125, causal); }),
+                 {qf, kf, vf}, tol(t), std::string("flash") + (causal ? " causal" : "") + shape);
+          same(one([](auto& v) { return scaled_dot_product_attention(transpose(v[0], {0, 2, 1, 3}), v[1], v[2], 0.125, true); }),
+               {randn({2, T, 4, D}, 108, t), kf, vf}, tol(t), "flash, strided q" + shape);
+        }
     Tensor big = randn({1, 2, 3, 128}, 42, t), kb = randn({1, 1, 70, 128}, 43, t), vb = randn({1, 1, 70, 128}, 44, t);
     same(one([](auto& v) { return scaled_dot_product_attention(v[0], v[1], v[2], 0.1, true); }), {big, kb, vb}, tol(t), "d128 " + n);
   }

@@ -218,5 +218,9 @@ struct AttentionArgs {
   float* partials = nullptr;
 };
 void attention(const AttentionArgs& a);
+/// The same on the tensor cores for many query rows (flash_attention.cu): half types, D of 64
+/// or 128, no mask or fused RoPE, unit-stride rows. Returns false, launching nothing, for
+/// arguments it does not take (or with WICK_FLASH=0).
+bool flash_attention(const AttentionArgs& a);
 
 }  // namespace wick::cuda

@@ -175,9 +175,10 @@ void Attention::eval_cuda(std::span<Node* const> in, Node& out) {
   }
   a.t = out.dtype;
   a.out = out.raw();
-  // Prefill and training: two batched GEMMs around a softmax over the materialised scores, on
-  // the tensor cores; the scores must fit a budget. Decoding (T = 1) and longer sequences use
-  // the online-softmax kernel, which never materialises them.
+  // Prefill and training: the flash kernel where it applies, else two batched GEMMs around a
+  // softmax over the materialised scores, on the tensor cores; the scores must fit a budget.
+  // Decoding (T = 1) and longer sequences use the online-softmax kernel, which never
+  // materialises them.
   const size_t score_bytes = static_cast<size_t>(a.B * a.Hq * a.T * a.S) * 4;
   const bool gemms = a.T > 1 && q.contiguous() && score_bytes <= (size_t(1) << 30) && a.t != DType::f64;
   if (!rope_q.empty()) {
@@ -188,6 +189,8 @@ void Attention::eval_cuda(std::span<Node* const> in, Node& out) {
     a.rope_half = a.D / 2;
     std::copy(rope_q.begin(), rope_q.end(), a.rope_freq);
   }
+  // Many query rows in a half type: the tensor-core kernel, which keeps the scores on chip.
+  if (a.T > 1 && flash_attention(a)) return;
   if (gemms) {
     auto probs =
         detail::allocate(static_cast<size_t>(a.B * a.Hq * a.T * a.S) * itemsize(a.t), out.device);
