@@ -14,6 +14,8 @@ namespace wick::detail::cuda_api {
 
 /// Usable CUDA devices (0 without a CUDA build, a driver or a GPU).
 int device_count();
+/// Whether `device` runs the tensor-core attention kernels (the vjp then builds AttentionGrad).
+bool flash_attention_available(int device);
 /// Device memory, or nullptr when the device has none left.
 void* malloc(size_t bytes, int device);
 void free(void* p, int device);

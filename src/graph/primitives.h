@@ -1,6 +1,7 @@
 #pragma once
 // Declarations of every primitive. Builders (src/graph/ops_*.cpp) validate and create them;
 // their CPU kernels are defined in src/backend/cpu/ (one family per file).
+#include <optional>
 #include <cstdint>
 #include <typeinfo>
 #include <vector>
@@ -235,6 +236,9 @@ class Attention : public Primitive {
   // Set by compile for attention(rope_at(q, position), ...): q is rotated as Rope would at
   // position + t (the position is then the last input) as it is read.
   std::vector<float> rope_q;
+
+ private:
+  std::optional<std::vector<Tensor>> flash_vjp(const std::vector<Tensor>& p, const Tensor& out, const Tensor& g) const;
 };
 
 // ---- views (share the input's storage) ----
@@ -419,6 +423,18 @@ class AttentionProbs : public Primitive {
   WICK_PRIMITIVE(AttentionProbs, "attention_probs")
   double scale;
   bool causal, has_mask;
+};
+
+/// The attention gradient in one op (flash-attention style, CUDA only): inputs q, k, v, the
+/// forward's output o and its cotangent dO (no mask); the output [B·Hq·T + 2·B·Hkv·S, D] holds
+/// dQ, dK and dV one after the other, in q's dtype (the vjp takes views of it). Probabilities
+/// are recomputed from each row's log-sum-exp, never stored.
+class AttentionGrad : public Primitive {
+ public:
+  AttentionGrad(double s, bool c) : scale(s), causal(c) {}
+  WICK_PRIMITIVE(AttentionGrad, "attention_grad")
+  double scale;
+  bool causal;
 };
 
 /// The softmax rule of the gradient over the last axis: inputs p and dp (one shape, the output's

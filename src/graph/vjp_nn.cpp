@@ -1,6 +1,9 @@
 // Reverse-mode rules of the linear-algebra and neural-network primitives. Norms, softmax and
 // attention differentiate in f32 (as their forward kernels compute), whatever the storage dtype.
 #include <limits>
+#include <optional>
+
+#include "core/cuda_api.h"
 
 #include "graph/vjp_common.h"
 
@@ -89,9 +92,28 @@ std::vector<Tensor> Rope::vjp(const std::vector<Tensor>& p, const Tensor&, const
   return {rope(g, back, offset)};
 }
 
-std::vector<Tensor> Attention::vjp(const std::vector<Tensor>& p, const Tensor&, const Tensor& g,
+/// The gradient as one AttentionGrad op where the GPU's tensor-core kernel takes it (half types,
+/// head dim 64, no mask): dQ, dK and dV are views of its output.
+std::optional<std::vector<Tensor>> Attention::flash_vjp(const std::vector<Tensor>& p, const Tensor& out,
+                                                        const Tensor& g) const {
+  const Device dev = p[0].device();
+  const DType t = p[0].dtype();
+  if (dev.type != Device::Type::cuda || has_mask || !(t == DType::bf16 || t == DType::f16) ||
+      p[0].shape()[3] != 64 || p[1].dtype() != t || p[2].dtype() != t || !cuda_api::flash_attention_available(dev.index))
+    return std::nullopt;
+  const Shape& qs = p[0].shape();
+  const Shape& ks = p[1].shape();
+  const int64_t nq = numel(qs) / qs[3], nk = numel(ks) / ks[3], D = qs[3];
+  Tensor all = make_node({nq + 2 * nk, D}, t, std::make_shared<AttentionGrad>(scale, causal),
+                         {p[0], p[1], p[2], astype(out, t), astype(g, t)});
+  return std::vector<Tensor>{reshape(slice(all, 0, 0, nq), qs), reshape(slice(all, 0, nq, nq + nk), ks),
+                             reshape(slice(all, 0, nq + nk, nq + 2 * nk), ks)};
+}
+
+std::vector<Tensor> Attention::vjp(const std::vector<Tensor>& p, const Tensor& out, const Tensor& g,
                                    const std::vector<bool>& need) {
   if (!rope_q.empty()) throw Error("scaled_dot_product_attention: a compiled plan's fused form has no gradient");
+  if (auto d = flash_vjp(p, out, g)) return *d;
   // Recomputes the probabilities (the forward kernel keeps none) with grouped heads
   // [B, Hkv, G, T, *] so GQA needs no copies of k and v, then applies the softmax rule.
   const Shape& qs = p[0].shape();

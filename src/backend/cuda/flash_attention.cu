@@ -48,9 +48,11 @@ __device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], 
 }
 
 /// Grid: (query tiles, B·Hq). Rows of q, k and v are unit-stride (AttentionArgs strides in
-/// elements); out is dense [B, Hq, T, D].
-template <class T, int D>
-__global__ void __launch_bounds__(32 * kWarps) flash_attention_kernel(const __grid_constant__ AttentionArgs a) {
+/// elements); out is dense [B, Hq, T, D]. With kStats (the gradient's first pass) nothing is
+/// multiplied by v: each row's log-sum-exp (log2 units, +inf for a row that sees no key) goes
+/// to lse instead.
+template <class T, int D, bool kStats>
+__device__ __forceinline__ void flash_forward(const AttentionArgs& a, float* lse) {
   // Padded rows: the fragment loads of 8 rows × 4 lanes then hit 32 different banks.
   __shared__ alignas(16) T ks[kKeys][D + 8];   // the key tile, a key a row
   __shared__ alignas(16) T vt[D][kKeys + 8];   // the value tile transposed, a dimension a row
@@ -151,6 +153,7 @@ __global__ void __launch_bounds__(32 * kWarps) flash_attention_kernel(const __gr
 
     // o += p·v: the score fragments of 16 keys are the A fragment (rounded to T, as the GEMM
     // path rounds its probabilities).
+    if constexpr (kStats) continue;
 #pragma unroll
     for (int kc = 0; kc < kKeys / 16; ++kc) {
       const uint32_t pa[4] = {pack2<T>(s[2 * kc][0], s[2 * kc][1]), pack2<T>(s[2 * kc][2], s[2 * kc][3]),
@@ -169,6 +172,14 @@ __global__ void __launch_bounds__(32 * kWarps) flash_attention_kernel(const __gr
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
   }
+  if constexpr (kStats) {
+    if (t4 == 0)
+      for (int r = 0; r < 2; ++r) {
+        const int64_t row = row0 + g + r * 8;
+        if (row < a.T) lse[bh * a.T + row] = l[r] > 0.0f ? m[r] + log2f(l[r]) : INFINITY;
+      }
+    return;
+  }
   T* out = static_cast<T*>(a.out) + (b * a.Hq + h) * a.T * D;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -181,6 +192,218 @@ __global__ void __launch_bounds__(32 * kWarps) flash_attention_kernel(const __gr
   }
 }
 
+template <class T, int D>
+__global__ void __launch_bounds__(32 * kWarps) flash_attention_kernel(const __grid_constant__ AttentionArgs a) {
+  flash_forward<T, D, false>(a, nullptr);
+}
+
+template <class T, int D>
+__global__ void __launch_bounds__(32 * kWarps) flash_stats_kernel(const __grid_constant__ AttentionArgs a, float* lse) {
+  flash_forward<T, D, true>(a, lse);
+}
+
+/// dvec[row] = Σ_d dO[row, d]·O[row, d] in f32, a warp per row of [B, Hq, T, D] (strided rows).
+template <class T>
+__global__ void flash_dvec_kernel(const __grid_constant__ FlashGradArgs f, float* dvec) {
+  const AttentionArgs& a = f.a;
+  const int lane = threadIdx.x & 31;
+  const int64_t rows = a.B * a.Hq * a.T;
+  for (int64_t r = blockIdx.x * int64_t(blockDim.x / 32) + threadIdx.x / 32; r < rows; r += gridDim.x * int64_t(blockDim.x / 32)) {
+    const int64_t t = r % a.T, h = (r / a.T) % a.Hq, b = r / (a.T * a.Hq);
+    const T* o = static_cast<const T*>(f.o) + b * f.os[0] + h * f.os[1] + t * f.os[2];
+    const T* g = static_cast<const T*>(f.g) + b * f.gs[0] + h * f.gs[1] + t * f.gs[2];
+    float acc = 0.0f;
+    for (int64_t d = lane; d < a.D; d += 32) acc += float(ld(o + d)) * float(ld(g + d));
+    acc = warp_sum(acc);
+    if (lane == 0) dvec[r] = acc;
+  }
+}
+
+/// Shared memory of the gradient kernel, in elements of T: key and value tiles (rows), the key
+/// tile transposed, the query and output-gradient tiles both ways, and dS.
+template <int D>
+struct GradTiles {
+  static constexpr int row = D + 8, col = kKeys + 8;
+  static constexpr int ks = 0, vs = ks + kKeys * row, kt = vs + kKeys * row, qs = kt + D * col,
+                       qt = qs + kRows * row, gs = qt + D * col, gt = gs + kRows * row, ds = gt + D * col,
+                       end = ds + kRows * col;
+};
+
+/// Loads rows [r0, r0 + n) of a strided [rows, D] matrix (zeros past `limit`) into a row tile
+/// and, if `tr` is given, its transpose, 16 bytes at a time.
+template <class T, int D>
+__device__ __forceinline__ void load_tile(const T* x, int64_t stride, int64_t r0, int64_t limit, T* rows, T* tr) {
+  constexpr int row = D + 8, col = kKeys + 8;
+  for (int i = threadIdx.x; i < kRows * (D / 8); i += 32 * kWarps) {
+    const int r = i / (D / 8), c = (i % (D / 8)) * 8;
+    uint4 v = {0, 0, 0, 0};
+    if (r0 + r < limit) v = *reinterpret_cast<const uint4*>(x + (r0 + r) * stride + c);
+    *reinterpret_cast<uint4*>(rows + r * row + c) = v;
+    if (tr) {
+      const T* e = reinterpret_cast<const T*>(&v);
+#pragma unroll
+      for (int k = 0; k < 8; ++k) tr[(c + k) * col + r] = e[k];
+    }
+  }
+}
+
+/// One A fragment (16 rows × 16 columns from column c) of a row-major tile with row stride ld.
+template <class T>
+__device__ __forceinline__ void a_frag(uint32_t (&f)[4], const T* tile, int ld, int r, int c, int g, int t4) {
+  f[0] = *reinterpret_cast<const uint32_t*>(tile + (r + g) * ld + c + 2 * t4);
+  f[1] = *reinterpret_cast<const uint32_t*>(tile + (r + g + 8) * ld + c + 2 * t4);
+  f[2] = *reinterpret_cast<const uint32_t*>(tile + (r + g) * ld + c + 2 * t4 + 8);
+  f[3] = *reinterpret_cast<const uint32_t*>(tile + (r + g + 8) * ld + c + 2 * t4 + 8);
+}
+
+/// b += f(x) over the 16×8 fragments of a warp's C tile laid out as the next mma's A operand:
+/// fragment pair (2k, 2k + 1) of 8 columns each is A fragment k.
+template <class T, int N>
+__device__ __forceinline__ void c_to_a(uint32_t (&f)[4], const float (&c)[N][4], int k) {
+  f[0] = pack2<T>(c[2 * k][0], c[2 * k][1]);
+  f[1] = pack2<T>(c[2 * k][2], c[2 * k][3]);
+  f[2] = pack2<T>(c[2 * k + 1][0], c[2 * k + 1][1]);
+  f[3] = pack2<T>(c[2 * k + 1][2], c[2 * k + 1][3]);
+}
+
+/// Grid: (key tiles, B·Hq). Warp w owns keys key0 + 16w ... + 15 and accumulates their dK and
+/// dV over the query rows of one head; those and dQ (over the key tiles) are added in f32 with
+/// atomics to f.dq, f.dk, f.dv, so a grouped key head's query heads run in parallel blocks
+/// (one block per key tile and KV head was too few for the GPU). P is recomputed from the stats
+/// pass's lse; dS = P∘(dP − dvec)·scale is rounded to T once, as the GEMM path's softmax
+/// gradient is.
+template <class T, int D>
+__global__ void __launch_bounds__(32 * kWarps) flash_grad_kernel(const __grid_constant__ FlashGradArgs f) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  using L = GradTiles<D>;
+  T* sm = reinterpret_cast<T*>(smem);
+  float* lse_s = reinterpret_cast<float*>(sm + L::end);
+  float* dvec_s = lse_s + kRows;
+  const AttentionArgs& a = f.a;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
+  const int64_t b = blockIdx.y / a.Hq, hq = blockIdx.y % a.Hq, hk = hq / (a.Hq / a.Hkv);
+  const int64_t key0 = int64_t(blockIdx.x) * kKeys, shift = a.S - a.T;
+  const float scale2 = a.scale * 1.4426950408889634f;
+  const T* k = static_cast<const T*>(a.k) + b * a.ks[0] + hk * a.ks[1];
+  const T* v = static_cast<const T*>(a.v) + b * a.vs[0] + hk * a.vs[1];
+  load_tile<T, D>(k, a.ks[2], key0, a.S, sm + L::ks, sm + L::kt);
+  load_tile<T, D>(v, a.vs[2], key0, a.S, sm + L::vs, nullptr);
+
+  float dk[D / 8][4] = {}, dv[D / 8][4] = {};
+  // Query rows that see this tile's first key: t + shift ≥ key0 when causal.
+  const int64_t first = a.causal ? (key0 - shift > 0 ? (key0 - shift) / kRows * kRows : 0) : 0;
+  {
+    const T* q = static_cast<const T*>(a.q) + b * a.qs[0] + hq * a.qs[1];
+    const T* dout = static_cast<const T*>(f.g) + b * f.gs[0] + hq * f.gs[1];
+    const float* lse = f.lse + (b * a.Hq + hq) * a.T;
+    const float* dvec = f.dvec + (b * a.Hq + hq) * a.T;
+    float* dq = f.dq + (b * a.Hq + hq) * a.T * D;
+    for (int64_t q0 = first; q0 < a.T; q0 += kRows) {
+      __syncthreads();  // the previous tiles are consumed
+      load_tile<T, D>(q, a.qs[2], q0, a.T, sm + L::qs, sm + L::qt);
+      load_tile<T, D>(dout, f.gs[2], q0, a.T, sm + L::gs, sm + L::gt);
+      if (threadIdx.x < kRows) {
+        const bool in = q0 + threadIdx.x < a.T;
+        lse_s[threadIdx.x] = in ? lse[q0 + threadIdx.x] : INFINITY;
+        dvec_s[threadIdx.x] = in ? dvec[q0 + threadIdx.x] : 0.0f;
+      }
+      __syncthreads();
+
+      // Sᵀ (the warp's 16 keys × 64 query rows) = K·Qᵀ, and dPᵀ = V·dOᵀ.
+      float sc[kRows / 8][4] = {}, dp[kRows / 8][4] = {};
+#pragma unroll
+      for (int kc = 0; kc < D / 16; ++kc) {
+        uint32_t ka[4], va[4];
+        a_frag(ka, sm + L::ks, L::row, warp * 16, kc * 16, g, t4);
+        a_frag(va, sm + L::vs, L::row, warp * 16, kc * 16, g, t4);
+#pragma unroll
+        for (int nt = 0; nt < kRows / 8; ++nt) {
+          const T* qr = sm + L::qs + (nt * 8 + g) * L::row + kc * 16 + 2 * t4;
+          const T* gr = sm + L::gs + (nt * 8 + g) * L::row + kc * 16 + 2 * t4;
+          mma16816<T>(sc[nt], ka, *reinterpret_cast<const uint32_t*>(qr), *reinterpret_cast<const uint32_t*>(qr + 8));
+          mma16816<T>(dp[nt], va, *reinterpret_cast<const uint32_t*>(gr), *reinterpret_cast<const uint32_t*>(gr + 8));
+        }
+      }
+      // Pᵀ and dSᵀ, masked as the forward masks.
+#pragma unroll
+      for (int nt = 0; nt < kRows / 8; ++nt)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const int qi = nt * 8 + 2 * t4 + (j & 1);
+          const int64_t key = key0 + warp * 16 + g + (j >> 1) * 8, row = q0 + qi;
+          const bool seen = key < a.S && row < a.T && (!a.causal || key <= row + shift);
+          const float p = seen ? exp2f(sc[nt][j] * scale2 - lse_s[qi]) : 0.0f;
+          sc[nt][j] = p;
+          dp[nt][j] = p * (dp[nt][j] - dvec_s[qi]) * a.scale;
+        }
+      // dV += Pᵀ·dO and dK += dSᵀ·Q (B operands from the transposed tiles); dS to shared memory.
+#pragma unroll
+      for (int kc = 0; kc < kRows / 16; ++kc) {
+        uint32_t pa[4], sa[4];
+        c_to_a<T>(pa, sc, kc);
+        c_to_a<T>(sa, dp, kc);
+#pragma unroll
+        for (int dt = 0; dt < D / 8; ++dt) {
+          const T* gr = sm + L::gt + (dt * 8 + g) * L::col + kc * 16 + 2 * t4;
+          const T* qr = sm + L::qt + (dt * 8 + g) * L::col + kc * 16 + 2 * t4;
+          mma16816<T>(dv[dt], pa, *reinterpret_cast<const uint32_t*>(gr), *reinterpret_cast<const uint32_t*>(gr + 8));
+          mma16816<T>(dk[dt], sa, *reinterpret_cast<const uint32_t*>(qr), *reinterpret_cast<const uint32_t*>(qr + 8));
+        }
+      }
+      T* ds = sm + L::ds;  // [query row][key], rounded as dk's operand was
+#pragma unroll
+      for (int nt = 0; nt < kRows / 8; ++nt)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) st(ds + (nt * 8 + 2 * t4 + (j & 1)) * L::col + warp * 16 + g + (j >> 1) * 8, dp[nt][j]);
+      __syncthreads();
+      // dQ (the warp's 16 query rows × D) = dS·K over the tile's keys.
+      float dqa[D / 8][4] = {};
+#pragma unroll
+      for (int kc = 0; kc < kKeys / 16; ++kc) {
+        uint32_t sa[4];
+        a_frag(sa, ds, L::col, warp * 16, kc * 16, g, t4);
+#pragma unroll
+        for (int dt = 0; dt < D / 8; ++dt) {
+          const T* kr = sm + L::kt + (dt * 8 + g) * L::col + kc * 16 + 2 * t4;
+          mma16816<T>(dqa[dt], sa, *reinterpret_cast<const uint32_t*>(kr), *reinterpret_cast<const uint32_t*>(kr + 8));
+        }
+      }
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int64_t row = q0 + warp * 16 + g + r * 8;
+        if (row >= a.T) continue;
+#pragma unroll
+        for (int dt = 0; dt < D / 8; ++dt) {
+          atomicAdd(dq + row * D + dt * 8 + 2 * t4, dqa[dt][2 * r]);
+          atomicAdd(dq + row * D + dt * 8 + 2 * t4 + 1, dqa[dt][2 * r + 1]);
+        }
+      }
+    }
+  }
+  // The warp's keys' gradients, dense [B, Hkv, S, D].
+  const int64_t base = (b * a.Hkv + hk) * a.S;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int64_t key = key0 + warp * 16 + g + r * 8;
+    if (key >= a.S) continue;
+#pragma unroll
+    for (int dt = 0; dt < D / 8; ++dt) {
+      const int64_t at = (base + key) * D + dt * 8 + 2 * t4;
+      atomicAdd(f.dk + at, dk[dt][2 * r]);
+      atomicAdd(f.dk + at + 1, dk[dt][2 * r + 1]);
+      atomicAdd(f.dv + at, dv[dt][2 * r]);
+      atomicAdd(f.dv + at + 1, dv[dt][2 * r + 1]);
+    }
+  }
+}
+
+/// Whether p and each of the first three strides (in 2-byte elements) are multiples of `bytes`.
+bool aligned_rows(const void* p, const int64_t* s, int bytes) {
+  bool ok = reinterpret_cast<uintptr_t>(p) % bytes == 0;
+  for (int d = 0; d < 3; ++d) ok = ok && (s[d] * 2) % bytes == 0;
+  return ok;
+}
+
 bool tensor_cores(int device) {
   static int major[64] = {};
   if (device < 0 || device >= 64) return false;
@@ -188,25 +411,29 @@ bool tensor_cores(int device) {
   return major[device] >= 8;
 }
 
-}  // namespace
-
-bool flash_attention(const AttentionArgs& a) {
+/// Whether the tensor-core kernels take these arguments (see flash_attention in launch.h).
+bool flash_enabled() {
   static const bool enabled = [] {
     const char* e = std::getenv("WICK_FLASH");
     return !(e && std::string(e) == "0");
   }();
-  if (!enabled || !(a.t == DType::bf16 || a.t == DType::f16) || !(a.D == 64 || a.D == 128) || a.mask || a.rope_half ||
-      a.qs[3] != 1 || a.ks[3] != 1 || a.vs[3] != 1 || !tensor_cores(active().device))
+  return enabled;
+}
+
+bool flash_fits(const AttentionArgs& a) {
+  if (!flash_enabled() || !(a.t == DType::bf16 || a.t == DType::f16) || !(a.D == 64 || a.D == 128) || a.mask ||
+      a.rope_half || a.qs[3] != 1 || a.ks[3] != 1 || a.vs[3] != 1 || a.B * a.Hq > 65535 ||
+      !tensor_cores(active().device))
     return false;
   // Query rows are read 4 bytes at a time, key and value rows 16.
-  const auto aligned = [](const void* p, const int64_t* s, int bytes) {
-    bool ok = reinterpret_cast<uintptr_t>(p) % bytes == 0;
-    for (int d = 0; d < 3; ++d) ok = ok && (s[d] * 2) % bytes == 0;
-    return ok;
-  };
-  if (!aligned(a.q, a.qs, 4) || !aligned(a.k, a.ks, 16) || !aligned(a.v, a.vs, 16)) return false;
+  return aligned_rows(a.q, a.qs, 4) && aligned_rows(a.k, a.ks, 16) && aligned_rows(a.v, a.vs, 16);
+}
+
+}  // namespace
+
+bool flash_attention(const AttentionArgs& a) {
+  if (!flash_fits(a)) return false;
   if (a.B * a.Hq == 0 || a.T == 0) return true;
-  if (a.B * a.Hq > 65535) return false;
   const dim3 grid(static_cast<unsigned>((a.T + kRows - 1) / kRows), static_cast<unsigned>(a.B * a.Hq));
   dispatch_float(a.t, "scaled_dot_product_attention", [&]<class T>() {
     if constexpr (is_half_v<T>) {
@@ -218,6 +445,37 @@ bool flash_attention(const AttentionArgs& a) {
   });
   check_launch("flash_attention");
   return true;
+}
+
+bool flash_available(int device) { return flash_enabled() && tensor_cores(device); }
+
+bool flash_attention_grad_fits(const FlashGradArgs& f) {
+  // The gradient kernel reads query rows 16 bytes at a time too.
+  return f.a.D == 64 && flash_fits(f.a) && aligned_rows(f.a.q, f.a.qs, 16) && f.gs[3] == 1 &&
+         aligned_rows(f.g, f.gs, 16);
+}
+
+void flash_attention_grad(FlashGradArgs f) {
+  const AttentionArgs& a = f.a;
+  const int64_t rows = a.B * a.Hq * a.T;
+  if (rows == 0 || a.S == 0) return;
+  cudaStream_t stream = launch_stream();
+  check(cudaMemsetAsync(f.dq, 0, static_cast<size_t>(rows * a.D) * sizeof(float), stream), "attention gradient");
+  check(cudaMemsetAsync(f.dk, 0, static_cast<size_t>(a.B * a.Hkv * a.S * a.D) * sizeof(float), stream), "attention gradient");
+  check(cudaMemsetAsync(f.dv, 0, static_cast<size_t>(a.B * a.Hkv * a.S * a.D) * sizeof(float), stream), "attention gradient");
+  dispatch_float(a.t, "scaled_dot_product_attention", [&]<class T>() {
+    if constexpr (is_half_v<T>) {
+      const dim3 rows_grid(static_cast<unsigned>((a.T + kRows - 1) / kRows), static_cast<unsigned>(a.B * a.Hq));
+      flash_stats_kernel<T, 64><<<rows_grid, 32 * kWarps, 0, stream>>>(a, f.lse);
+      flash_dvec_kernel<T><<<grid_for(rows * 32), 256, 0, stream>>>(f, f.dvec);
+      const size_t smem = GradTiles<64>::end * sizeof(T) + 2 * kRows * sizeof(float);
+      check(cudaFuncSetAttribute(flash_grad_kernel<T, 64>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
+            "attention gradient");
+      const dim3 grid(static_cast<unsigned>((a.S + kKeys - 1) / kKeys), static_cast<unsigned>(a.B * a.Hq));
+      flash_grad_kernel<T, 64><<<grid, 32 * kWarps, smem, stream>>>(f);
+    }
+  });
+  check_launch("flash_attention_grad");
 }
 
 }  // namespace wick::cuda

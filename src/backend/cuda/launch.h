@@ -222,5 +222,21 @@ void attention(const AttentionArgs& a);
 /// or 128, no mask or fused RoPE, unit-stride rows. Returns false, launching nothing, for
 /// arguments it does not take (or with WICK_FLASH=0).
 bool flash_attention(const AttentionArgs& a);
+/// The attention gradient on the tensor cores: a stats pass (each query row's log-sum-exp),
+/// dvec = rowsum(dO∘O), then one kernel over key tiles and query heads that adds dQ, dK and dV
+/// in f32 (zeroed here) with atomics, so their last bits depend on the order blocks finish. The
+/// buffers are the caller's: lse and dvec [B, Hq, T]; dq [B, Hq, T, D], dk and dv [B, Hkv, S, D]
+/// dense. O and dO have unit-stride rows (strides os, gs).
+struct FlashGradArgs {
+  AttentionArgs a;
+  const void *o, *g;
+  int64_t os[4], gs[4];
+  float *lse, *dvec, *dq, *dk, *dv;
+};
+/// Whether the tensor-core kernels run on `device` (compute capability 8.0 on, WICK_FLASH not 0).
+bool flash_available(int device);
+/// Whether flash_attention_grad takes these arguments (head dim 64 for now).
+bool flash_attention_grad_fits(const FlashGradArgs& f);
+void flash_attention_grad(FlashGradArgs f);
 
 }  // namespace wick::cuda

@@ -144,6 +144,64 @@ void AttentionProbs::eval_cuda(std::span<Node* const> in, Node& out) {
   attention_probs(a, qp, q.dtype, *in[1], out.raw(), out.dtype);
 }
 
+void AttentionGrad::eval_cuda(std::span<Node* const> in, Node& out) {
+  on(out);
+  // The kernels read rows 16 bytes at a time: operands that are not dense and aligned are copied.
+  std::shared_ptr<Storage> hold[5];
+  const Node* n[5];
+  std::unique_ptr<Node> copies[5];
+  for (int i = 0; i < 5; ++i) {
+    n[i] = in[i];
+    if (in[i]->contiguous() && reinterpret_cast<uintptr_t>(in[i]->raw()) % 16 == 0) continue;
+    copies[i] = std::make_unique<Node>();
+    Node& c = *copies[i];
+    c.shape = in[i]->shape;
+    c.dtype = in[i]->dtype;
+    c.device = in[i]->device;
+    c.storage = detail::allocate(std::max<size_t>(1, in[i]->size() * itemsize(c.dtype)), c.device);
+    c.strides = contiguous_strides(c.shape);
+    auto sp = make_space<2>(c.shape, {c.strides, in[i]->strides});
+    cast(c.dtype, in[i]->raw(), sp.walks[1], c.dtype, c.raw(), sp.walks[0], sp.space);
+    n[i] = &c;
+  }
+  const Node &q = *n[0], &k = *n[1], &v = *n[2], &o = *n[3], &g = *n[4];
+  FlashGradArgs f{};
+  f.a = attention_args(q, k, nullptr, scale, causal);
+  f.a.q = q.raw();
+  f.a.k = k.raw();
+  f.a.v = v.raw();
+  f.a.t = q.dtype;
+  f.o = o.raw();
+  f.g = g.raw();
+  for (int d = 0; d < 4; ++d) {
+    f.a.qs[d] = q.strides[d];
+    f.a.ks[d] = k.strides[d];
+    f.a.vs[d] = v.strides[d];
+    f.os[d] = o.strides[d];
+    f.gs[d] = g.strides[d];
+  }
+  if (o.dtype != q.dtype || g.dtype != q.dtype || !flash_attention_grad_fits(f))
+    throw Error("attention_grad: arguments the tensor-core kernel does not take (q " + shape_str(q.shape) + " " +
+                dtype_name(q.dtype) + ")");
+  alloc_output(out);
+  // f32 sums of dQ, dK and dV laid out as the output is, then the row statistics.
+  const int64_t rows = f.a.B * f.a.Hq * f.a.T, kv = f.a.B * f.a.Hkv * f.a.S, total = out.size();
+  auto scratch = detail::allocate(static_cast<size_t>(total + 2 * rows) * sizeof(float), out.device);
+  f.dq = static_cast<float*>(scratch->ptr);
+  f.dk = f.dq + rows * f.a.D;
+  f.dv = f.dk + kv * f.a.D;
+  f.lse = f.dq + total;
+  f.dvec = f.lse + rows;
+  flash_attention_grad(f);
+  // Each was summed in f32 (over key tiles, query rows and grouped heads); rounded once here.
+  Space sp;
+  sp.nd = 1;
+  sp.shape[0] = sp.numel = total;
+  Walk unit;
+  unit.s[0] = 1;
+  cast(DType::f32, f.dq, unit, out.dtype, out.raw(), unit, sp);
+}
+
 void SoftmaxGrad::eval_cuda(std::span<Node* const> in, Node& out) {
   on(out);
   std::shared_ptr<Storage> hp, hg;

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "backend/cuda/context.h"
+#include "backend/cuda/launch.h"
 #include "core/cuda_api.h"
 #include "wick/error.h"
 
@@ -107,6 +108,8 @@ int64_t* error_flag() {
 }  // namespace wick::cuda
 
 namespace wick::detail::cuda_api {
+
+bool flash_attention_available(int device) { return device < device_count() && cuda::flash_available(device); }
 
 int device_count() {
   static int n = [] {
