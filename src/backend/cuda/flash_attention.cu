@@ -47,6 +47,17 @@ __device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], 
 #endif
 }
 
+/// The B fragment (16 rows k × 8 columns n, from row k0 and column n0) of a row-major tile x[k][n]
+/// with row stride ld, read transposed by ldmatrix: a tile stored as it is loaded serves both
+/// as an A operand (rows) and as a B operand (columns), with no transposed copy.
+template <class T>
+__device__ __forceinline__ void b_frag_t(uint32_t& b0, uint32_t& b1, const T* x, int ld, int k0, int n0, int lane) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const auto addr = static_cast<uint32_t>(__cvta_generic_to_shared(x + (k0 + (lane & 15)) * ld + n0));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];" : "=r"(b0), "=r"(b1) : "r"(addr));
+#endif
+}
+
 /// Grid: (query tiles, B·Hq). Rows of q, k and v are unit-stride (AttentionArgs strides in
 /// elements); out is dense [B, Hq, T, D]. With kStats (the gradient's first pass) nothing is
 /// multiplied by v: each row's log-sum-exp (log2 units, +inf for a row that sees no key) goes
@@ -55,7 +66,7 @@ template <class T, int D, bool kStats>
 __device__ __forceinline__ void flash_forward(const AttentionArgs& a, float* lse) {
   // Padded rows: the fragment loads of 8 rows × 4 lanes then hit 32 different banks.
   __shared__ alignas(16) T ks[kKeys][D + 8];   // the key tile, a key a row
-  __shared__ alignas(16) T vt[D][kKeys + 8];   // the value tile transposed, a dimension a row
+  __shared__ alignas(16) T vs[kKeys][D + 8];   // the value tile, a key a row
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
   const int64_t bh = blockIdx.y, b = bh / a.Hq, h = bh % a.Hq, hk = h / (a.Hq / a.Hkv);
   const int64_t row0 = int64_t(blockIdx.x) * kRows + warp * 16;  // this warp's first query row
@@ -98,9 +109,7 @@ __device__ __forceinline__ void flash_forward(const AttentionArgs& a, float* lse
         vv = *reinterpret_cast<const uint4*>(v + (key0 + r) * a.vs[2] + c);
       }
       *reinterpret_cast<uint4*>(&ks[r][c]) = kv;
-      const T* ve = reinterpret_cast<const T*>(&vv);
-#pragma unroll
-      for (int e = 0; e < 8; ++e) vt[c + e][r] = ve[e];
+      *reinterpret_cast<uint4*>(&vs[r][c]) = vv;
     }
     __syncthreads();
 
@@ -160,8 +169,9 @@ __device__ __forceinline__ void flash_forward(const AttentionArgs& a, float* lse
                               pack2<T>(s[2 * kc + 1][0], s[2 * kc + 1][1]), pack2<T>(s[2 * kc + 1][2], s[2 * kc + 1][3])};
 #pragma unroll
       for (int dt = 0; dt < D / 8; ++dt) {
-        const T* vr = &vt[dt * 8 + g][kc * 16 + 2 * t4];
-        mma16816<T>(o[dt], pa, *reinterpret_cast<const uint32_t*>(vr), *reinterpret_cast<const uint32_t*>(vr + 8));
+        uint32_t b0, b1;
+        b_frag_t(b0, b1, &vs[0][0], D + 8, kc * 16, dt * 8, lane);
+        mma16816<T>(o[dt], pa, b0, b1);
       }
     }
   }
@@ -219,31 +229,25 @@ __global__ void flash_dvec_kernel(const __grid_constant__ FlashGradArgs f, float
   }
 }
 
-/// Shared memory of the gradient kernel, in elements of T: key and value tiles (rows), the key
-/// tile transposed, the query and output-gradient tiles both ways, and dS.
+/// Shared memory of the gradient kernel, in elements of T: the key, value, query and
+/// output-gradient tiles (a row each) and dS [query row][key].
 template <int D>
 struct GradTiles {
   static constexpr int row = D + 8, col = kKeys + 8;
-  static constexpr int ks = 0, vs = ks + kKeys * row, kt = vs + kKeys * row, qs = kt + D * col,
-                       qt = qs + kRows * row, gs = qt + D * col, gt = gs + kRows * row, ds = gt + D * col,
-                       end = ds + kRows * col;
+  static constexpr int ks = 0, vs = ks + kKeys * row, qs = vs + kKeys * row, gs = qs + kRows * row,
+                       ds = gs + kRows * row, end = ds + kRows * col;
 };
 
-/// Loads rows [r0, r0 + n) of a strided [rows, D] matrix (zeros past `limit`) into a row tile
-/// and, if `tr` is given, its transpose, 16 bytes at a time.
+/// Loads rows [r0, r0 + 64) of a strided [rows, D] matrix (zeros past `limit`) into a row tile,
+/// 16 bytes at a time.
 template <class T, int D>
-__device__ __forceinline__ void load_tile(const T* x, int64_t stride, int64_t r0, int64_t limit, T* rows, T* tr) {
-  constexpr int row = D + 8, col = kKeys + 8;
+__device__ __forceinline__ void load_tile(const T* x, int64_t stride, int64_t r0, int64_t limit, T* rows) {
+  constexpr int row = D + 8;
   for (int i = threadIdx.x; i < kRows * (D / 8); i += 32 * kWarps) {
     const int r = i / (D / 8), c = (i % (D / 8)) * 8;
     uint4 v = {0, 0, 0, 0};
     if (r0 + r < limit) v = *reinterpret_cast<const uint4*>(x + (r0 + r) * stride + c);
     *reinterpret_cast<uint4*>(rows + r * row + c) = v;
-    if (tr) {
-      const T* e = reinterpret_cast<const T*>(&v);
-#pragma unroll
-      for (int k = 0; k < 8; ++k) tr[(c + k) * col + r] = e[k];
-    }
   }
 }
 
@@ -286,8 +290,8 @@ __global__ void __launch_bounds__(32 * kWarps) flash_grad_kernel(const __grid_co
   const float scale2 = a.scale * 1.4426950408889634f;
   const T* k = static_cast<const T*>(a.k) + b * a.ks[0] + hk * a.ks[1];
   const T* v = static_cast<const T*>(a.v) + b * a.vs[0] + hk * a.vs[1];
-  load_tile<T, D>(k, a.ks[2], key0, a.S, sm + L::ks, sm + L::kt);
-  load_tile<T, D>(v, a.vs[2], key0, a.S, sm + L::vs, nullptr);
+  load_tile<T, D>(k, a.ks[2], key0, a.S, sm + L::ks);
+  load_tile<T, D>(v, a.vs[2], key0, a.S, sm + L::vs);
 
   float dk[D / 8][4] = {}, dv[D / 8][4] = {};
   // Query rows that see this tile's first key: t + shift ≥ key0 when causal.
@@ -300,8 +304,8 @@ __global__ void __launch_bounds__(32 * kWarps) flash_grad_kernel(const __grid_co
     float* dq = f.dq + (b * a.Hq + hq) * a.T * D;
     for (int64_t q0 = first; q0 < a.T; q0 += kRows) {
       __syncthreads();  // the previous tiles are consumed
-      load_tile<T, D>(q, a.qs[2], q0, a.T, sm + L::qs, sm + L::qt);
-      load_tile<T, D>(dout, f.gs[2], q0, a.T, sm + L::gs, sm + L::gt);
+      load_tile<T, D>(q, a.qs[2], q0, a.T, sm + L::qs);
+      load_tile<T, D>(dout, f.gs[2], q0, a.T, sm + L::gs);
       if (threadIdx.x < kRows) {
         const bool in = q0 + threadIdx.x < a.T;
         lse_s[threadIdx.x] = in ? lse[q0 + threadIdx.x] : INFINITY;
@@ -344,10 +348,11 @@ __global__ void __launch_bounds__(32 * kWarps) flash_grad_kernel(const __grid_co
         c_to_a<T>(sa, dp, kc);
 #pragma unroll
         for (int dt = 0; dt < D / 8; ++dt) {
-          const T* gr = sm + L::gt + (dt * 8 + g) * L::col + kc * 16 + 2 * t4;
-          const T* qr = sm + L::qt + (dt * 8 + g) * L::col + kc * 16 + 2 * t4;
-          mma16816<T>(dv[dt], pa, *reinterpret_cast<const uint32_t*>(gr), *reinterpret_cast<const uint32_t*>(gr + 8));
-          mma16816<T>(dk[dt], sa, *reinterpret_cast<const uint32_t*>(qr), *reinterpret_cast<const uint32_t*>(qr + 8));
+          uint32_t g0, g1, q0b, q1b;
+          b_frag_t(g0, g1, sm + L::gs, L::row, kc * 16, dt * 8, lane);
+          b_frag_t(q0b, q1b, sm + L::qs, L::row, kc * 16, dt * 8, lane);
+          mma16816<T>(dv[dt], pa, g0, g1);
+          mma16816<T>(dk[dt], sa, q0b, q1b);
         }
       }
       T* ds = sm + L::ds;  // [query row][key], rounded as dk's operand was
@@ -364,8 +369,9 @@ __global__ void __launch_bounds__(32 * kWarps) flash_grad_kernel(const __grid_co
         a_frag(sa, ds, L::col, warp * 16, kc * 16, g, t4);
 #pragma unroll
         for (int dt = 0; dt < D / 8; ++dt) {
-          const T* kr = sm + L::kt + (dt * 8 + g) * L::col + kc * 16 + 2 * t4;
-          mma16816<T>(dqa[dt], sa, *reinterpret_cast<const uint32_t*>(kr), *reinterpret_cast<const uint32_t*>(kr + 8));
+          uint32_t b0, b1;
+          b_frag_t(b0, b1, sm + L::ks, L::row, kc * 16, dt * 8, lane);
+          mma16816<T>(dqa[dt], sa, b0, b1);
         }
       }
 #pragma unroll
