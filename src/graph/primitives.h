@@ -199,6 +199,17 @@ class RmsNorm : public Primitive {
   bool has_weight;
 };
 
+/// The input gradient of RmsNorm in one pass (CUDA only; the CPU composes it from ops):
+/// inputs x, the cotangent g and, when has_weight, w; output dx in x's dtype, computed in f32:
+/// r·(g·w − n·mean(g·w·n)) with r = rsqrt(mean(x²) + eps), n = x·r.
+class RmsNormGrad : public Primitive {
+ public:
+  RmsNormGrad(double e, bool hw) : eps(e), has_weight(hw) {}
+  WICK_PRIMITIVE(RmsNormGrad, "rms_norm_grad")
+  double eps;
+  bool has_weight;
+};
+
 /// Inputs: x, then w [D] when has_weight, then b [D] when has_bias.
 class LayerNorm : public Primitive {
  public:

@@ -62,7 +62,16 @@ std::vector<Tensor> RmsNorm::vjp(const std::vector<Tensor>& p, const Tensor&, co
   std::vector<Tensor> d(p.size());
   Tensor gn = has_weight ? gf * widened(p[1]) : gf;
   if (has_weight && need[1]) d[1] = feature_grad(gf * n, p[1]);
-  if (need[0]) d[0] = astype(r * (gn - n * last_axis_mean(gn * n)), p[0].dtype());
+  if (!need[0]) return d;
+  // On a GPU the input's gradient is one row kernel; composed, it was half a dozen passes over
+  // [rows, D] in f32 for each norm of a training step.
+  if (p[0].device().type == Device::Type::cuda && p[0].dtype() != DType::f64 && g.dtype() != DType::f64) {
+    std::vector<Tensor> in = {p[0], g};
+    if (has_weight) in.push_back(p[1]);
+    d[0] = make_node(p[0].shape(), p[0].dtype(), std::make_shared<RmsNormGrad>(eps, has_weight), in);
+  } else {
+    d[0] = astype(r * (gn - n * last_axis_mean(gn * n)), p[0].dtype());
+  }
   return d;
 }
 

@@ -403,6 +403,25 @@ TEST_F(Cuda, AttentionGradients) {
     }
 }
 
+TEST_F(Cuda, NormGradients) {
+  // rms_norm's input gradient is one row kernel on the GPU (RmsNormGrad); the CPU composes ops.
+  // With and without a weight (in another dtype), and a cotangent that is a transposed view.
+  for (DType t : kFloats)
+    for (bool weighted : {true, false}) {
+      Tensor x = randn({6, 5, 96}, 113, t, 2.0f), w = randn({96}, 114, bf16), c = randn({5, 6, 96}, 115);
+      Fn f = [weighted](const std::vector<Tensor>& v) {
+        Tensor y = weighted ? rms_norm(v[0], v[1], 1e-6) : rms_norm(v[0], std::nullopt, 1e-6);
+        return std::vector<Tensor>{sum(astype(transpose(y, {1, 0, 2}), f32) * v[2])};
+      };
+      auto vg = value_and_grad(f, weighted ? std::vector<int>{0, 1} : std::vector<int>{0});
+      auto [cv, cg] = vg({x, w, c});
+      auto [gv, gg] = vg({to(x, kGpu), to(w, kGpu), to(c, kGpu)});
+      std::string n = std::string(dtype_name(t)) + (weighted ? " weighted" : "");
+      expect_close(cg[0], gg[0], tol(t), "rms_norm grad x " + n);
+      if (weighted) expect_close(cg[1], gg[1], 1e-2, "rms_norm grad w " + n);
+    }
+}
+
 TEST_F(Cuda, FlashAttentionGradients) {
   // Half types at head dim 64 without a mask: the gradient is one AttentionGrad op (the tensor-
   // core kernels: stats pass, dK/dV per key tile, dQ summed over tiles). Grouped heads, causal or

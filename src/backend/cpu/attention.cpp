@@ -325,6 +325,10 @@ void AttentionGrad::eval_cpu(std::span<Node* const>, Node&) {
   throw Error("attention_grad: a CUDA op (the CPU composes the attention gradient from ops)");
 }
 
+void RmsNormGrad::eval_cpu(std::span<Node* const>, Node&) {
+  throw Error("rms_norm_grad: a CUDA op (the CPU composes the norm's gradient from ops)");
+}
+
 void AttentionProbs::eval_cpu(std::span<Node* const> in, Node& out) {
   // A reference loop: only the CUDA gradient uses this primitive; the CPU composes ops instead.
   const Node& q = *in[0];

@@ -106,10 +106,10 @@ __device__ __forceinline__ void flash_forward(const AttentionArgs& a, float* lse
       uint4 kv = {0, 0, 0, 0}, vv = {0, 0, 0, 0};
       if (key0 + r < a.S) {
         kv = *reinterpret_cast<const uint4*>(k + (key0 + r) * a.ks[2] + c);
-        vv = *reinterpret_cast<const uint4*>(v + (key0 + r) * a.vs[2] + c);
+        if constexpr (!kStats) vv = *reinterpret_cast<const uint4*>(v + (key0 + r) * a.vs[2] + c);
       }
       *reinterpret_cast<uint4*>(&ks[r][c]) = kv;
-      *reinterpret_cast<uint4*>(&vs[r][c]) = vv;
+      if constexpr (!kStats) *reinterpret_cast<uint4*>(&vs[r][c]) = vv;
     }
     __syncthreads();
 

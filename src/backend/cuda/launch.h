@@ -116,6 +116,9 @@ void scaled_masked_softmax(DType t, const void* x, void* out, int64_t rows, int6
                            const void* mask, const Space& lead, const Walk& mask_lead,
                            int64_t mask_inner);
 /// w and b may be null; they are dense vectors of their own float dtypes.
+/// dx of rms_norm over dense rows: x and out of dtype t, the cotangent g of gt, w (wt) may be null.
+void rms_norm_grad(DType t, const void* x, DType gt, const void* g, void* out, int64_t rows, int64_t n,
+                   double eps, const void* w, DType wt);
 void rms_norm(DType t, const void* x, void* out, int64_t rows, int64_t n, double eps, const void* w,
               DType wt);
 void layer_norm(DType t, const void* x, void* out, int64_t rows, int64_t n, double eps,

@@ -62,6 +62,17 @@ void RmsNorm::eval_cuda(std::span<Node* const> in, Node& out) {
            has_weight ? in[1]->dtype : out.dtype);
 }
 
+void RmsNormGrad::eval_cuda(std::span<Node* const> in, Node& out) {
+  on(out);
+  std::shared_ptr<Storage> hx, hg, hw;
+  const void* x = dense(*in[0], hx);
+  const void* g = dense(*in[1], hg);
+  const void* w = has_weight ? dense(*in[2], hw) : nullptr;
+  alloc_output(out);
+  rms_norm_grad(out.dtype, x, in[1]->dtype, g, out.raw(), rows_of(out), last_dim(out), eps, w,
+                has_weight ? in[2]->dtype : out.dtype);
+}
+
 void LayerNorm::eval_cuda(std::span<Node* const> in, Node& out) {
   on(out);
   std::shared_ptr<Storage> hx, hw, hb;

@@ -138,6 +138,33 @@ __global__ void norm_kernel(const T* x, T* out, int64_t rows, int64_t n, double 
   }
 }
 
+/// RmsNormGrad: one block per row; the sums Σx² and Σ(g·w)·x, then dx in one more pass.
+template <class T, class G>
+__global__ void norm_grad_kernel(const T* x, const G* g, T* out, int64_t rows, int64_t n, double eps,
+                                 const void* w, DType wt) {
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const T* xr = x + r * n;
+    const G* gr = g + r * n;
+    auto gw = [&](int64_t i) {
+      float v = static_cast<float>(ld(gr + i));
+      return w ? v * static_cast<float>(ld_any(w, wt, i)) : v;
+    };
+    float ss = 0.0f, dot = 0.0f;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+      const float xv = static_cast<float>(ld(xr + i));
+      ss += xv * xv;
+      dot += gw(i) * xv;
+    }
+    ss = block_sum(ss);
+    dot = block_sum(dot);
+    const float inv = 1.0f / sqrtf(ss / static_cast<float>(n) + static_cast<float>(eps));
+    // mean(gn·n) = inv·Σ(gn·x)/n, and n = x·inv.
+    const float c = inv * inv * dot / static_cast<float>(n);
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+      st(out + r * n + i, inv * (gw(i) - static_cast<float>(ld(xr + i)) * c));
+  }
+}
+
 struct Freqs {
   float f[512];
 };
@@ -437,6 +464,21 @@ void rms_norm(DType t, const void* x, void* out, int64_t rows, int64_t n, double
         static_cast<const T*>(x), static_cast<T*>(out), rows, n, eps, false, w, wt, nullptr, wt);
   });
   check_launch("rms_norm");
+}
+
+void rms_norm_grad(DType t, const void* x, DType gt, const void* g, void* out, int64_t rows, int64_t n,
+                   double eps, const void* w, DType wt) {
+  if (rows == 0 || n == 0) return;
+  dispatch_float(t, "rms_norm", [&]<class T>() {
+    dispatch_float(gt, "rms_norm", [&]<class G>() {
+      if constexpr (!std::is_same_v<T, double> && !std::is_same_v<G, double>)
+        norm_grad_kernel<T, G><<<row_blocks(rows), kThreads, 0, launch_stream()>>>(
+            static_cast<const T*>(x), static_cast<const G*>(g), static_cast<T*>(out), rows, n, eps, w, wt);
+      else
+        throw Error("rms_norm: f64 gradients compose from ops on CUDA");
+    });
+  });
+  check_launch("rms_norm_grad");
 }
 
 void layer_norm(DType t, const void* x, void* out, int64_t rows, int64_t n, double eps,
