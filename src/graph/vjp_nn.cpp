@@ -108,7 +108,8 @@ std::optional<std::vector<Tensor>> Attention::flash_vjp(const std::vector<Tensor
   const Device dev = p[0].device();
   const DType t = p[0].dtype();
   if (dev.type != Device::Type::cuda || has_mask || !(t == DType::bf16 || t == DType::f16) ||
-      p[0].shape()[3] != 64 || p[1].dtype() != t || p[2].dtype() != t || !cuda_api::flash_attention_available(dev.index))
+      p[0].shape()[3] != 64 || p[1].dtype() != t || p[2].dtype() != t || p[0].shape()[0] * p[0].shape()[1] > 65535 ||
+      !cuda_api::flash_attention_available(dev.index))
     return std::nullopt;
   const Shape& qs = p[0].shape();
   const Shape& ks = p[1].shape();

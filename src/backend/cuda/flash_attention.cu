@@ -270,6 +270,22 @@ __device__ __forceinline__ void c_to_a(uint32_t (&f)[4], const float (&c)[N][4],
   f[3] = pack2<T>(c[2 * k + 1][2], c[2 * k + 1][3]);
 }
 
+/// Adds a warp's 16 × D C fragments (rows r0 + g and r0 + g + 8) to a dense f32 [rows, D]
+/// matrix with atomics, skipping rows at or past `limit`.
+template <int D>
+__device__ __forceinline__ void add_rows(float* m, const float (&c)[D / 8][4], int64_t r0, int64_t limit, int g, int t4) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int64_t row = r0 + g + r * 8;
+    if (row >= limit) continue;
+#pragma unroll
+    for (int dt = 0; dt < D / 8; ++dt) {
+      atomicAdd(m + row * D + dt * 8 + 2 * t4, c[dt][2 * r]);
+      atomicAdd(m + row * D + dt * 8 + 2 * t4 + 1, c[dt][2 * r + 1]);
+    }
+  }
+}
+
 /// Grid: (key tiles, B·Hq). Warp w owns keys key0 + 16w ... + 15 and accumulates their dK and
 /// dV over the query rows of one head; those and dQ (over the key tiles) are added in f32 with
 /// atomics to f.dq, f.dk, f.dv, so a grouped key head's query heads run in parallel blocks
@@ -374,33 +390,13 @@ __global__ void __launch_bounds__(32 * kWarps) flash_grad_kernel(const __grid_co
           mma16816<T>(dqa[dt], sa, b0, b1);
         }
       }
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const int64_t row = q0 + warp * 16 + g + r * 8;
-        if (row >= a.T) continue;
-#pragma unroll
-        for (int dt = 0; dt < D / 8; ++dt) {
-          atomicAdd(dq + row * D + dt * 8 + 2 * t4, dqa[dt][2 * r]);
-          atomicAdd(dq + row * D + dt * 8 + 2 * t4 + 1, dqa[dt][2 * r + 1]);
-        }
-      }
+      add_rows<D>(dq, dqa, q0 + warp * 16, a.T, g, t4);
     }
   }
   // The warp's keys' gradients, dense [B, Hkv, S, D].
-  const int64_t base = (b * a.Hkv + hk) * a.S;
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int64_t key = key0 + warp * 16 + g + r * 8;
-    if (key >= a.S) continue;
-#pragma unroll
-    for (int dt = 0; dt < D / 8; ++dt) {
-      const int64_t at = (base + key) * D + dt * 8 + 2 * t4;
-      atomicAdd(f.dk + at, dk[dt][2 * r]);
-      atomicAdd(f.dk + at + 1, dk[dt][2 * r + 1]);
-      atomicAdd(f.dv + at, dv[dt][2 * r]);
-      atomicAdd(f.dv + at + 1, dv[dt][2 * r + 1]);
-    }
-  }
+  const int64_t base = (b * a.Hkv + hk) * a.S * D;
+  add_rows<D>(f.dk + base, dk, key0 + warp * 16, a.S, g, t4);
+  add_rows<D>(f.dv + base, dv, key0 + warp * 16, a.S, g, t4);
 }
 
 /// Whether p and each of the first three strides (in 2-byte elements) are multiples of `bytes`.
@@ -464,11 +460,12 @@ bool flash_attention_grad_fits(const FlashGradArgs& f) {
 void flash_attention_grad(FlashGradArgs f) {
   const AttentionArgs& a = f.a;
   const int64_t rows = a.B * a.Hq * a.T;
-  if (rows == 0 || a.S == 0) return;
   cudaStream_t stream = launch_stream();
+  // Zero sums first: with no query rows or no keys they are the gradients.
   check(cudaMemsetAsync(f.dq, 0, static_cast<size_t>(rows * a.D) * sizeof(float), stream), "attention gradient");
   check(cudaMemsetAsync(f.dk, 0, static_cast<size_t>(a.B * a.Hkv * a.S * a.D) * sizeof(float), stream), "attention gradient");
   check(cudaMemsetAsync(f.dv, 0, static_cast<size_t>(a.B * a.Hkv * a.S * a.D) * sizeof(float), stream), "attention gradient");
+  if (rows == 0 || a.S == 0) return;
   dispatch_float(a.t, "scaled_dot_product_attention", [&]<class T>() {
     if constexpr (is_half_v<T>) {
       const dim3 rows_grid(static_cast<unsigned>((a.T + kRows - 1) / kRows), static_cast<unsigned>(a.B * a.Hq));

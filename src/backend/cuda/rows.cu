@@ -1,5 +1,7 @@
 // Row kernels: one block per row of a dense [rows, n] tensor. Softmax, norms and losses compute
 // in f32 (f64 for f64 inputs) with block-tree reductions.
+#include <algorithm>
+
 #include "backend/cuda/common.cuh"
 
 namespace wick::cuda {
@@ -169,7 +171,9 @@ struct Freqs {
   float f[512];
 };
 
-template <class T>
+/// I: the index type of the element walk (32-bit where the tensor allows: 64-bit divisions
+/// were most of this kernel's time).
+template <class T, class I>
 __global__ void rope_kernel(const T* x, T* out, int64_t lead, int64_t T_, int64_t D,
                             const __grid_constant__ Freqs fr, int64_t offset,
                             const int64_t* position, RopeDest dest, int64_t* err) {
@@ -184,14 +188,21 @@ __global__ void rope_kernel(const T* x, T* out, int64_t lead, int64_t T_, int64_
     if (blockIdx.x == 0 && threadIdx.x == 0) report(err, kWriteAt, shift + T_ - 1, dest.limit);
     return;
   }
+  // The frequencies go to shared memory first: kernel parameters read at a different index per
+  // lane are read one address at a time, which cost more than the rest of the kernel.
+  __shared__ float freq[512];
+  for (int64_t j = threadIdx.x; j < h; j += blockDim.x) freq[j] = fr.f[j];
+  __syncthreads();
+  const I hh = static_cast<I>(h), tt = static_cast<I>(T_);
   WICK_GRID_LOOP(e, lead * T_ * h) {
-    int64_t i = e % h, row = e / h, t = row % T_;
-    C angle;
+    const I le = static_cast<I>(e), row_i = le / hh;
+    const int64_t i = le - row_i * hh, row = row_i, t = row_i % tt;
+    C angle, c, s;
     if constexpr (std::is_same_v<C, double>)
-      angle = static_cast<double>(offset + t) * static_cast<double>(fr.f[i]);
+      angle = static_cast<double>(offset + t) * static_cast<double>(freq[i]);
     else
-      angle = static_cast<float>(offset + t) * fr.f[i];
-    C c = cos(angle), s = sin(angle);
+      angle = static_cast<float>(offset + t) * freq[i];
+    sincos(angle, &s, &c);
     const T* xr = x + row * D;
     C x1 = static_cast<C>(ld(xr + i)), x2 = static_cast<C>(ld(xr + i + h));
     T* o = out + (row / T_) * dest.lead_stride + (t + (dest.at_position ? shift : 0)) * D;
@@ -501,8 +512,15 @@ void rope(DType t, const void* x, void* out, int64_t lead, int64_t T, int64_t D,
   if (dest.lead_stride == 0) dest.lead_stride = T * D;
   int64_t* err = dest.at_position ? error_flag() : nullptr;
   dispatch_float(t, "rope", [&]<class X>() {
-    launch_overlapped(rope_kernel<X>, grid_for(lead * T * (D / 2)), 256, 0, static_cast<const X*>(x),
-                      static_cast<X*>(out), lead, T, D, fr, offset, position, dest, err);
+    // Blocks walk the tensor, so each stages the frequencies once for many elements.
+    const int64_t n = lead * T * (D / 2);
+    const unsigned blocks = std::min<unsigned>(grid_for(n), static_cast<unsigned>(active().sms) * 16);
+    if (n < (int64_t(1) << 31))
+      launch_overlapped(rope_kernel<X, uint32_t>, blocks, 256, 0, static_cast<const X*>(x),
+                        static_cast<X*>(out), lead, T, D, fr, offset, position, dest, err);
+    else
+      launch_overlapped(rope_kernel<X, int64_t>, blocks, 256, 0, static_cast<const X*>(x),
+                        static_cast<X*>(out), lead, T, D, fr, offset, position, dest, err);
   });
   check_launch("rope");
 }
