@@ -35,7 +35,7 @@ struct Graph {};
 void begin_capture(int) { unavailable("cuda graph capture"); }
 std::shared_ptr<Graph> end_capture(int, bool) { unavailable("cuda graph capture"); }
 void launch(const Graph&) { unavailable("cuda graph launch"); }
-void copy_dense(const Node&, void*) { unavailable("cuda copy"); }
+void copy_dense_many(const std::vector<std::pair<const Node*, void*>>&) { unavailable("cuda copy"); }
 }  // namespace cuda_api
 
 }  // namespace wick::detail

@@ -5,6 +5,8 @@
 // rest throw.
 #include <cstddef>
 #include <memory>
+#include <utility>
+#include <vector>
 
 namespace wick::detail {
 struct Node;
@@ -34,7 +36,8 @@ void begin_capture(int device);
 std::shared_ptr<Graph> end_capture(int device, bool keep = true);
 /// Queues the graph on its device's stream.
 void launch(const Graph& g);
-/// Queues a copy of `src` (any view, on a CUDA device) into the dense buffer `dst` on its device.
-void copy_dense(const Node& src, void* dst);
+/// Queues copies of each `src` (any view, on a CUDA device) into the dense buffer `dst` on its
+/// device, many to a launch.
+void copy_dense_many(const std::vector<std::pair<const Node*, void*>>& copies);
 
 }  // namespace wick::detail::cuda_api

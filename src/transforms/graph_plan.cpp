@@ -129,15 +129,20 @@ struct GraphPlan::State {
     std::lock_guard lock(mutex);
     if (!graph && !failed) capture();
     if (failed) return op_outputs(run_tape(*tape, inputs, false));
-    for (size_t i = 0; i < inputs.size(); ++i) cuda_api::copy_dense(*inputs[i].node(), slots[i].node()->raw());
+    // Inputs in and outputs out, batched: a training step's graph has a thousand of each.
+    std::vector<std::pair<const Node*, void*>> copies;
+    for (size_t i = 0; i < inputs.size(); ++i) copies.emplace_back(inputs[i].node(), slots[i].node()->raw());
+    cuda_api::copy_dense_many(copies);
     cuda_api::launch(*graph);
     stats.replays++;
     std::vector<Tensor> outs;
+    copies.clear();
     for (const Tensor& r : op_outputs(results)) {
       Tensor o = dense_tensor(r.shape(), r.dtype(), device);
-      cuda_api::copy_dense(*r.node(), o.node()->raw());
+      copies.emplace_back(r.node(), o.node()->raw());
       outs.push_back(o);
     }
+    cuda_api::copy_dense_many(copies);
     return outs;
   }
 

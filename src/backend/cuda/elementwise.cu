@@ -131,10 +131,10 @@ constexpr int pack_width() {
 }
 
 /// Block (x, y) copies chunk x of piece y: 16 bytes a thread where the piece is aligned.
-__global__ void copy_pieces_kernel(const __grid_constant__ CopyPieces p, char* dst) {
+__global__ void copy_pieces_kernel(const __grid_constant__ CopyPieces p) {
   const int k = blockIdx.y;
   const char* src = static_cast<const char*>(p.src[k]);
-  char* out = dst + p.dst_offset[k];
+  char* out = static_cast<char*>(p.dst[k]);
   const int64_t n = p.bytes[k];
   const int64_t first = int64_t(blockIdx.x) * blockDim.x + threadIdx.x, step = int64_t(gridDim.x) * blockDim.x;
   if ((reinterpret_cast<uintptr_t>(src) | reinterpret_cast<uintptr_t>(out) | static_cast<uintptr_t>(n)) % 16 == 0) {
@@ -225,14 +225,24 @@ void cast(DType from, const void* x, const Walk& xs, DType to, void* out, const 
   check_launch("astype");
 }
 
-void copy_pieces(const CopyPieces& p, void* dst) {
+void CopyPieces::add(const void* from, void* to, int64_t n) {
+  if (n == 0) return;
+  src[count] = from;
+  dst[count] = to;
+  bytes[count] = n;
+  if (++count == kCopyPieces) copy_pieces(*this);
+}
+
+void copy_pieces(CopyPieces& p) {
   int64_t most = 0;
   for (int k = 0; k < p.count; ++k) most = std::max(most, p.bytes[k]);
-  if (p.count == 0 || most == 0) return;
-  // Enough blocks for the largest piece at 16 bytes a thread; smaller pieces' extra blocks exit.
-  const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((most / 16 + 255) / 256 + 1, 1024));
-  copy_pieces_kernel<<<dim3(blocks, static_cast<unsigned>(p.count)), 256, 0, launch_stream()>>>(p, static_cast<char*>(dst));
-  check_launch("concatenate");
+  if (p.count > 0 && most > 0) {
+    // Enough blocks for the largest piece at 16 bytes a thread; smaller pieces' extra blocks exit.
+    const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((most / 16 + 255) / 256 + 1, 1024));
+    copy_pieces_kernel<<<dim3(blocks, static_cast<unsigned>(p.count)), 256, 0, launch_stream()>>>(p);
+    check_launch("copy");
+  }
+  p.count = 0;
 }
 
 }  // namespace wick::cuda

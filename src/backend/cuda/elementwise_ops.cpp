@@ -168,18 +168,10 @@ void Concatenate::eval_cuda(std::span<Node* const> in, Node& out) {
     const int64_t row = out.size() / std::max<int64_t>(out.shape[axis], 1) * static_cast<int64_t>(itemsize(out.dtype));
     int64_t at = 0;
     for (Node* x : in) {
-      if (x->size()) {
-        p.src[p.count] = x->raw();
-        p.dst_offset[p.count] = at * row;
-        p.bytes[p.count] = x->size() * static_cast<int64_t>(itemsize(x->dtype));
-        if (++p.count == kCopyPieces) {
-          copy_pieces(p, out.raw());
-          p.count = 0;
-        }
-      }
+      p.add(x->raw(), static_cast<char*>(out.raw()) + at * row, x->size() * static_cast<int64_t>(itemsize(x->dtype)));
       at += x->shape[axis];
     }
-    copy_pieces(p, out.raw());
+    copy_pieces(p);
     return;
   }
   int64_t at = 0;

@@ -82,13 +82,18 @@ void launch(const Graph& g) {
   cuda::error_flag();
 }
 
-void copy_dense(const Node& src, void* dst) {
-  cuda::activate(src.device.index);
-  std::shared_ptr<Storage> hold;
-  const void* p = cuda::dense(src, hold);
-  cuda::check(cudaMemcpyAsync(dst, p, static_cast<size_t>(src.size()) * itemsize(src.dtype),
-                              cudaMemcpyDeviceToDevice, cuda::launch_stream()),
-              "copy");
+void copy_dense_many(const std::vector<std::pair<const Node*, void*>>& copies) {
+  // Dense sources go many to a kernel (a training step's graph has a thousand inputs and
+  // outputs); strided ones are made dense first.
+  cuda::CopyPieces p;
+  std::vector<std::shared_ptr<Storage>> holds;
+  for (const auto& [src, dst] : copies) {
+    cuda::activate(src->device.index);
+    holds.emplace_back();
+    const void* from = cuda::dense(*src, holds.back());
+    p.add(from, dst, src->size() * static_cast<int64_t>(itemsize(src->dtype)));
+  }
+  cuda::copy_pieces(p);
 }
 
 }  // namespace wick::detail::cuda_api

@@ -67,15 +67,18 @@ void binary(int op, DType in_t, DType out_t, const void* a, const Walk& as, cons
 void where(const void* c, const Walk& cs, DType t, const void* a, const Walk& as, const void* b,
            const Walk& bs, void* out, const Walk& os, const Space& sp);
 /// Contiguous byte ranges copied in one launch (a concatenation of many dense pieces, such as an
-/// optimizer's flattened parameters): count ≤ kCopyPieces.
+/// optimizer's flattened parameters, or a CUDA graph's inputs and outputs): count ≤ kCopyPieces.
 constexpr int kCopyPieces = 96;
 struct CopyPieces {
   const void* src[kCopyPieces];
-  int64_t dst_offset[kCopyPieces];  // bytes into dst
+  void* dst[kCopyPieces];
   int64_t bytes[kCopyPieces];
   int count = 0;
+  /// Queues src → dst; launches the batch when it is full.
+  void add(const void* from, void* to, int64_t n);
 };
-void copy_pieces(const CopyPieces& p, void* dst);
+/// Launches what is queued and empties it.
+void copy_pieces(CopyPieces& p);
 
 /// Converting copy between any views (a plain copy when the dtypes agree).
 void cast(DType from, const void* x, const Walk& xs, DType to, void* out, const Walk& os,
