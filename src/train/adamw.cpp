@@ -52,7 +52,11 @@ AdamW::Result AdamW::update(const TensorMap& params, const TensorMap& grads, con
     const bool decays = !(opts_.no_decay && opts_.no_decay(name));
     groups[{p.dtype(), g_it->second.dtype(), decays}].push_back(name);
   }
-  for (const auto& [key, names] : groups) {
+  for (const auto& group : groups) {
+    // (No structured bindings: clang 14 cannot capture one in the lambda below.)
+    const DType dtype = std::get<0>(group.first);
+    const bool decays = std::get<2>(group.first);
+    const std::vector<std::string>& names = group.second;
     auto flat = [&](auto&& get) {
       std::vector<Tensor> parts;
       for (const auto& name : names) parts.push_back(reshape(get(name), {-1}));
@@ -64,11 +68,11 @@ AdamW::Result AdamW::update(const TensorMap& params, const TensorMap& grads, con
     Tensor v0 = flat([&](const std::string& n) { return astype(find_or_throw(v, n, "second moment"), DType::f32); });
     // torch: p.mul_(1 - lr·wd); m.mul_(β1).add_(g, 1-β1); v.mul_(β2).addcmul_(g, g, 1-β2);
     //        denom = v.sqrt() / sqrt(bc2) + eps; p.addcdiv_(m, denom, -lr/bc1)
-    Tensor p1 = std::get<2>(key) ? pf * decay : pf;
+    Tensor p1 = decays ? pf * decay : pf;
     Tensor m1 = m0 * b1 + g * (1 - b1);
     Tensor v1 = v0 * b2 + (g * (1 - b2)) * g;
     Tensor denom = sqrt(v1) / bc2_sqrt + opts_.eps;
-    Tensor p2 = astype(p1 - step_size * (m1 / denom), std::get<0>(key));
+    Tensor p2 = astype(p1 - step_size * (m1 / denom), dtype);
     // Each parameter's results are views of the flat ones.
     int64_t at = 0;
     for (const auto& name : names) {
