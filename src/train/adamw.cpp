@@ -10,6 +10,9 @@ namespace {
 
 Tensor f32_scalar(double v) { return scalar(v, DType::f32); }
 
+// Parameters of at most this many elements are updated together (see AdamW::update).
+constexpr int64_t kFlatLimit = int64_t(1) << 20;
+
 const Tensor& find_or_throw(const TensorMap& m, const std::string& name, const char* what) {
   auto it = m.find(name);
   if (it == m.end()) throw Error(std::string("AdamW: no ") + what + " for parameter \"" + name + "\"");
@@ -35,11 +38,12 @@ AdamW::Result AdamW::update(const TensorMap& params, const TensorMap& grads, con
   const Tensor &decay = s.at(0), &step_size = s.at(1), &bc2_sqrt = s.at(2);
   const double b1 = opts_.beta1, b2 = opts_.beta2;
   Result r;
-  // Parameters that share their dtype, their gradient's dtype and the decay rule update as one
-  // flat vector: the rule is elementwise, so the values are the same, and a few hundred LoRA
-  // matrices cost a few kernels instead of a few each (their launches, not their bytes, were
-  // the cost).
-  std::map<std::tuple<DType, DType, bool>, std::vector<std::string>> groups;
+  // Small parameters that share their dtype, their gradient's dtype and the decay rule update
+  // as one flat vector: the rule is elementwise, so the values are the same, and a few hundred
+  // LoRA matrices cost a few kernels instead of a few each (their launches, not their bytes,
+  // were the cost). A large one updates alone: flattening would copy it for nothing.
+  std::map<std::tuple<DType, DType, bool>, std::vector<std::string>> small;
+  std::vector<std::vector<std::string>> groups;
   for (const auto& [name, p] : params) {
     auto g_it = grads.find(name);
     if (g_it == grads.end()) {
@@ -50,13 +54,14 @@ AdamW::Result AdamW::update(const TensorMap& params, const TensorMap& grads, con
       throw Error("AdamW: gradient of \"" + name + "\" has shape " + shape_str(g_it->second.shape()) + ", parameter " +
                   shape_str(p.shape()));
     const bool decays = !(opts_.no_decay && opts_.no_decay(name));
-    groups[{p.dtype(), g_it->second.dtype(), decays}].push_back(name);
+    if (p.numel() <= kFlatLimit) small[{p.dtype(), g_it->second.dtype(), decays}].push_back(name);
+    else groups.push_back({name});
   }
-  for (const auto& group : groups) {
-    // (No structured bindings: clang 14 cannot capture one in the lambda below.)
-    const DType dtype = std::get<0>(group.first);
-    const bool decays = std::get<2>(group.first);
-    const std::vector<std::string>& names = group.second;
+  for (auto& entry : small) groups.push_back(std::move(entry.second));
+  for (const std::vector<std::string>& names : groups) {
+    const Tensor& first = params.at(names[0]);
+    const DType dtype = first.dtype();
+    const bool decays = !(opts_.no_decay && opts_.no_decay(names[0]));
     auto flat = [&](auto&& get) {
       std::vector<Tensor> parts;
       for (const auto& name : names) parts.push_back(reshape(get(name), {-1}));

@@ -73,16 +73,22 @@ LrSchedule::Kind LrSchedule::parse(const std::string& name) {
 }
 
 Tensor global_norm(const TensorMap& grads) {
-  // torch takes the norm of the per-tensor norms, in f32; this is the norm of every gradient
-  // flattened into one vector (per dtype, then together): the same value up to rounding, in one
-  // reduction instead of a few kernels per tensor.
-  std::map<DType, std::vector<Tensor>> by_dtype;
-  for (const auto& [name, g] : grads) by_dtype[g.dtype()].push_back(reshape(g, {-1}));
-  if (by_dtype.empty()) return scalar(0.0, DType::f32);
-  std::vector<Tensor> flat;
-  for (auto& [dtype, parts] : by_dtype)
-    flat.push_back(astype(parts.size() == 1 ? parts[0] : concatenate(parts, 0), DType::f32));
-  return sqrt(sum(square(flat.size() == 1 ? flat[0] : concatenate(flat, 0))));
+  // torch takes the norm of the per-tensor norms, in f32. Small gradients are flattened into
+  // one vector per dtype and reduced at once (a few hundred LoRA matrices were a few kernels
+  // each); a large one is reduced alone (flattening would copy it). The same value up to
+  // rounding.
+  constexpr int64_t kFlatLimit = int64_t(1) << 20;
+  std::map<DType, std::vector<Tensor>> small;
+  std::vector<Tensor> sums;
+  auto sum_of_squares = [](const Tensor& x) { return reshape(sum(square(astype(x, DType::f32))), {1}); };
+  for (const auto& [name, g] : grads) {
+    if (g.numel() <= kFlatLimit) small[g.dtype()].push_back(reshape(g, {-1}));
+    else sums.push_back(sum_of_squares(g));
+  }
+  for (auto& entry : small)
+    sums.push_back(sum_of_squares(entry.second.size() == 1 ? entry.second[0] : concatenate(entry.second, 0)));
+  if (sums.empty()) return scalar(0.0, DType::f32);
+  return sqrt(sums.size() == 1 ? reshape(sums[0], {}) : sum(concatenate(sums, 0)));
 }
 
 std::pair<TensorMap, Tensor> clip_grad_norm(const TensorMap& grads, double max_norm) {
