@@ -1,8 +1,8 @@
 #pragma once
 // Declarations of every primitive. Builders (src/graph/ops_*.cpp) validate and create them;
 // their CPU kernels are defined in src/backend/cpu/ (one family per file).
-#include <optional>
 #include <cstdint>
+#include <optional>
 #include <typeinfo>
 #include <vector>
 

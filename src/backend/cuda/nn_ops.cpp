@@ -158,7 +158,6 @@ void AttentionProbs::eval_cuda(std::span<Node* const> in, Node& out) {
 void AttentionGrad::eval_cuda(std::span<Node* const> in, Node& out) {
   on(out);
   // The kernels read rows 16 bytes at a time: operands that are not dense and aligned are copied.
-  std::shared_ptr<Storage> hold[5];
   const Node* n[5];
   std::unique_ptr<Node> copies[5];
   for (int i = 0; i < 5; ++i) {
