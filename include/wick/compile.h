@@ -16,8 +16,8 @@ struct CompileOptions {
   /// Traces kept (one per input signature); the least recently used is dropped beyond this.
   size_t max_cache_entries = 16;
   /// On a CUDA device, replay each signature as one CUDA graph from its second call on (see
-  /// docs/cuda.md). The graph keeps its intermediates' memory between calls; set_cuda_graphs()
-  /// or WICK_CUDA_GRAPHS=0 turns graphs off everywhere.
+  /// docs/cuda.md). The function's graphs keep their memory between calls, in one pool that
+  /// its signatures share; set_cuda_graphs() or WICK_CUDA_GRAPHS=0 turns graphs off everywhere.
   bool cuda_graphs = true;
 };
 
@@ -34,7 +34,7 @@ struct CompileStats {
   /// constants not counted), in the order evaluation runs them.
   size_t plan_peak_bytes = 0;
   /// CUDA graphs of the cached signatures: recorded, replayed, and recordings that failed (those
-  /// signatures replay lazily); why the last one failed; device bytes the live graphs keep.
+  /// signatures replay lazily); why the last one failed; device bytes the graphs' pool keeps.
   size_t graph_captures = 0, graph_replays = 0, graph_failures = 0;
   std::string graph_failure;
   size_t graph_bytes = 0;

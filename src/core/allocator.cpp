@@ -171,11 +171,13 @@ PrivatePool::~PrivatePool() {
 void* PrivatePool::acquire(size_t bytes, size_t* capacity) {
   size_t cap = size_class(bytes);
   std::lock_guard lock(mutex_);
-  for (auto it = free_.begin(); it != free_.end(); ++it) {
-    if (it->second != cap) continue;
-    void* p = it->first;
+  // The smallest free block that fits, if it is at most twice the size: the graphs sharing a
+  // pool record batches of different widths, whose buffers differ in size, not in number.
+  auto it = free_.lower_bound(cap);
+  if (it != free_.end() && it->first <= 2 * cap) {
+    *capacity = it->first;
+    void* p = it->second;
     free_.erase(it);
-    *capacity = cap;
     return p;
   }
   void* p = allocator_for(device_).acquire(bytes, capacity);
@@ -186,7 +188,7 @@ void* PrivatePool::acquire(size_t bytes, size_t* capacity) {
 
 void PrivatePool::release(void* p, size_t capacity) {
   std::lock_guard lock(mutex_);
-  free_.emplace_back(p, capacity);
+  free_.emplace(capacity, p);
 }
 
 PoolScope::PoolScope(std::shared_ptr<PrivatePool> pool) : prev_(std::move(current_pool)) {

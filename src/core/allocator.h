@@ -1,5 +1,6 @@
 #pragma once
 #include <cstddef>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <utility>
@@ -35,9 +36,10 @@ std::shared_ptr<Storage> allocate(size_t bytes, Device device = Device::cpu());
 /// Memory private to one captured CUDA graph. While a PoolScope is active on a thread, that
 /// thread's allocations on the pool's device come from the pool, and blocks freed go back to it,
 /// never to the shared cache: a graph's kernels write its blocks on every replay, so no other
-/// tensor may ever be handed one. Blocks are reused inside the pool in allocation order, which
-/// is safe because a captured graph runs its kernels in the order they were recorded. The pool
-/// returns its blocks to the device's cache when the last of its storages is gone.
+/// tensor may ever be handed one. A freed block is handed out again inside the pool, which is
+/// safe because captured graphs run their kernels in the order they were recorded, one graph
+/// after another on the device's stream. The pool returns its blocks to the device's cache when
+/// the last of its storages is gone.
 class PrivatePool {
  public:
   explicit PrivatePool(Device d) : device_(d) {}
@@ -48,7 +50,7 @@ class PrivatePool {
   /// Bytes of device memory the pool holds (live and free blocks).
   size_t bytes() const { return bytes_; }
 
-  /// A block for `bytes` (its size class in *capacity): a free one of the pool, else a new one.
+  /// A block for `bytes` (its capacity in *capacity): a free one of the pool, else a new one.
   void* acquire(size_t bytes, size_t* capacity);
   void release(void* p, size_t capacity);
 
@@ -56,7 +58,7 @@ class PrivatePool {
   Device device_;
   std::mutex mutex_;  // storages die on whichever thread drops them last
   std::vector<std::pair<void*, size_t>> owned_;  // every block, with its capacity
-  std::vector<std::pair<void*, size_t>> free_;
+  std::multimap<size_t, void*> free_;  // by capacity
   size_t bytes_ = 0;
 };
 

@@ -44,13 +44,16 @@ TrainStep::TrainStep(CausalLM& model, std::vector<std::string> names, AdamWOptio
   eval_fn_ = [this, n](const std::vector<Tensor>& in) {
     return std::vector<Tensor>{summed_loss(take(in, 0, n), in[n], in[n + 1])};
   };
-  // No CUDA graphs for the step: a graph keeps its intermediates' memory (gigabytes of
-  // activations for each of these functions) between calls, and the step is not launch-bound
-  // (its ~2,000 launches take far less host time than the GPU spends on them, and overlap it).
-  CompileOptions co;
-  co.cuda_graphs = false;
-  if (compiled_)
-    for (const Function* f : {&fused_fn_, &micro_fn_, &apply_fn_, &eval_fn_}) fns_.push_back(compile(*f, co));
+  // The one-micro-batch step replays as a CUDA graph (WICK_CUDA_GRAPHS=0 turns it off): a
+  // graph keeps its intermediates' memory between calls, which is the step's own working set,
+  // since nothing else runs between steps. The accumulation and evaluation functions run
+  // alongside it, so each would hold a second working set: they launch plainly.
+  CompileOptions plain;
+  plain.cuda_graphs = false;
+  if (compiled_) {
+    fns_.push_back(compile(fused_fn_));
+    for (const Function* f : {&micro_fn_, &apply_fn_, &eval_fn_}) fns_.push_back(compile(*f, plain));
+  }
 }
 
 Tensor TrainStep::summed_loss(const std::vector<Tensor>& p, const Tensor& ids, const Tensor& labels) {

@@ -193,6 +193,8 @@ struct CompiledFunction::Impl {
   std::map<std::string, decltype(lru)::iterator> index;
   CompileStats stats;
   std::shared_ptr<detail::Tape> last;
+  // The memory of this function's CUDA graphs, by device index: shared by its signatures.
+  std::map<int, std::shared_ptr<detail::PrivatePool>> graph_pools;
 
   std::shared_ptr<detail::Tape> build(const std::vector<Tensor>& inputs) {
     auto tape = std::make_shared<detail::Tape>(detail::trace(fn, inputs));
@@ -258,7 +260,11 @@ std::vector<Tensor> CompiledFunction::operator()(const std::vector<Tensor>& inpu
     if (++entry->calls >= 2 && m.opts.cuda_graphs && detail::cuda_graphs_enabled() &&
         !detail::profiling.load(std::memory_order_relaxed)) {
       if (auto dev = graph_device(inputs)) {
-        if (!entry->graph) entry->graph = std::make_shared<detail::GraphPlan>(entry->tape, *dev);
+        if (!entry->graph) {
+          auto& pool = m.graph_pools[dev->index];
+          if (!pool) pool = std::make_shared<detail::PrivatePool>(*dev);
+          entry->graph = std::make_shared<detail::GraphPlan>(entry->tape, pool);
+        }
         if (!entry->graph->failed()) graph = entry->graph;
       }
     }
@@ -276,9 +282,9 @@ CompileStats CompiledFunction::stats() const {
     s.graph_captures += g.captures;
     s.graph_replays += g.replays;
     s.graph_failures += g.failures;
-    s.graph_bytes += g.pool_bytes;
     if (!g.failure.empty()) s.graph_failure = g.failure;
   }
+  for (const auto& [index, pool] : impl_->graph_pools) s.graph_bytes += pool->bytes();
   return s;
 }
 

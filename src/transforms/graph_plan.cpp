@@ -84,7 +84,6 @@ struct GraphPlan::State {
   bool failed = false;
 
   void capture() {
-    pool = std::make_shared<PrivatePool>(device);
     std::exception_ptr error;
     {
       PoolScope scope(pool);
@@ -117,11 +116,9 @@ struct GraphPlan::State {
       slots.clear();
       results.clear();
       graph.reset();
-      pool.reset();
       return;
     }
     stats.captures++;
-    stats.pool_bytes = pool->bytes();
   }
 
   /// One call's outputs (one per tape output that is an op), evaluated.
@@ -201,9 +198,11 @@ class GraphOutput : public Primitive {
 
 }  // namespace
 
-GraphPlan::GraphPlan(std::shared_ptr<const Tape> tape, Device device) : s_(std::make_shared<State>()) {
+GraphPlan::GraphPlan(std::shared_ptr<const Tape> tape, std::shared_ptr<PrivatePool> pool)
+    : s_(std::make_shared<State>()) {
   s_->tape = std::move(tape);
-  s_->device = device;
+  s_->device = pool->device();
+  s_->pool = std::move(pool);
 }
 
 bool GraphPlan::failed() const {
@@ -222,6 +221,10 @@ std::vector<Tensor> GraphPlan::call(const std::vector<Tensor>& inputs) {
   launch->plan = s_;
   launch->inputs = inputs;
   std::vector<Tensor> outs;
+  // The first output depends on the inputs and runs the launch; the others depend on it alone.
+  // Giving each of a training step's ~1,000 outputs all ~1,000 inputs made the scheduler walk a
+  // million edges a step.
+  Tensor first;
   size_t k = 0;
   for (const Ref& r : t.outputs) {
     switch (r.kind) {
@@ -229,7 +232,9 @@ std::vector<Tensor> GraphPlan::call(const std::vector<Tensor>& inputs) {
       case Ref::Kind::constant: outs.push_back(t.constants[r.index]); break;
       default:
         outs.push_back(make_node_on(s_->device, t.ops[r.index].shape, t.ops[r.index].dtype,
-                                    std::make_shared<GraphOutput>(launch, k++), inputs));
+                                    std::make_shared<GraphOutput>(launch, k++),
+                                    first.defined() ? std::vector<Tensor>{first} : inputs));
+        if (!first.defined()) first = outs.back();
     }
   }
   return outs;

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/allocator.h"
 #include "transforms/tape.h"
 
 namespace wick::detail {
@@ -20,19 +21,21 @@ std::vector<Tensor> run_tape(const Tape& t, const std::vector<Tensor>& inputs, b
 
 struct GraphPlanStats {
   size_t captures = 0, replays = 0, failures = 0;
-  size_t pool_bytes = 0;  // device memory the captured graph keeps (inputs, intermediates, outputs)
   std::string failure;    // why recording failed, when it did
 };
 
 /// The CUDA graph of one trace on one device. The first call records the graph: the trace runs
-/// on the plan's own input buffers with allocations from a private pool, so every address is
-/// fixed. Each call then copies its inputs into those buffers, launches the graph and copies the
+/// on the plan's own input buffers with allocations from `pool`, so every address is fixed.
+/// The graphs of one compiled function share a pool: they replay one after another on the
+/// device's stream, and each copies its outputs out, so one graph's intermediates are free for
+/// the next (a training run whose batches come in several widths keeps one working set, not one
+/// per width). Each call then copies its inputs into those buffers, launches the graph and copies the
 /// outputs into fresh tensors, so callers never see the plan's buffers. If recording fails (an
 /// op that cannot be captured, such as a copy from host memory), the plan says so and the
 /// compiled function goes back to plain launches.
 class GraphPlan {
  public:
-  GraphPlan(std::shared_ptr<const Tape> tape, Device device);
+  GraphPlan(std::shared_ptr<const Tape> tape, std::shared_ptr<PrivatePool> pool);
   /// The outputs for `inputs` (all on the plan's device) as lazy tensors; evaluating any of them
   /// runs the graph once for all.
   std::vector<Tensor> call(const std::vector<Tensor>& inputs);

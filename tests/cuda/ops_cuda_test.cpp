@@ -579,6 +579,31 @@ TEST_F(Cuda, CompiledFunctionsReplayAsCudaGraphs) {
   EXPECT_FALSE(hf.stats().graph_failure.empty());
 }
 
+TEST_F(Cuda, GraphsOfOneFunctionShareTheirMemory) {
+  // Batches of two widths, alternating as a training run's do: each width gets its graph, the
+  // replays interleave with the right values, and the second graph reuses the first one's
+  // intermediates (the pool grows by far less than a second working set).
+  Function fn = [](const std::vector<Tensor>& v) {
+    Tensor h = matmul(v[0], v[1]);
+    Tensor s = softmax(h * 0.125);
+    return std::vector<Tensor>{matmul(s, transpose(v[1])) + v[0]};
+  };
+  auto gf = compile(fn);
+  Tensor w = randn({64, 4096}, 40);
+  Tensor gw = to(w, kGpu);
+  size_t one = 0;
+  for (int call = 0; call < 8; ++call) {
+    const int64_t rows = call < 3 || call % 2 ? 512 : 384;
+    Tensor x = randn({rows, 64}, 41 + call);
+    expect_close(fn({x, w})[0], gf({to(x, kGpu), gw})[0], 1e-4, "call " + std::to_string(call));
+    if (call == 2) one = gf.stats().graph_bytes;
+  }
+  CompileStats st = gf.stats();
+  EXPECT_EQ(st.graph_captures, 2u) << st.graph_failure;
+  EXPECT_GT(one, size_t(512) * 4096 * 4);
+  EXPECT_LT(st.graph_bytes, one + one / 4) << "one graph: " << one;
+}
+
 TEST_F(Cuda, AsyncAndErrors) {
   Tensor x = to(randn({256, 256}, 55), kGpu);
   Tensor y = matmul(x, x);
