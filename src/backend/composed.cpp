@@ -73,6 +73,21 @@ void attention_rotating_q(const Attention& a, std::span<Node* const> in, Node& o
   run_into(plain, ins, out);
 }
 
+void cached_attention_unfused(const CachedAttention& c, std::span<Node* const> in, Node& out) {
+  const size_t m = c.has_mask ? 1 : 0;
+  Node* position = in[3 + m];
+  WriteAt write_k(2, c.inv_freq), write_v(2);
+  std::unique_ptr<Node> kc = run_now(write_k, {in[1], in[4 + m], position}, in[1]->shape, *in[1]);
+  std::unique_ptr<Node> vc = run_now(write_v, {in[2], in[5 + m], position}, in[2]->shape, *in[2]);
+  std::vector<Node*> ins = {in[0], kc.get(), vc.get()};
+  if (c.has_mask) ins.push_back(in[3]);
+  ins.push_back(position);
+  Attention a(c.scale, false, c.has_mask, c.inv_freq);
+  run_into(a, ins, out);
+}
+
+void CachedAttention::eval_cpu(std::span<Node* const> in, Node& out) { cached_attention_unfused(*this, in, out); }
+
 void FusedLinear::eval_cpu(std::span<Node* const> in, Node& out) { fused_linear_unfused(*this, in, out); }
 
 void FusedLinear::print(std::ostream& os) const {

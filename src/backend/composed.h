@@ -12,6 +12,7 @@ namespace wick::detail {
 
 class FusedLinear;
 class Attention;
+class CachedAttention;
 
 /// FusedLinear through RmsNorm, one Matmul per weight, and a Concatenate or the gated product.
 void fused_linear_unfused(const FusedLinear& f, std::span<Node* const> in, Node& out);
@@ -21,5 +22,8 @@ std::unique_ptr<Node> rotated(const std::vector<float>& freq, Node* x, Node* pos
 
 /// Attention whose q is rotated first (its last input is the position).
 void attention_rotating_q(const Attention& a, std::span<Node* const> in, Node& out);
+
+/// CachedAttention as its two cache writes, then attention rotating q.
+void cached_attention_unfused(const CachedAttention& c, std::span<Node* const> in, Node& out);
 
 }  // namespace wick::detail

@@ -252,6 +252,21 @@ class Attention : public Primitive {
   std::optional<std::vector<Tensor>> flash_vjp(const std::vector<Tensor>& p, const Tensor& out, const Tensor& g) const;
 };
 
+/// A decoding step's attention(rope_at(q, p), write_at(kc, rope_at(k, p), p), write_at(vc, v, p),
+/// mask) as one op, made by compile: the step's key and value rows are written into the caches
+/// in place (the key rotated) by the attention kernel itself, which takes the rows at the
+/// position from them rather than reading them back. Inputs: q [B,Hq,T,D], the caches kc and vc
+/// [B,Hkv,S,D], the mask (when has_mask, as Attention's), the position, then k and v
+/// [B,Hkv,T,D], both unrotated. The output is the attention's.
+class CachedAttention : public Primitive {
+ public:
+  CachedAttention(double s, bool hm, std::vector<float> f) : scale(s), has_mask(hm), inv_freq(std::move(f)) {}
+  WICK_PRIMITIVE(CachedAttention, "cached_attention")
+  double scale;
+  bool has_mask;
+  std::vector<float> inv_freq;  // of q's and k's RoPE
+};
+
 // ---- views (share the input's storage) ----
 /// Same elements in a new shape; a view when the input's strides allow, a copy otherwise.
 class Reshape : public Primitive {

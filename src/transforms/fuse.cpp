@@ -1,6 +1,6 @@
 // compile's fusion passes: pattern fusion (softmax(s·x + mask), rms_norm·w, LoRA linear, matmul
-// + bias or residual, RoPE into the cache write and the attention that follow it) and
-// elementwise-chain fusion into FusedElementwise.
+// + bias or residual, RoPE into the cache write and the attention that follow it, a decoding
+// step's cache writes into its attention) and elementwise-chain fusion into FusedElementwise.
 #include <algorithm>
 #include <functional>
 
@@ -70,6 +70,42 @@ void fuse_patterns(Tape& t, PassStats& s) {
                        op.device});
         ++s.fused_patterns;
         continue;
+      }
+    }
+    // attention(rope_at(q, p), write_at(kc, rope_at(k, p), p), write_at(vc, v, p), mask): the
+    // attention kernel writes the caches too, two kernels fewer.
+    if (auto* a = dynamic_cast<Attention*>(op.prim.get()); a && !a->causal && op.shape.size() == 4) {
+      // q's rows and RoPE (fused already, or the op that feeds it), and the position.
+      Ref q = op.ins[0], pos{};
+      std::vector<float> freq = a->rope_q;
+      if (!freq.empty()) {
+        pos = op.ins.back();
+      } else if (Rope* r = position_rope(q)) {
+        freq = r->inv_freq;
+        pos = t.ops[q.index].ins[1];
+        q = t.ops[q.index].ins[0];
+      }
+      auto* wk = as<WriteAt>(t, op.ins[1]);
+      auto* wv = as<WriteAt>(t, op.ins[2]);
+      if (!freq.empty() && wk && wv && single(op.ins[1]) && single(op.ins[2]) && wk->axis == 2 && wv->axis == 2 &&
+          wv->rope.empty()) {
+        const TapeOp& K = t.ops[op.ins[1].index];
+        const TapeOp& V = t.ops[op.ins[2].index];
+        Ref k = K.ins[1];
+        std::vector<float> kfreq = wk->rope;
+        if (Rope* r = kfreq.empty() ? position_rope(k) : nullptr; r && t.ops[k.index].ins[1] == pos) {
+          kfreq = r->inv_freq;
+          k = t.ops[k.index].ins[0];
+        }
+        if (kfreq == freq && K.ins[2] == pos && V.ins[2] == pos) {
+          std::vector<Ref> ins = {mapped(q), mapped(K.ins[0]), mapped(V.ins[0])};
+          if (a->has_mask) ins.push_back(mapped(op.ins[3]));
+          for (Ref r : {pos, k, V.ins[1]}) ins.push_back(mapped(r));
+          map[i] = emit({std::make_shared<CachedAttention>(a->scale, a->has_mask, freq), ins, op.shape, op.dtype,
+                         op.device});
+          ++s.fused_patterns;
+          continue;
+        }
       }
     }
     if (auto* a = dynamic_cast<Attention*>(op.prim.get()); a && a->rope_q.empty()) {

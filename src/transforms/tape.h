@@ -60,7 +60,8 @@ void merge_common(Tape& t, PassStats& s);
 void fold_constants(Tape& t, PassStats& s);
 /// softmax(x·s + mask) -> ScaledMaskedSoftmax; rms_norm(x)·w -> rms_norm(x, w);
 /// x·Wᵀ + s·(x·Aᵀ)·Bᵀ -> lora_linear; matmul + bias vector or residual -> matmul with that as a
-/// third input; rope_at feeding write_at or attention -> that op rotating as it goes.
+/// third input; rope_at feeding write_at or attention -> that op rotating as it goes; a
+/// decoding step's attention over the two cache writes it reads -> CachedAttention.
 void fuse_patterns(Tape& t, PassStats& s);
 /// Matmuls of at most FusedLinear::kMaxRows rows that share their input -> one FusedLinear,
 /// with the rms_norm or gated product in front of them as its prologue (after fuse_patterns).

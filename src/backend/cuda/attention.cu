@@ -43,12 +43,26 @@ __device__ __forceinline__ float key_dot(const T* kr, int64_t stride, int64_t D,
   return dot;
 }
 
+/// Element d of row x (element stride xs) rotated as rope_kernel does at `position`, rounded to T
+/// as the rotated row would have been stored.
+template <class T>
+__device__ __forceinline__ float rotated(const T* x, int64_t xs, int64_t d, int64_t half, const float* freq,
+                                         int64_t position) {
+  const int64_t i = d % half;
+  const float angle = static_cast<float>(position) * freq[i];
+  const float c = cos(angle), s = sin(angle), x1 = ld(x + i * xs), x2 = ld(x + (i + half) * xs);
+  T r;
+  st(&r, d < half ? x1 * c - x2 * s : x2 * c + x1 * s);
+  return ld(&r);
+}
+
 template <class T, int NV>
 __global__ void __launch_bounds__(32 * kWarps) attention_kernel(const __grid_constant__ AttentionArgs a) {
   constexpr int kRows = NV <= 2 ? 16 : 8;  // value rows per batch of loads
   __shared__ float qs[32 * NV];
   __shared__ float part_m[kWarps], part_l[kWarps];
   __shared__ float part_acc[kWarps][32 * NV];
+  __shared__ __align__(16) T k_row[32 * NV], v_row[32 * NV];  // a cached step's new rows
   allow_dependents();
   wait_for_inputs();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -61,18 +75,21 @@ __global__ void __launch_bounds__(32 * kWarps) attention_kernel(const __grid_con
   const float* mask =
       a.mask ? static_cast<const float*>(a.mask) + b * a.ms[0] + h * a.ms[1] + t * a.ms[2]
              : nullptr;
+  // The cached step's position (its key and value rows come from k_row and v_row), else none.
+  const int64_t fresh = a.k_new ? *a.rope_position : -1;
+  if (a.k_new && (fresh < 0 || fresh >= a.S)) {
+    if (blockIdx.x == 0 && threadIdx.x == 0) report(a.err, kWriteAt, fresh, a.S);
+    return;
+  }
   for (int64_t d = threadIdx.x; d < a.D; d += blockDim.x) {
-    float x = ld(q + d * a.qs[3]);
-    if (a.rope_half) {
-      // As rope_kernel, rounded to T as the rotated q would have been stored.
-      const int64_t h = a.rope_half, i = d % h;
-      const float angle = static_cast<float>(*a.rope_position + t) * a.rope_freq[i];
-      const float c = cos(angle), s = sin(angle), x1 = ld(q + i * a.qs[3]), x2 = ld(q + (i + h) * a.qs[3]);
-      T r;
-      st(&r, d < h ? x1 * c - x2 * s : x2 * c + x1 * s);
-      x = ld(&r);
-    }
+    const float x = a.rope_half ? rotated(q, a.qs[3], d, a.rope_half, a.rope_freq, *a.rope_position + t)
+                                : static_cast<float>(ld(q + d * a.qs[3]));
     qs[d] = x * a.scale;
+    if (a.k_new) {
+      const T* kn = static_cast<const T*>(a.k_new) + b * a.kns[0] + hk * a.kns[1];
+      st(k_row + d, rotated(kn, a.kns[3], d, a.rope_half, a.rope_freq, fresh));
+      v_row[d] = static_cast<const T*>(a.v_new)[b * a.vns[0] + hk * a.vns[1] + d * a.vns[3]];
+    }
   }
   __syncthreads();
   float acc[NV];
@@ -82,6 +99,13 @@ __global__ void __launch_bounds__(32 * kWarps) attention_kernel(const __grid_con
   // This block's share of the keys (all of them unless the row is split over blocks).
   const int64_t share = (a.S + a.split - 1) / a.split, first = part * share;
   if (end > first + share) end = first + share;
+  // The first query head of a group, in the block whose share holds the position, stores the
+  // new rows in the caches (dense: unit element stride).
+  if (a.k_new && h % (a.Hq / a.Hkv) == 0 && fresh >= first && fresh < first + share)
+    for (int64_t d = threadIdx.x; d < a.D; d += blockDim.x) {
+      const_cast<T*>(k)[fresh * a.ks[2] + d] = k_row[d];
+      const_cast<T*>(v)[fresh * a.vs[2] + d] = v_row[d];
+    }
   float m = -INFINITY, l = 0.0f;
   for (int64_t s0 = first + int64_t(warp) * 32; s0 < end; s0 += 32 * kWarps) {
     const int64_t s = s0 + lane;
@@ -96,7 +120,8 @@ __global__ void __launch_bounds__(32 * kWarps) attention_kernel(const __grid_con
 #pragma unroll
       for (int u = 0; u < kRows; ++u) {
         const int i = i0 + u;
-        const T* vr = v + (s0 + (i < n ? i : 0)) * a.vs[2];
+        const int64_t s = s0 + (i < n ? i : 0);
+        const T* vr = s == fresh ? v_row : v + s * a.vs[2];
 #pragma unroll
         for (int j = 0; j < NV; ++j) {
           int64_t d = lane + 32 * j;
@@ -105,7 +130,8 @@ __global__ void __launch_bounds__(32 * kWarps) attention_kernel(const __grid_con
       }
     };
     load_values(0);
-    const float score = bias == -INFINITY ? -INFINITY : key_dot<T, NV>(k + s * a.ks[2], a.ks[3], a.D, qs) + bias;
+    const float score =
+        bias == -INFINITY ? -INFINITY : key_dot<T, NV>(s == fresh ? k_row : k + s * a.ks[2], a.ks[3], a.D, qs) + bias;
     float tile_max = score;
     for (int o = 16; o > 0; o >>= 1) tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, o));
     if (tile_max == -INFINITY) continue;  // visible keys scored −inf

@@ -222,6 +222,13 @@ struct AttentionArgs {
   // (each block's max, sum and unnormalised output) for the merge kernel.
   int split = 1;
   float* partials = nullptr;
+  // A decoding step's cached attention (T = 1, rope_half set): the step's key and value rows
+  // [B, Hkv, 1, D] (strides kns, vns) are written at rope_position[0] into k and v, dense
+  // caches, the key rotated; the kernel takes that position's rows from them, not from the
+  // caches. A position outside [0, S) is reported through err.
+  const void *k_new = nullptr, *v_new = nullptr;
+  int64_t kns[4], vns[4];
+  int64_t* err = nullptr;
 };
 void attention(const AttentionArgs& a);
 /// The same on the tensor cores for many query rows (flash_attention.cu): half types, D of 64

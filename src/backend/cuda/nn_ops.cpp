@@ -143,6 +143,44 @@ AttentionArgs attention_args(const Node& q, const Node& k, const Node* mask, dou
   return a;
 }
 
+/// attention_args with the operands' pointers and strides, writing into `out`.
+AttentionArgs attention_operands(const Node& q, const Node& k, const Node& v, const Node* mask, double scale,
+                                 bool causal, Node& out) {
+  AttentionArgs a = attention_args(q, k, mask, scale, causal);
+  a.q = q.raw();
+  a.k = k.raw();
+  a.v = v.raw();
+  for (int d = 0; d < 4; ++d) {
+    a.qs[d] = q.strides[d];
+    a.ks[d] = k.strides[d];
+    a.vs[d] = v.strides[d];
+  }
+  a.t = out.dtype;
+  a.out = out.raw();
+  return a;
+}
+
+/// q's RoPE in the online kernel, at the position `in`.
+void rotate_q_online(AttentionArgs& a, const std::vector<float>& freq, const Node& position) {
+  a.rope_position = static_cast<const int64_t*>(position.raw());
+  a.rope_half = a.D / 2;
+  std::copy(freq.begin(), freq.end(), a.rope_freq);
+}
+
+/// The online-softmax kernel. Few rows over a long cache (decoding): each row's keys are split
+/// over blocks, about two blocks per SM in all and at least 256 keys a block, and the blocks'
+/// partial softmaxes merged.
+void online_attention(AttentionArgs& a, Device device) {
+  std::shared_ptr<Storage> partials;
+  const int64_t rows = a.B * a.Hq * a.T;
+  a.split = static_cast<int>(std::clamp<int64_t>(std::min<int64_t>(a.S / 256, 2 * active().sms / rows), 1, 32));
+  if (a.split > 1) {
+    partials = detail::allocate(static_cast<size_t>(rows * a.split * (a.D + 2)) * sizeof(float), device);
+    a.partials = static_cast<float*>(partials->ptr);
+  }
+  attention(a);
+}
+
 }  // namespace
 
 void AttentionProbs::eval_cuda(std::span<Node* const> in, Node& out) {
@@ -232,17 +270,7 @@ void Attention::eval_cuda(std::span<Node* const> in, Node& out) {
                 shape_str(k.shape) + ", v " + shape_str(v.shape));
   on(out);
   alloc_output(out);
-  AttentionArgs a = attention_args(q, k, has_mask ? in[3] : nullptr, scale, causal);
-  a.q = q.raw();
-  a.k = k.raw();
-  a.v = v.raw();
-  for (int d = 0; d < 4; ++d) {
-    a.qs[d] = q.strides[d];
-    a.ks[d] = k.strides[d];
-    a.vs[d] = v.strides[d];
-  }
-  a.t = out.dtype;
-  a.out = out.raw();
+  AttentionArgs a = attention_operands(q, k, v, has_mask ? in[3] : nullptr, scale, causal, out);
   // Prefill and training: the flash kernel where it applies, else two batched GEMMs around a
   // softmax over the materialised scores, on the tensor cores; the scores must fit a budget.
   // Decoding (T = 1) and longer sequences use the online-softmax kernel, which never
@@ -253,9 +281,7 @@ void Attention::eval_cuda(std::span<Node* const> in, Node& out) {
     // The online kernel rotates q as it reads it; the GEMM path rotates it first.
     if (gemms || a.D / 2 > static_cast<int64_t>(std::size(a.rope_freq)) || 2 * rope_q.size() != static_cast<size_t>(a.D))
       return attention_rotating_q(*this, in, out);
-    a.rope_position = static_cast<const int64_t*>(in.back()->raw());
-    a.rope_half = a.D / 2;
-    std::copy(rope_q.begin(), rope_q.end(), a.rope_freq);
+    rotate_q_online(a, rope_q, *in.back());
   }
   // Many query rows in a half type: the tensor-core kernel, which keeps the scores on chip.
   if (a.T > 1 && flash_attention(a)) return;
@@ -271,16 +297,39 @@ void Attention::eval_cuda(std::span<Node* const> in, Node& out) {
     gemm(a.t, group * a.T, a.D, a.S, batch, Pm, as_mat(v, a.S, a.D, batch), out.raw(), 1.0, 0.0);
     return;
   }
-  // Few rows over a long cache (decoding): split each row's keys over blocks, about two blocks
-  // per SM in all and at least 256 keys a block, and merge their partial softmaxes.
-  std::shared_ptr<Storage> partials;
-  const int64_t rows = a.B * a.Hq * a.T;
-  a.split = static_cast<int>(std::clamp<int64_t>(std::min<int64_t>(a.S / 256, 2 * active().sms / rows), 1, 32));
-  if (a.split > 1) {
-    partials = detail::allocate(static_cast<size_t>(rows * a.split * (a.D + 2)) * sizeof(float), out.device);
-    a.partials = static_cast<float*>(partials->ptr);
+  online_attention(a, out.device);
+}
+
+void CachedAttention::eval_cuda(std::span<Node* const> in, Node& out) {
+  const size_t m = has_mask ? 1 : 0;
+  const Node& q = *in[0];
+  const Node& kc = *in[1];
+  const Node& vc = *in[2];
+  const Node& position = *in[3 + m];
+  const Node& k = *in[4 + m];
+  const Node& v = *in[5 + m];
+  // One kernel for a single query row per head over dense caches; otherwise the writes, then
+  // attention.
+  const int64_t D = q.shape.size() == 4 ? q.shape[3] : 0;
+  const bool one_kernel = q.shape.size() == 4 && q.shape[2] == 1 && kc.shape.size() == 4 && vc.shape == kc.shape &&
+                          k.shape == Shape{kc.shape[0], kc.shape[1], 1, D} && v.shape == k.shape &&
+                          kc.shape[3] == D && kc.contiguous() && vc.contiguous() && k.dtype == kc.dtype &&
+                          v.dtype == kc.dtype && q.dtype == kc.dtype && out.dtype == kc.dtype &&
+                          kc.dtype != DType::f64 && D <= 256 && 2 * inv_freq.size() == static_cast<size_t>(D) &&
+                          q.shape[1] % kc.shape[1] == 0;
+  if (!one_kernel) return cached_attention_unfused(*this, in, out);
+  on(out);
+  alloc_output(out);
+  AttentionArgs a = attention_operands(q, kc, vc, has_mask ? in[3] : nullptr, scale, false, out);
+  rotate_q_online(a, inv_freq, position);
+  a.k_new = k.raw();
+  a.v_new = v.raw();
+  for (int d = 0; d < 4; ++d) {
+    a.kns[d] = k.strides[d];
+    a.vns[d] = v.strides[d];
   }
-  attention(a);
+  a.err = error_flag();
+  online_attention(a, out.device);
 }
 
 void CrossEntropy::eval_cuda(std::span<Node* const> in, Node& out) {
