@@ -1,6 +1,8 @@
 // Scaled dot-product attention, forward: an online softmax in f32 per query row, so the [T, S]
 // scores never exist in memory. Grouped-query heads share their key/value head.
 // Keys past the causal limit (s > t + S − T) are skipped.
+#include <algorithm>
+
 #include "backend/cuda/common.cuh"
 
 namespace wick::cuda {
@@ -211,9 +213,216 @@ __global__ void attention_merge(const __grid_constant__ AttentionArgs a) {
   }
 }
 
+// ---- decoding: one query row per head ----
+//
+// attention_kernel spends ~10 µs on a handful of keys: a lane scores a whole key row, so a
+// tile is a chain of dependent loads, 64 multiply-adds, shuffles and a 16-warp merge. Here C
+// lanes share a key row, one 16-byte chunk each, so a warp scores 32 / C keys in a few
+// instructions; each lane issues its keys' loads for a whole batch at once, and four warps
+// merge through shared memory once. A round's masks, keys and values are loaded together, so
+// it waits for memory once.
+constexpr int kDecodeWarps = 4;
+constexpr int kDecodeBatch = 8;  // keys per lane in flight
+
+/// Chunk c (16 bytes) of a row, rotated when `rope` (RoPE pairs element i with i + D/2, which
+/// lies in chunk c ± C/2) and rounded to T as the rotated row would have been stored; cs and sn
+/// hold the cosines and sines of the chunk's angles.
+template <class T, int C>
+__device__ __forceinline__ void load_chunk(const T* row, int c, bool rope, const float* cs, const float* sn,
+                                           float* out) {
+  constexpr int V = Pack<T>::n;
+  const Pack<T> own = ld_pack<V>(row + c * V);
+  if (!rope) {
+#pragma unroll
+    for (int j = 0; j < V; ++j) out[j] = ld(&own.v[j]);
+    return;
+  }
+  const Pack<T> other = ld_pack<V>(row + ((c + C / 2) % C) * V);
+  const bool low = c < C / 2;
+#pragma unroll
+  for (int j = 0; j < V; ++j) {
+    const float x = ld(&own.v[j]), y = ld(&other.v[j]);
+    T r;
+    st(&r, low ? x * cs[j] - y * sn[j] : x * cs[j] + y * sn[j]);
+    out[j] = ld(&r);
+  }
+}
+
+template <class T, int C>
+__global__ void __launch_bounds__(32 * kDecodeWarps) decode_attention_kernel(const __grid_constant__ AttentionArgs a) {
+  constexpr int V = Pack<T>::n, D = C * V, KW = 32 / C, KB = kDecodeWarps * KW, NI = kDecodeBatch;
+  __shared__ float freq[D / 2];
+  __shared__ float part_m[kDecodeWarps], part_l[kDecodeWarps], part_acc[kDecodeWarps][D];
+  // The frequencies come from the parameters, which may be read before the inputs are ready
+  // (parameters indexed per lane are read one address at a time, so once per block).
+  for (int i = threadIdx.x; i < a.rope_half; i += blockDim.x) freq[i] = a.rope_freq[i];
+  allow_dependents();
+  __syncthreads();
+  wait_for_inputs();
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, c = lane % C, kq = lane / C;
+  const int64_t row = blockIdx.x / a.split, part = blockIdx.x % a.split;
+  const int64_t h = row % a.Hq, b = row / a.Hq, hk = h / (a.Hq / a.Hkv);
+  const T* k = static_cast<const T*>(a.k) + b * a.ks[0] + hk * a.ks[1] + c * V;
+  const T* v = static_cast<const T*>(a.v) + b * a.vs[0] + hk * a.vs[1] + c * V;
+  const float* mask = a.mask ? static_cast<const float*>(a.mask) + b * a.ms[0] + h * a.ms[1] : nullptr;
+  const int64_t share = (a.S + a.split - 1) / a.split, first = part * share;
+  const int64_t end = first + share < a.S ? first + share : a.S;
+  // A round's keys: their biases and rows, loaded together whatever the mask says (a hidden
+  // row may hold anything, NaN included: its score and value are replaced, not used), so the
+  // first round's loads go out before anything else and wait for memory once.
+  float bias[NI];
+  Pack<T> kp[NI], vp[NI];
+  auto load_round = [&](int64_t base) {
+#pragma unroll
+    for (int i = 0; i < NI; ++i) {
+      const int64_t s = base + warp * KW + kq + i * KB;
+      const bool in = s < end;
+      bias[i] = in ? (mask ? mask[s * a.ms[3]] : 0.0f) : -INFINITY;
+      kp[i] = in ? ld_pack<V>(k + s * a.ks[2]) : Pack<T>{};
+      vp[i] = in ? ld_pack<V>(v + s * a.vs[2]) : Pack<T>{};
+    }
+  };
+  load_round(first);
+  const int64_t fresh = a.k_new ? *a.rope_position : -1;
+  if (a.k_new && (fresh < 0 || fresh >= a.S)) {
+    if (blockIdx.x == 0 && threadIdx.x == 0) report(a.err, kWriteAt, fresh, a.S);
+    return;
+  }
+  // This lane's chunk of q, and of the step's new key and value rows.
+  const bool rope = a.rope_half != 0;
+  float cs[V], sn[V], qv[V], kn[V] = {}, vn[V] = {};
+  if (rope) {
+    const float position = static_cast<float>(*a.rope_position);
+#pragma unroll
+    for (int j = 0; j < V; ++j) sincosf(position * freq[(c * V + j) % (D / 2)], &sn[j], &cs[j]);
+  }
+  load_chunk<T, C>(static_cast<const T*>(a.q) + b * a.qs[0] + h * a.qs[1], c, rope, cs, sn, qv);
+#pragma unroll
+  for (int j = 0; j < V; ++j) qv[j] *= a.scale;
+  if (a.k_new) {
+    const T* kr = static_cast<const T*>(a.k_new) + b * a.kns[0] + hk * a.kns[1];
+    const T* vr = static_cast<const T*>(a.v_new) + b * a.vns[0] + hk * a.vns[1];
+    load_chunk<T, C>(kr, c, true, cs, sn, kn);
+    load_chunk<T, C>(vr, c, false, cs, sn, vn);
+    // The group's first query head, in the block whose share holds the position, stores them.
+    if (h % (a.Hq / a.Hkv) == 0 && fresh >= first && fresh < end && warp == 0 && kq == 0) {
+      st_pack<T, V>(const_cast<T*>(k) + fresh * a.ks[2], kn);
+      st_pack<T, V>(const_cast<T*>(v) + fresh * a.vs[2], vn);
+    }
+  }
+  float m = -INFINITY, l = 0.0f, acc[V] = {};
+  for (int64_t base = first; base < end; base += NI * KB) {
+    if (base > first) load_round(base);
+    const int64_t s0 = base + warp * KW + kq;
+    float sc[NI], top = -INFINITY;
+#pragma unroll
+    for (int i = 0; i < NI; ++i) {
+      const bool mine = s0 + i * KB == fresh;
+      float dot = 0.0f;
+#pragma unroll
+      for (int j = 0; j < V; ++j) dot += qv[j] * (mine ? kn[j] : static_cast<float>(ld(&kp[i].v[j])));
+#pragma unroll
+      for (int o = C / 2; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
+      sc[i] = bias[i] == -INFINITY ? -INFINITY : dot + bias[i];
+      top = fmaxf(top, sc[i]);
+    }
+#pragma unroll
+    for (int o = C; o < 32; o <<= 1) top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, o));
+    if (top == -INFINITY) continue;  // nothing visible to this warp in the round
+    const float nm = fmaxf(m, top), corr = expf(m - nm);
+    float p[NI], psum = 0.0f;
+#pragma unroll
+    for (int i = 0; i < NI; ++i) {
+      p[i] = sc[i] == -INFINITY ? 0.0f : expf(sc[i] - nm);
+      psum += p[i];
+    }
+    // Each key's weight is on its C lanes: sum over the warp's keys, not its lanes.
+#pragma unroll
+    for (int o = C; o < 32; o <<= 1) psum += __shfl_xor_sync(0xffffffffu, psum, o);
+    l = l * corr + psum;
+#pragma unroll
+    for (int j = 0; j < V; ++j) acc[j] *= corr;
+#pragma unroll
+    for (int i = 0; i < NI; ++i) {
+      const bool mine = s0 + i * KB == fresh, hidden = bias[i] == -INFINITY;
+#pragma unroll
+      for (int j = 0; j < V; ++j)
+        acc[j] += p[i] * (mine ? vn[j] : hidden ? 0.0f : static_cast<float>(ld(&vp[i].v[j])));
+    }
+    m = nm;
+  }
+#pragma unroll
+  for (int j = 0; j < V; ++j)
+#pragma unroll
+    for (int o = C; o < 32; o <<= 1) acc[j] += __shfl_xor_sync(0xffffffffu, acc[j], o);
+  if (lane == 0) {
+    part_m[warp] = m;
+    part_l[warp] = l;
+  }
+  if (kq == 0)
+#pragma unroll
+    for (int j = 0; j < V; ++j) part_acc[warp][c * V + j] = acc[j];
+  __syncthreads();
+  if (threadIdx.x >= D) return;
+  const int d = threadIdx.x;
+  float top = -INFINITY, total = 0.0f, o = 0.0f;
+#pragma unroll
+  for (int w = 0; w < kDecodeWarps; ++w) top = fmaxf(top, part_m[w]);
+#pragma unroll
+  for (int w = 0; w < kDecodeWarps; ++w) {
+    if (part_m[w] == -INFINITY) continue;
+    const float e = expf(part_m[w] - top);
+    total += part_l[w] * e;
+    o += part_acc[w][d] * e;
+  }
+  if (a.split > 1) {
+    // Unnormalised, as attention_kernel leaves them for attention_merge.
+    float* pp = a.partials + (row * a.split + part) * (D + 2);
+    if (d == 0) {
+      pp[0] = top;
+      pp[1] = total;
+    }
+    pp[2 + d] = o;
+    return;
+  }
+  st(static_cast<T*>(a.out) + row * D + d, o * (total > 0.0f ? 1.0f / total : 0.0f));
+}
+
+/// Threads sharing a key row in decode_attention_kernel (D / 16 bytes), or 0 where that kernel
+/// does not take the arguments: one query row per head, D of 4 to 32 chunks of 16 bytes, rows
+/// of q, k, v (and the new rows) unit-stride and 16-byte aligned.
+template <class T>
+int decode_chunks(const AttentionArgs& a) {
+  constexpr int64_t V = 16 / sizeof(T);
+  const int64_t C = a.D / V;
+  // (A causal row of one query sees every key.)
+  if (a.T != 1 || a.D % V || (C != 4 && C != 8 && C != 16 && C != 32)) return 0;
+  if (a.rope_half && a.rope_half * 2 != a.D) return 0;
+  auto rows_fit = [&](const void* p, const int64_t* strides, int outer) {
+    if (reinterpret_cast<uintptr_t>(p) % 16 || strides[3] != 1) return false;
+    for (int d = 0; d < outer; ++d)
+      if (strides[d] % V) return false;
+    return true;
+  };
+  if (!rows_fit(a.q, a.qs, 2) || !rows_fit(a.k, a.ks, 3) || !rows_fit(a.v, a.vs, 3)) return 0;
+  if (a.k_new && (!rows_fit(a.k_new, a.kns, 2) || !rows_fit(a.v_new, a.vns, 2))) return 0;
+  return static_cast<int>(C);
+}
+
 template <class T>
 void launch(const AttentionArgs& a) {
   const unsigned rows = static_cast<unsigned>(a.B * a.Hq * a.T), blocks = rows * a.split;
+  if constexpr (!std::is_same_v<T, double>) {
+    if (const int c = decode_chunks<T>(a)) {
+      const auto kernel = c == 4    ? decode_attention_kernel<T, 4>
+                          : c == 8  ? decode_attention_kernel<T, 8>
+                          : c == 16 ? decode_attention_kernel<T, 16>
+                                    : decode_attention_kernel<T, 32>;
+      launch_overlapped(kernel, blocks, 32 * kDecodeWarps, 0, a);
+      if (a.split > 1) launch_overlapped(attention_merge<T>, rows, 64, 0, a);
+      return;
+    }
+  }
   if (a.D <= 64)
     launch_overlapped(attention_kernel<T, 2>, blocks, 32 * kWarps, 0, a);
   else if (a.D <= 128)
@@ -224,6 +433,19 @@ void launch(const AttentionArgs& a) {
 }
 
 }  // namespace
+
+int attention_split(const AttentionArgs& a) {
+  const int64_t rows = a.B * a.Hq * a.T, most = std::clamp<int64_t>(2 * active().sms / std::max<int64_t>(rows, 1), 1, 32);
+  int64_t round = 0;  // keys a decoding block takes at once
+  dispatch_float(a.t, "scaled_dot_product_attention", [&]<class T>() {
+    if constexpr (!std::is_same_v<T, double>)
+      if (int c = decode_chunks<T>(a)) round = int64_t(kDecodeWarps) * (32 / c) * kDecodeBatch;
+  });
+  // The decoding kernel: up to two rounds a block before splitting, then a round a block. The
+  // general kernel: about two blocks per SM in all and at least 256 keys a block.
+  if (round) return static_cast<int>(a.S <= 2 * round ? 1 : std::min(most, (a.S + round - 1) / round));
+  return static_cast<int>(std::clamp<int64_t>(std::min<int64_t>(a.S / 256, most), 1, 32));
+}
 
 void attention(const AttentionArgs& a) {
   if (a.B * a.Hq * a.T == 0) return;

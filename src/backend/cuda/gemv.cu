@@ -54,21 +54,26 @@ __device__ void stage_norm(const Args& a, T* xs) {
   const T* x = static_cast<const T*>(a.x);
   const T* g = static_cast<const T*>(a.gamma);
   const int64_t K = a.K, first = threadIdx.x * int64_t(V), step = blockDim.x * int64_t(V);
+  // x goes to shared memory as it is summed, and the first pack of g is loaded with it: a row of
+  // up to blockDim·V elements waits for memory once (this is on every decoding layer's path).
+  const Pack<T> g0 = first < K ? load16(g + first) : Pack<T>{};
   for (int m = 0; m < MR; ++m) {
     const T* xr = x + m * a.ldx;
+    T* row = xs + m * K;
     float q = 0;
     for (int64_t k = first; k < K; k += step) {
       Pack<T> v = load16(xr + k);
 #pragma unroll
       for (int j = 0; j < V; ++j) q += v[j] * v[j];
+      *reinterpret_cast<uint4*>(row + k) = v.raw;
     }
     q = block_sum(q);
     const float inv = 1.0f / sqrtf(q / static_cast<float>(K) + a.eps);
     for (int64_t k = first; k < K; k += step) {
-      Pack<T> v = load16(xr + k), w = load16(g + k), y;
+      Pack<T> v = load16(row + k), w = k == first ? g0 : load16(g + k), y;
 #pragma unroll
       for (int j = 0; j < V; ++j) y.set(j, v[j] * inv * w[j]);
-      *reinterpret_cast<uint4*>(xs + m * K + k) = y.raw;
+      *reinterpret_cast<uint4*>(row + k) = y.raw;
     }
   }
 }

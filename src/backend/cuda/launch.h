@@ -110,6 +110,10 @@ void reduce(int op, DType t, const void* x, const Space& kept, const Walk& kept_
             const Walk& red_s, void* out);
 void argreduce(bool is_max, DType t, const void* x, const Space& kept, const Walk& kept_s,
                int64_t n, int64_t stride, int64_t* out);
+/// greedy_pick (see GreedyPick) over dense rows [rows, n] of x (row stride ld) into out [rows, 2]
+/// f32, in one launch; `scratch` holds greedy_pick_scratch(rows, n) bytes of device memory.
+void greedy_pick(DType t, const void* x, int64_t rows, int64_t n, int64_t ld, float* out, void* scratch);
+size_t greedy_pick_scratch(int64_t rows, int64_t n);
 
 // ---- rows (rows.cu): dense [rows, n] inputs and outputs ----
 void softmax(DType t, const void* x, void* out, int64_t rows, int64_t n, bool log);
@@ -231,6 +235,8 @@ struct AttentionArgs {
   int64_t* err = nullptr;
 };
 void attention(const AttentionArgs& a);
+/// Blocks per query row for attention() (its `split`), for the kernel that takes `a`.
+int attention_split(const AttentionArgs& a);
 /// The same on the tensor cores for many query rows (flash_attention.cu): half types, D of 64
 /// or 128, no mask or fused RoPE, unit-stride rows. Returns false, launching nothing, for
 /// arguments it does not take (or with WICK_FLASH=0).

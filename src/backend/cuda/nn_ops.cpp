@@ -167,13 +167,12 @@ void rotate_q_online(AttentionArgs& a, const std::vector<float>& freq, const Nod
   std::copy(freq.begin(), freq.end(), a.rope_freq);
 }
 
-/// The online-softmax kernel. Few rows over a long cache (decoding): each row's keys are split
-/// over blocks, about two blocks per SM in all and at least 256 keys a block, and the blocks'
-/// partial softmaxes merged.
+/// The online-softmax kernels. Few rows over a long cache (decoding): each row's keys are split
+/// over blocks, and the blocks' partial softmaxes merged.
 void online_attention(AttentionArgs& a, Device device) {
   std::shared_ptr<Storage> partials;
   const int64_t rows = a.B * a.Hq * a.T;
-  a.split = static_cast<int>(std::clamp<int64_t>(std::min<int64_t>(a.S / 256, 2 * active().sms / rows), 1, 32));
+  a.split = attention_split(a);
   if (a.split > 1) {
     partials = detail::allocate(static_cast<size_t>(rows * a.split * (a.D + 2)) * sizeof(float), device);
     a.partials = static_cast<float*>(partials->ptr);
