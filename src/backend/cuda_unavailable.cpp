@@ -20,7 +20,7 @@ WICK_NO_CUDA(Rope) WICK_NO_CUDA(Attention) WICK_NO_CUDA(Reshape) WICK_NO_CUDA(Sl
 WICK_NO_CUDA(Concatenate) WICK_NO_CUDA(Take) WICK_NO_CUDA(TakeAlongAxis) WICK_NO_CUDA(TakeGrad)
 WICK_NO_CUDA(TakeAlongAxisGrad) WICK_NO_CUDA(CrossEntropy) WICK_NO_CUDA(CrossEntropyGrad)
 WICK_NO_CUDA(FusedElementwise) WICK_NO_CUDA(ScaledMaskedSoftmax) WICK_NO_CUDA(ToDevice)
-WICK_NO_CUDA(AttentionProbs) WICK_NO_CUDA(AttentionGrad) WICK_NO_CUDA(RmsNormGrad) WICK_NO_CUDA(SoftmaxGrad) WICK_NO_CUDA(WriteAt) WICK_NO_CUDA(CachedAttention)
+WICK_NO_CUDA(AttentionProbs) WICK_NO_CUDA(AttentionGrad) WICK_NO_CUDA(RmsNormGrad) WICK_NO_CUDA(SoftmaxGrad) WICK_NO_CUDA(WriteAt) WICK_NO_CUDA(CachedAttention) WICK_NO_CUDA(GreedyPick)
 #undef WICK_NO_CUDA
 
 void ToDevice::eval_cpu(std::span<Node* const>, Node&) { unavailable(name()); }

@@ -32,6 +32,9 @@ Tensor rope_at(const Tensor& x, const std::vector<float>& inv_freq, const Tensor
 /// `axis`, with position an i64 tensor [1] read when the op runs (see WriteAt); returns the
 /// buffer after the write. A position out of range is an error of the evaluation.
 Tensor write_at(const Tensor& buffer, const Tensor& update, int axis, const Tensor& position);
+/// Each row's argmax and its log-probability in one pass (see GreedyPick): logits [rows, vocab]
+/// of a float dtype with vocab below 2^24 -> f32 [rows, 2] of (log-probability, index).
+Tensor greedy_pick(const Tensor& logits);
 /// Normalised, sorted, unique axes; empty input means all axes.
 std::vector<int> normalize_axes(const std::vector<int>& axes, int ndim, const char* op);
 

@@ -66,6 +66,16 @@ Tensor arg_reduce(bool is_max, const Tensor& x, int axis, bool keepdims) {
 }
 
 }  // namespace
+
+Tensor greedy_pick(const Tensor& logits) {
+  require_defined("greedy_pick", {&logits});
+  if (logits.ndim() != 2 || !is_floating(logits.dtype()) || logits.shape()[1] == 0 ||
+      logits.shape()[1] >= (int64_t(1) << 24))
+    throw Error("greedy_pick: logits must be a float tensor [rows, vocab] with 0 < vocab < 2^24, got " +
+                shape_str(logits.shape()) + " " + dtype_name(logits.dtype()));
+  return build<GreedyPick>({logits.shape()[0], 2}, DType::f32, {logits});
+}
+
 }  // namespace detail
 
 using namespace detail;

@@ -122,6 +122,17 @@ class Reduce : public Primitive {
   std::vector<int> axes;  // sorted, unique, non-negative
 };
 
+/// A decoding step's greedy choice: input logits [rows, vocab] (vocab < 2^24); output f32
+/// [rows, 2], each row's log-probability of its maximum, −log Σ exp(l − max), then the
+/// maximum's index (exact in f32 below 2^24), in one pass over the vocabulary. The index is
+/// argmax's (the first NaN, else the first maximum); a NaN or +inf logit, or a row of −inf,
+/// gives a NaN log-probability.
+class GreedyPick : public Primitive {
+ public:
+  WICK_PRIMITIVE(GreedyPick, "greedy_pick")
+  bool is_equivalent(const Primitive& o) const override { return WICK_SAME(GreedyPick, true); }
+};
+
 class ArgReduce : public Primitive {
  public:
   ArgReduce(bool mx, int ax) : is_max(mx), axis(ax) {}

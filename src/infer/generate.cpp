@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "graph/ops_common.h"
 #include "infer/text_stream.h"
 #include "wick/compile.h"
 #include "wick/generate.h"
@@ -271,13 +272,10 @@ class Run {
 
   /// Greedy choice and log-probability inside the graph: ids [B, 1] (i64), logprob [B, 1].
   std::pair<Tensor, Tensor> pick(const Tensor& logits) {
-    Tensor l = reshape(logits, {batch_, -1});
-    Tensor ids = argmax(l, -1, true);
-    // The chosen logit is the row's maximum, so its log-probability is −log Σ exp(l − max): one
-    // pass over the vocabulary fewer than logsumexp's. A NaN or +inf logit still gives NaN.
-    Tensor top = astype(take_along_axis(l, ids, -1), DType::f32);
-    Tensor lp = negative(log(sum(exp(astype(l, DType::f32) - top), {-1}, true)));
-    return {ids, lp};
+    // The chosen logit is the row's maximum, so its log-probability is −log Σ exp(l − max):
+    // argmax and that sum in one pass over the vocabulary. A NaN or ±inf maximum gives NaN.
+    Tensor r = detail::greedy_pick(reshape(logits, {batch_, -1}));
+    return {astype(slice(r, 1, 1, 2), DType::i64), slice(r, 1, 0, 1)};
   }
 
   void read_chained(const Tensor& ids, const Tensor& lp) {

@@ -330,4 +330,15 @@ void ToDevice::eval_cpu(std::span<Node* const> in, Node& out) {
   cuda_api::synchronize(x.device.index);
 }
 
+void GreedyPick::eval_cuda(std::span<Node* const> in, Node& out) {
+  on(out);
+  const Node& x = *in[0];
+  std::shared_ptr<Storage> hold;
+  const void* xp = x.strides[1] == 1 ? x.raw() : dense(x, hold);
+  const int64_t ld = x.strides[1] == 1 ? x.strides[0] : x.shape[1];
+  alloc_output(out);
+  auto scratch = detail::allocate(greedy_pick_scratch(x.shape[0], x.shape[1]), out.device);
+  greedy_pick(x.dtype, xp, x.shape[0], x.shape[1], ld, out.data<float>(), scratch->ptr);
+}
+
 }  // namespace wick::detail

@@ -234,7 +234,141 @@ __global__ void arg_finish_kernel(bool is_max, const C* cand_v, const int64_t* c
   }
 }
 
+// ---- greedy_pick ----
+
+/// A stretch of a row summarised: the running maximum m and Σ exp(x − m) of its elements, and
+/// its argmax candidate (v, i).
+struct Pick {
+  float m, s, v;
+  int64_t i;
+
+  /// Nothing seen yet (no default member initialisers: Pick lives in shared memory).
+  __device__ static Pick none() { return {-INFINITY, 0.0f, -INFINITY, INT64_MAX}; }
+
+  __device__ void add(float x, int64_t k) {
+    if (better(true, x, k, v, i)) {
+      v = x;
+      i = k;
+    }
+    if (x > m) {
+      s = s * expf(m - x) + 1.0f;
+      m = x;
+    } else if (x != -INFINITY) {
+      s += expf(x - m);  // a NaN makes s NaN; the result is NaN through v anyway
+    }
+  }
+  __device__ void add(const Pick& o) {
+    if (o.m != -INFINITY) {
+      if (m == -INFINITY) {
+        m = o.m;
+        s = o.s;
+      } else {
+        const float t = fmaxf(m, o.m);
+        s = s * expf(m - t) + o.s * expf(o.m - t);
+        m = t;
+      }
+    }
+    if (better(true, o.v, o.i, v, i)) {
+      v = o.v;
+      i = o.i;
+    }
+  }
+  __device__ Pick shuffled(int lane) const {
+    Pick o;  // every field set below
+    o.m = __shfl_xor_sync(0xffffffffu, m, lane);
+    o.s = __shfl_xor_sync(0xffffffffu, s, lane);
+    o.v = __shfl_xor_sync(0xffffffffu, v, lane);
+    o.i = __shfl_xor_sync(0xffffffffu, static_cast<long long>(i), lane);
+    return o;
+  }
+};
+
+__device__ Pick warp_pick(Pick p) {
+  for (int o = 16; o > 0; o >>= 1) p.add(p.shuffled(o));
+  return p;
+}
+
+/// Block (chunk c, row r) summarises its chunk into parts[r·chunks + c]; the row's last block to
+/// finish (counted in done[r], zero at launch) combines the chunks and writes the row. One
+/// launch instead of a max, an argmax and a sum, each in two.
+template <class T>
+__global__ void greedy_pick_kernel(const T* x, int64_t row_stride, int64_t n, int64_t chunk, bool packed, Pick* parts,
+                                   unsigned* done, float* out) {
+  __shared__ Pick warps[kThreads / 32];
+  __shared__ bool last;
+  allow_dependents();
+  wait_for_inputs();
+  const int64_t r = blockIdx.y, k0 = blockIdx.x * chunk, k1 = k0 + chunk < n ? k0 + chunk : n;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, chunks = gridDim.x;
+  const T* p = x + r * row_stride;
+  Pick mine = Pick::none();
+  if (packed) {
+    constexpr int W = Pack<T>::n;
+    for (int64_t k = k0 + int64_t(threadIdx.x) * W; k < k1; k += int64_t(blockDim.x) * W) {
+      const Pack<T> v = ld_pack<W>(p + k);
+#pragma unroll
+      for (int j = 0; j < W; ++j) mine.add(static_cast<float>(ld(&v.v[j])), k + j);
+    }
+  } else {
+    for (int64_t k = k0 + threadIdx.x; k < k1; k += blockDim.x) mine.add(static_cast<float>(ld(p + k)), k);
+  }
+  mine = warp_pick(mine);
+  if (lane == 0) warps[warp] = mine;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    Pick b = warps[0];
+    for (int w = 1; w < kThreads / 32; ++w) b.add(warps[w]);
+    parts[r * chunks + blockIdx.x] = b;
+    __threadfence();
+    last = atomicAdd(done + r, 1u) == static_cast<unsigned>(chunks - 1);
+  }
+  __syncthreads();
+  if (!last || warp != 0) return;
+  __threadfence();
+  Pick all = Pick::none();
+  for (int c = lane; c < chunks; c += 32) {
+    const Pick* q = parts + r * chunks + c;
+    Pick o;  // read around L1: other blocks wrote it
+    o.m = __ldcg(&q->m);
+    o.s = __ldcg(&q->s);
+    o.v = __ldcg(&q->v);
+    o.i = __ldcg(reinterpret_cast<const long long*>(&q->i));
+    all.add(o);
+  }
+  all = warp_pick(all);
+  if (lane == 0) {
+    // The maximum's log-probability; NaN where the maximum is NaN, +inf or −inf.
+    out[2 * r] = isfinite(all.v) ? -logf(all.s) : NAN;
+    out[2 * r + 1] = static_cast<float>(all.i);
+  }
+}
+
+constexpr int64_t kPickChunk = 4096;
+
 }  // namespace
+
+size_t greedy_pick_scratch(int64_t rows, int64_t n) {
+  const int64_t chunks = (n + kPickChunk - 1) / kPickChunk;
+  return static_cast<size_t>(rows * chunks) * sizeof(Pick) + static_cast<size_t>(rows) * sizeof(unsigned);
+}
+
+void greedy_pick(DType t, const void* x, int64_t rows, int64_t n, int64_t ld, float* out, void* scratch) {
+  if (rows == 0) return;
+  const int64_t chunks = (n + kPickChunk - 1) / kPickChunk;
+  auto* parts = static_cast<Pick*>(scratch);
+  auto* done = reinterpret_cast<unsigned*>(parts + rows * chunks);
+  check(cudaMemsetAsync(done, 0, static_cast<size_t>(rows) * sizeof(unsigned), launch_stream()), "greedy_pick");
+  dispatch_float(t, "greedy_pick", [&]<class T>() {
+    if constexpr (!std::is_same_v<T, double>) {
+      const bool packed = packs_fit<T>(x, ld) && packs_fit<T>(x, n);
+      launch_overlapped(greedy_pick_kernel<T>, dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(rows)),
+                        kThreads, 0, static_cast<const T*>(x), ld, n, kPickChunk, packed, parts, done, out);
+    } else {
+      throw Error("greedy_pick: f64 has no CUDA kernel; use the CPU");
+    }
+  });
+  check_launch("greedy_pick");
+}
 
 void reduce(int op, DType t, const void* x, const Space& kept, const Walk& kept_s, const Space& red,
             const Walk& red_s, void* out) {
