@@ -224,26 +224,38 @@ __global__ void attention_merge(const __grid_constant__ AttentionArgs a) {
 constexpr int kDecodeWarps = 4;
 constexpr int kDecodeBatch = 8;  // keys per lane in flight
 
-/// Chunk c (16 bytes) of a row, rotated when `rope` (RoPE pairs element i with i + D/2, which
-/// lies in chunk c ± C/2) and rounded to T as the rotated row would have been stored; cs and sn
-/// hold the cosines and sines of the chunk's angles.
+/// Chunk c (16 bytes) of a row and, for RoPE, its partner: RoPE pairs element i with i + D/2,
+/// which lies in chunk c ± C/2.
+template <class T>
+struct RowChunk {
+  Pack<T> own, other;
+};
+
 template <class T, int C>
-__device__ __forceinline__ void load_chunk(const T* row, int c, bool rope, const float* cs, const float* sn,
-                                           float* out) {
+__device__ __forceinline__ RowChunk<T> load_chunk(const T* row, int c, bool rope) {
   constexpr int V = Pack<T>::n;
-  const Pack<T> own = ld_pack<V>(row + c * V);
-  if (!rope) {
-#pragma unroll
-    for (int j = 0; j < V; ++j) out[j] = ld(&own.v[j]);
-    return;
-  }
-  const Pack<T> other = ld_pack<V>(row + ((c + C / 2) % C) * V);
+  RowChunk<T> r;
+  r.own = ld_pack<V>(row + c * V);
+  r.other = rope ? ld_pack<V>(row + ((c + C / 2) % C) * V) : r.own;
+  return r;
+}
+
+/// The chunk's elements, rotated when `rope` (cs and sn: cosines and sines of its angles) and
+/// then rounded to T as the rotated row would have been stored.
+template <class T, int C>
+__device__ __forceinline__ void rotate_chunk(const RowChunk<T>& x, int c, bool rope, const float* cs,
+                                             const float* sn, float* out) {
+  constexpr int V = Pack<T>::n;
   const bool low = c < C / 2;
 #pragma unroll
   for (int j = 0; j < V; ++j) {
-    const float x = ld(&own.v[j]), y = ld(&other.v[j]);
+    const float u = ld(&x.own.v[j]), w = ld(&x.other.v[j]);
+    if (!rope) {
+      out[j] = u;
+      continue;
+    }
     T r;
-    st(&r, low ? x * cs[j] - y * sn[j] : x * cs[j] + y * sn[j]);
+    st(&r, low ? u * cs[j] - w * sn[j] : u * cs[j] + w * sn[j]);
     out[j] = ld(&r);
   }
 }
@@ -251,7 +263,7 @@ __device__ __forceinline__ void load_chunk(const T* row, int c, bool rope, const
 template <class T, int C>
 __global__ void __launch_bounds__(32 * kDecodeWarps) decode_attention_kernel(const __grid_constant__ AttentionArgs a) {
   constexpr int V = Pack<T>::n, D = C * V, KW = 32 / C, KB = kDecodeWarps * KW, NI = kDecodeBatch;
-  __shared__ float freq[D / 2];
+  __shared__ float freq[D / 2], cos_s[D / 2], sin_s[D / 2];
   __shared__ float part_m[kDecodeWarps], part_l[kDecodeWarps], part_acc[kDecodeWarps][D];
   // The frequencies come from the parameters, which may be read before the inputs are ready
   // (parameters indexed per lane are read one address at a time, so once per block).
@@ -272,9 +284,14 @@ __global__ void __launch_bounds__(32 * kDecodeWarps) decode_attention_kernel(con
   // first round's loads go out before anything else and wait for memory once.
   float bias[NI];
   Pack<T> kp[NI], vp[NI];
+  // Batches of KB keys a round holds (a short cache fills one or two: the others are skipped,
+  // a block-uniform branch, since their instructions would be most of the kernel).
+  auto batches_in = [&](int64_t base) { return static_cast<int>(min(int64_t(NI), (end - base + KB - 1) / KB)); };
   auto load_round = [&](int64_t base) {
+    const int batches = batches_in(base);
 #pragma unroll
     for (int i = 0; i < NI; ++i) {
+      if (i >= batches) break;
       const int64_t s = base + warp * KW + kq + i * KB;
       const bool in = s < end;
       bias[i] = in ? (mask ? mask[s * a.ms[3]] : 0.0f) : -INFINITY;
@@ -283,27 +300,38 @@ __global__ void __launch_bounds__(32 * kDecodeWarps) decode_attention_kernel(con
     }
   };
   load_round(first);
-  const int64_t fresh = a.k_new ? *a.rope_position : -1;
+  // This lane's chunk of q and of the step's new key and value rows, loaded before anything
+  // waits for memory.
+  const bool rope = a.rope_half != 0;
+  const RowChunk<T> q_raw = load_chunk<T, C>(static_cast<const T*>(a.q) + b * a.qs[0] + h * a.qs[1], c, rope);
+  RowChunk<T> k_raw{}, v_raw{};
+  if (a.k_new) {
+    k_raw = load_chunk<T, C>(static_cast<const T*>(a.k_new) + b * a.kns[0] + hk * a.kns[1], c, true);
+    v_raw = load_chunk<T, C>(static_cast<const T*>(a.v_new) + b * a.vns[0] + hk * a.vns[1], c, false);
+  }
+  const int64_t position = rope ? *a.rope_position : 0, fresh = a.k_new ? position : -1;
   if (a.k_new && (fresh < 0 || fresh >= a.S)) {
     if (blockIdx.x == 0 && threadIdx.x == 0) report(a.err, kWriteAt, fresh, a.S);
     return;
   }
-  // This lane's chunk of q, and of the step's new key and value rows.
-  const bool rope = a.rope_half != 0;
+  // The angles once per block, not once per lane and element.
   float cs[V], sn[V], qv[V], kn[V] = {}, vn[V] = {};
   if (rope) {
-    const float position = static_cast<float>(*a.rope_position);
+    for (int i = threadIdx.x; i < D / 2; i += blockDim.x)
+      sincosf(static_cast<float>(position) * freq[i], &sin_s[i], &cos_s[i]);
+    __syncthreads();
 #pragma unroll
-    for (int j = 0; j < V; ++j) sincosf(position * freq[(c * V + j) % (D / 2)], &sn[j], &cs[j]);
+    for (int j = 0; j < V; ++j) {
+      cs[j] = cos_s[(c * V + j) % (D / 2)];
+      sn[j] = sin_s[(c * V + j) % (D / 2)];
+    }
   }
-  load_chunk<T, C>(static_cast<const T*>(a.q) + b * a.qs[0] + h * a.qs[1], c, rope, cs, sn, qv);
+  rotate_chunk<T, C>(q_raw, c, rope, cs, sn, qv);
 #pragma unroll
   for (int j = 0; j < V; ++j) qv[j] *= a.scale;
   if (a.k_new) {
-    const T* kr = static_cast<const T*>(a.k_new) + b * a.kns[0] + hk * a.kns[1];
-    const T* vr = static_cast<const T*>(a.v_new) + b * a.vns[0] + hk * a.vns[1];
-    load_chunk<T, C>(kr, c, true, cs, sn, kn);
-    load_chunk<T, C>(vr, c, false, cs, sn, vn);
+    rotate_chunk<T, C>(k_raw, c, true, cs, sn, kn);
+    rotate_chunk<T, C>(v_raw, c, false, cs, sn, vn);
     // The group's first query head, in the block whose share holds the position, stores them.
     if (h % (a.Hq / a.Hkv) == 0 && fresh >= first && fresh < end && warp == 0 && kq == 0) {
       st_pack<T, V>(const_cast<T*>(k) + fresh * a.ks[2], kn);
@@ -314,9 +342,11 @@ __global__ void __launch_bounds__(32 * kDecodeWarps) decode_attention_kernel(con
   for (int64_t base = first; base < end; base += NI * KB) {
     if (base > first) load_round(base);
     const int64_t s0 = base + warp * KW + kq;
+    const int batches = batches_in(base);
     float sc[NI], top = -INFINITY;
 #pragma unroll
     for (int i = 0; i < NI; ++i) {
+      if (i >= batches) break;
       const bool mine = s0 + i * KB == fresh;
       float dot = 0.0f;
 #pragma unroll
@@ -333,6 +363,7 @@ __global__ void __launch_bounds__(32 * kDecodeWarps) decode_attention_kernel(con
     float p[NI], psum = 0.0f;
 #pragma unroll
     for (int i = 0; i < NI; ++i) {
+      if (i >= batches) break;
       p[i] = sc[i] == -INFINITY ? 0.0f : expf(sc[i] - nm);
       psum += p[i];
     }
@@ -344,6 +375,7 @@ __global__ void __launch_bounds__(32 * kDecodeWarps) decode_attention_kernel(con
     for (int j = 0; j < V; ++j) acc[j] *= corr;
 #pragma unroll
     for (int i = 0; i < NI; ++i) {
+      if (i >= batches) break;
       const bool mine = s0 + i * KB == fresh, hidden = bias[i] == -INFINITY;
 #pragma unroll
       for (int j = 0; j < V; ++j)
