@@ -5,6 +5,7 @@
 // file is untrusted input: every problem is a wick::Error "FILE:LINE: problem".
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -139,6 +140,9 @@ class BatchIterator {
   void seek(Position p);
   /// The dataset rows of every batch of epoch `epoch`, in order.
   std::vector<std::vector<size_t>> epoch_plan(int64_t epoch) const;
+  /// The padded widths of epoch `epoch`'s batches, each with how many batches have it (a
+  /// compiled step is traced, and on a GPU recorded, once per width).
+  std::map<int64_t, int64_t> widths(int64_t epoch) const;
 
  private:
   const Dataset* data_;

@@ -1,6 +1,7 @@
 // Padded batches and their per-epoch order (seeded shuffle, length bucketing).
 #include <algorithm>
 #include <limits>
+#include <map>
 #include <numeric>
 
 #include "wick/data.h"
@@ -46,11 +47,11 @@ constexpr int64_t kBucketWindowBatches = 50;
 
 }  // namespace
 
-Batch make_batch(const Dataset& data, const std::vector<size_t>& rows, int32_t pad_id,
-                 int64_t pad_multiple) {
-  if (rows.empty()) throw Error("make_batch: no rows");
-  if (pad_multiple < 1)
-    throw Error("make_batch: pad_multiple must be at least 1, got " + std::to_string(pad_multiple));
+namespace {
+
+/// The padded width of a batch of `rows`: the longest row rounded up to pad_multiple, but not
+/// past the dataset's max_seq_len unless a row is longer.
+int64_t batch_width(const Dataset& data, const std::vector<size_t>& rows, int64_t pad_multiple) {
   int64_t longest = 0;
   for (size_t r : rows) {
     if (r >= data.size())
@@ -60,6 +61,17 @@ Batch make_batch(const Dataset& data, const std::vector<size_t>& rows, int32_t p
   }
   int64_t width = (longest + pad_multiple - 1) / pad_multiple * pad_multiple;
   if (data.max_seq_len() > 0) width = std::min(width, std::max(longest, data.max_seq_len()));
+  return width;
+}
+
+}  // namespace
+
+Batch make_batch(const Dataset& data, const std::vector<size_t>& rows, int32_t pad_id,
+                 int64_t pad_multiple) {
+  if (rows.empty()) throw Error("make_batch: no rows");
+  if (pad_multiple < 1)
+    throw Error("make_batch: pad_multiple must be at least 1, got " + std::to_string(pad_multiple));
+  const int64_t width = batch_width(data, rows, pad_multiple);
   const int64_t n = static_cast<int64_t>(rows.size());
   std::vector<int32_t> ids(static_cast<size_t>(n * width), pad_id);
   std::vector<int32_t> labels(ids.size(), -100);
@@ -141,6 +153,12 @@ std::vector<std::vector<size_t>> BatchIterator::epoch_plan(int64_t epoch) const 
   // Sorted windows would otherwise run from short to long batches, a pattern the optimiser sees.
   if (bucket) shuffle(plan, rng);
   return plan;
+}
+
+std::map<int64_t, int64_t> BatchIterator::widths(int64_t epoch) const {
+  std::map<int64_t, int64_t> out;
+  for (const auto& rows : epoch_plan(epoch)) ++out[batch_width(*data_, rows, opts_.pad_multiple)];
+  return out;
 }
 
 Batch BatchIterator::next() {

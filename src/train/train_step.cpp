@@ -19,7 +19,7 @@ void append(std::vector<Tensor>& out, const std::vector<Tensor>& more) { out.ins
 }  // namespace
 
 TrainStep::TrainStep(CausalLM& model, std::vector<std::string> names, AdamWOptions adam, double max_grad_norm,
-                     bool compiled)
+                     bool compiled, bool cuda_graphs)
     : model_(model), names_(std::move(names)), adam_(std::move(adam)), max_grad_norm_(max_grad_norm),
       compiled_(compiled) {
   if (names_.empty()) throw Error("train: nothing to train (no trainable parameters)");
@@ -44,14 +44,15 @@ TrainStep::TrainStep(CausalLM& model, std::vector<std::string> names, AdamWOptio
   eval_fn_ = [this, n](const std::vector<Tensor>& in) {
     return std::vector<Tensor>{summed_loss(take(in, 0, n), in[n], in[n + 1])};
   };
-  // The one-micro-batch step replays as a CUDA graph (WICK_CUDA_GRAPHS=0 turns it off): a
-  // graph keeps its intermediates' memory between calls, which is the step's own working set,
-  // since nothing else runs between steps. The accumulation and evaluation functions run
-  // alongside it, so each would hold a second working set: they launch plainly.
-  CompileOptions plain;
+  // The one-micro-batch step may replay as a CUDA graph: its graphs keep their memory between
+  // calls, which is the step's own working set, since nothing else runs between steps. The
+  // accumulation and evaluation functions run alongside it, so each would hold a second working
+  // set: they launch plainly.
+  CompileOptions step, plain;
+  step.cuda_graphs = cuda_graphs;
   plain.cuda_graphs = false;
   if (compiled_) {
-    fns_.push_back(compile(fused_fn_));
+    fns_.push_back(compile(fused_fn_, step));
     for (const Function* f : {&micro_fn_, &apply_fn_, &eval_fn_}) fns_.push_back(compile(*f, plain));
   }
 }

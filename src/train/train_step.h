@@ -33,9 +33,10 @@ class TrainStep {
  public:
   /// `names` are the trainable parameters of `model` (sorted). With `compiled`, every function
   /// is compiled (traced once per batch shape); otherwise the same graphs are built and evaluated
-  /// lazily (needed when dropout is active: compiled randomness is fixed at trace time).
+  /// lazily (needed when dropout is active: compiled randomness is fixed at trace time). With
+  /// `cuda_graphs` too, the one-micro-batch step on a GPU replays as a CUDA graph per batch shape.
   TrainStep(CausalLM& model, std::vector<std::string> names, AdamWOptions adam, double max_grad_norm,
-            bool compiled);
+            bool compiled, bool cuda_graphs);
 
   /// One optimizer step over `micro` (accumulating gradients) with AdamW's per-step `scalars`.
   StepResult step(const StepState& state, const std::vector<MicroBatch>& micro, const std::vector<Tensor>& scalars);

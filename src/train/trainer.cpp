@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "io/files.h"
@@ -12,6 +13,7 @@
 #include "train/train_step.h"
 #include "train/trainer_setup.h"
 #include "wick/chat_template.h"
+#include "wick/compile.h"
 #include "wick/data.h"
 #include "wick/error.h"
 #include "wick/memory.h"
@@ -170,7 +172,24 @@ TrainResult train(const TrainOptions& o, const std::function<void(const TrainEve
   // Compiled randomness is fixed at trace time, so active dropout runs the same graph lazily.
   const bool compiled = o.compile && !(o.dropout > 0 && !o.full);
   if (o.compile && !compiled) message("LoRA dropout is active: the step runs lazily (compiled dropout masks would repeat)");
-  detail::TrainStep step_fn(*model, names, aopt, o.max_grad_norm, compiled);
+  // On a GPU the step replays as a CUDA graph per batch width where the widths are few and
+  // nearly every step falls on one that recurs: recording a width costs a few plain steps (a
+  // lazy first call, the capture, instantiation), and widths past the compile cache's would be
+  // recorded again and again.
+  bool graphs = false;
+  if (compiled && device.type == Device::Type::cuda && o.grad_accum == 1) {
+    const std::map<int64_t, int64_t> widths = batches.widths(0);
+    const int64_t per_epoch = batches.batches_per_epoch();
+    int64_t frequent = 0;  // an epoch's batches whose width the run sees at least 10 times
+    for (const auto& [width, count] : widths)
+      if (total * count >= 10 * per_epoch) frequent += count;
+    graphs = widths.size() <= CompileOptions{}.max_cache_entries && frequent * 10 >= per_epoch * 9;
+    message(std::string("the step ") + (graphs ? "replays as a CUDA graph" : "launches without CUDA graphs") +
+            ": " + std::to_string(widths.size()) + " batch width(s), " + std::to_string(100 * frequent / per_epoch) +
+            "% of the steps on widths seen at least 10 times (graphs from 90%, up to " +
+            std::to_string(CompileOptions{}.max_cache_entries) + " widths)");
+  }
+  detail::TrainStep step_fn(*model, names, aopt, o.max_grad_norm, compiled, graphs);
 
   LrSchedule sched;
   sched.kind = LrSchedule::parse(o.lr_schedule);

@@ -184,6 +184,23 @@ TEST(Batches, BucketingReducesPadding) {
   EXPECT_LT(bucketed * 5, plain) << "padding: bucketed " << bucketed << ", plain " << plain;
 }
 
+TEST(Batches, WidthsCountTheEpochsBatchesByPaddedWidth) {
+  // What the trainer reads to decide whether the step's CUDA graphs pay: the same widths, as
+  // often, as the epoch's batches have.
+  auto d = dataset_of(mixed_lengths(300));
+  for (int64_t multiple : {int64_t(1), int64_t(32)}) {
+    wick::BatchOptions o;
+    o.batch_size = 8;
+    o.pad_multiple = multiple;
+    o.seed = 4;
+    wick::BatchIterator it(d, o);
+    std::map<int64_t, int64_t> seen;
+    for (int64_t i = 0; i < it.batches_per_epoch(); ++i) ++seen[it.next().ids.shape()[1]];
+    EXPECT_EQ(it.widths(0), seen) << "pad multiple " << multiple;
+    for (const auto& [w, n] : seen) EXPECT_EQ(w % multiple, 0) << w;
+  }
+}
+
 TEST(Batches, SeekResumesTheUninterruptedSequence) {
   auto d = dataset_of(mixed_lengths(37));
   wick::BatchOptions o;
