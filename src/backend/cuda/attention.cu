@@ -8,13 +8,14 @@
 namespace wick::cuda {
 namespace {
 
-// One block per query row. Its warps take tiles of 32 keys in turn: each lane scores one key of
-// the tile (the query sits in shared memory), the warp updates its online softmax once per
-// tile, and the values are accumulated with lanes over the head dimension. The warps' partial
-// results are merged at the end. A decoding step has only B·Hq rows, so what sets its time is
-// the serial chain inside a row, which tiles shorten 32-fold. Keys the mask hides (−inf) score
-// −inf without their rows being read, and a tile with no visible key costs nothing more: a
-// step over a whole preallocated cache pays only for the positions written so far.
+// The general kernel: one block per query row (rows whose scores would not fit the GEMM path's
+// budget, and decoding rows decode_attention_kernel below does not take: head dims under four
+// 16-byte chunks, unaligned or strided rows). Its warps take tiles of 32 keys in turn: each
+// lane scores one key of the tile (the query sits in shared memory), the warp updates its
+// online softmax once per tile, and the values are accumulated with lanes over the head
+// dimension. The warps' partial results are merged at the end. Keys the mask hides (−inf)
+// score −inf without their rows being read, and a tile with no visible key costs nothing more:
+// a step over a whole preallocated cache pays only for the positions written so far.
 constexpr int kWarps = 16;  // 512 keys in flight per row: every warp's share of a 2k-token cache is a few tiles
 
 /// q·k for one key row (q pre-scaled in shared memory), with 16-byte loads when the row is dense
