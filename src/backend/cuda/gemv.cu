@@ -86,6 +86,46 @@ __device__ __forceinline__ float round_to(float v) {
   return ld(&r);
 }
 
+/// The group that holds weight row r of column n (gated: r is the group, gate or up).
+template <bool GATED>
+__device__ __forceinline__ int group_of(const Args& a, int64_t n, int r) {
+  if (GATED) return r;
+  int gi = 0;
+  while (gi + 1 < a.groups && n >= a.n0[gi + 1]) ++gi;
+  return gi;
+}
+
+/// Weight row r of column n.
+template <class T, bool GATED>
+__device__ __forceinline__ const T* weight_row(const Args& a, int64_t n, int r) {
+  const int gi = group_of<GATED>(a, n, r);
+  return static_cast<const T*>(a.g[gi].w) + (n - a.n0[gi] * !GATED) * a.g[gi].ldw;
+}
+
+/// Writes column n of the M rows from the dot products acc[r][m] of its R weight rows.
+template <class T, int MR, bool GATED>
+__device__ void store_column(const Args& a, int64_t n, const float (&acc)[GATED ? 2 : 1][MR]) {
+  constexpr int R = GATED ? 2 : 1;
+#pragma unroll
+  for (int m = 0; m < MR; ++m) {
+    T* p = static_cast<T*>(a.out) + m * a.ldo + n;
+    float y[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const int gi = group_of<GATED>(a, n, r);
+      const GemvGroup& g = a.g[gi];
+      y[r] = a.alpha * acc[r][m] + (a.beta != 0.0f ? a.beta * static_cast<float>(ld(p)) : 0.0f);
+      if (g.add) y[r] += ld(static_cast<const T*>(g.add) + m * g.add_ld + (n - a.n0[gi] * !GATED));
+    }
+    if constexpr (GATED) {
+      // As the unfused ops: both products, silu(gate) and the product each rounded to T.
+      st(p, round_to<T>(apply_unary(UnaryOp::silu, round_to<T>(y[0]))) * round_to<T>(y[1]));
+    } else {
+      st(p, y[0]);
+    }
+  }
+}
+
 template <class T, int MR, bool NORM, bool GATED>
 __global__ void __launch_bounds__(32 * kWarps) gemv_kernel(const __grid_constant__ Args a) {
   constexpr int V = Pack<T>::V;  // elements per 16-byte load
@@ -99,13 +139,6 @@ __global__ void __launch_bounds__(32 * kWarps) gemv_kernel(const __grid_constant
   // This warp's share of K, in whole 16-byte loads.
   const int64_t share = (a.K / V + a.split - 1) / a.split * V;
   const int64_t k_begin = part * share, k_end = min(a.K, k_begin + share);
-  // Weight row r of column n: its group and its row in the group.
-  auto group = [&](int64_t n, int r) {
-    if (GATED) return r;
-    int gi = 0;
-    while (gi + 1 < a.groups && n >= a.n0[gi + 1]) ++gi;
-    return gi;
-  };
   // Blocks stay resident and walk the columns (every block the same number of times, for the
   // barriers): the prologue is staged once per block, and the next column's first loads go out
   // while this column is reduced and stored, so the weights stream without gaps between waves.
@@ -113,8 +146,7 @@ __global__ void __launch_bounds__(32 * kWarps) gemv_kernel(const __grid_constant
   auto load = [&](int64_t n, int64_t k0) {
 #pragma unroll
     for (int r = 0; r < R; ++r) {
-      const int gi = group(n, r);
-      const T* wr = static_cast<const T*>(a.g[gi].w) + (n - a.n0[gi] * !GATED) * a.g[gi].ldw;
+      const T* wr = weight_row<T, GATED>(a, n, r);
 #pragma unroll
       for (int u = 0; u < L; ++u) {
         int64_t k = k0 + u * kStep + lane * V;
@@ -128,8 +160,7 @@ __global__ void __launch_bounds__(32 * kWarps) gemv_kernel(const __grid_constant
   if (n < N) {
 #pragma unroll
     for (int r = 0; r < R; ++r) {
-      const int gi = group(n, r);
-      const T* wr = static_cast<const T*>(a.g[gi].w) + (n - a.n0[gi] * !GATED) * a.g[gi].ldw;
+      const T* wr = weight_row<T, GATED>(a, n, r);
       for (int64_t k = k_begin + lane * V; k < k_end && k < k_begin + kChunk; k += kStep) prefetch_l2(wr + k);
     }
   }
@@ -184,25 +215,7 @@ __global__ void __launch_bounds__(32 * kWarps) gemv_kernel(const __grid_constant
             for (int w = 1; w < a.split; ++w) acc[r][m] += partial[warp + w][r * MR + m];
       __syncthreads();  // partial[] is written again by the next column
     }
-    if (!live || part != 0 || lane != 0) continue;
-#pragma unroll
-    for (int m = 0; m < MR; ++m) {
-      T* p = static_cast<T*>(a.out) + m * a.ldo + n;
-      float y[R];
-#pragma unroll
-      for (int r = 0; r < R; ++r) {
-        const int gi = group(n, r);
-        const GemvGroup& g = a.g[gi];
-        y[r] = a.alpha * acc[r][m] + (a.beta != 0.0f ? a.beta * static_cast<float>(ld(p)) : 0.0f);
-        if (g.add) y[r] += ld(static_cast<const T*>(g.add) + m * g.add_ld + (n - a.n0[gi] * !GATED));
-      }
-      if constexpr (GATED) {
-        // As the unfused ops: both products, silu(gate) and the product each rounded to T.
-        st(p, round_to<T>(apply_unary(UnaryOp::silu, round_to<T>(y[0]))) * round_to<T>(y[1]));
-      } else {
-        st(p, y[0]);
-      }
-    }
+    if (live && part == 0 && lane == 0) store_column<T, MR, GATED>(a, n, acc);
   }
 }
 
