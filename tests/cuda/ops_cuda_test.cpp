@@ -245,10 +245,13 @@ TEST_F(Cuda, Matmul) {
     same(one([](auto& v) { return matmul(v[0], transpose(v[1])); }), {randn({1, 70}, 23, t), randn({50, 70}, 24, t)}, tol(t), "gemv, transposed " + n);
     same(one([](auto& v) { return matmul(transpose(v[0], {0, 2, 1}), v[1]); }), {randn({4, 12, 7}, 25, t), randn({4, 12, 5}, 26, t)}, tol(t), "transposed A " + n);
     same(one([](auto& v) { return matmul(slice(v[0], 1, 0, 9, 2), v[1]); }), {randn({6, 17}, 27, t), randn({5, 4}, 28, t)}, tol(t), "strided copy " + n);
-    // A few rows against a row-major weight take the GEMV kernel (37 columns: a partial block).
-    for (int64_t m : {1, 3, 8})
-      same(one([](auto& v) { return matmul(v[0], transpose(v[1])); }), {randn({m, 896}, 63 + m, t), randn({37, 896}, 64, t)},
-           tol(t), "gemv kernel, " + std::to_string(m) + " rows " + n);
+    // A few rows against a row-major weight take a GEMV kernel: 37 columns the register-held one
+    // (a partial block), 1000 the streaming one (more columns than SMs; blocks of 7 and 8).
+    for (int64_t cols : {37, 1000})
+      for (int64_t m : {1, 3, 8})
+        same(one([](auto& v) { return matmul(v[0], transpose(v[1])); }),
+             {randn({m, 896}, 63 + m, t), randn({cols, 896}, 64, t)}, tol(t),
+             "gemv kernel, " + std::to_string(m) + " rows, " + std::to_string(cols) + " columns " + n);
     Tensor w = randn({24, 16}, 29, t), bias = randn({24}, 30, t), a = randn({4, 16}, 31, t), b = randn({24, 4}, 32, t);
     same(one([](auto& v) { return lora_linear(v[0], v[1], v[2], v[3], v[4], 2.0); }), {randn({2, 5, 16}, 33, t), w, bias, a, b}, tol(t), "lora_linear " + n);
     same(one([](auto& v) { return linear(v[0], v[1], v[2]); }), {randn({5, 16}, 34, t), w, bias}, tol(t), "linear " + n);
