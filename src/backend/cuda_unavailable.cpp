@@ -31,6 +31,9 @@ bool flash_attention_available(int) { return false; }
 void* malloc(size_t, int) { unavailable("cuda malloc"); }
 void free(void*, int) {}
 void synchronize(int) { unavailable("cuda synchronize"); }
+Marker mark(int) { unavailable("cuda synchronize"); }
+bool reached(const Marker&) { return true; }
+void finish(const Marker&) { unavailable("cuda synchronize"); }
 struct Graph {};
 void begin_capture(int) { unavailable("cuda graph capture"); }
 std::shared_ptr<Graph> end_capture(int, bool) { unavailable("cuda graph capture"); }

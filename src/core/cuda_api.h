@@ -25,6 +25,20 @@ void free(void* p, int device);
 /// an error a kernel reported (an index out of range).
 void synchronize(int device);
 
+/// A point in a device's stream: the work queued there before mark() was called.
+struct Marker {
+  int device = 0;
+  int slot = -1;
+};
+/// Marks the work queued on `device` so far, without waiting for it.
+Marker mark(int device);
+/// Whether the marked work has finished (it may have failed: finish() says).
+bool reached(const Marker& m);
+/// Waits for the marked work and releases the marker; throws as synchronize() does, for a
+/// failed kernel or an error a kernel queued before the mark reported. Work queued after the
+/// mark may still be running: the scheduler launches the next evaluation before it waits here.
+void finish(const Marker& m);
+
 /// An instantiated CUDA graph (opaque outside the backend).
 struct Graph;
 /// From now until end_capture, this thread's launches on `device` are recorded, not run. One

@@ -31,6 +31,9 @@ struct Node {
   int64_t offset = 0;  // in elements
 
   std::atomic<NodeState> state{NodeState::pending};
+  // A device value whose kernels are known to have finished: a root of a completed submission.
+  // (A ready CUDA node has only been launched; later work on its stream may still be queued.)
+  std::atomic<bool> settled{false};
   // Built while a transform (vjp, checkpoint, compile) records the graph: evaluation keeps the
   // inputs and primitive, which the backward pass or the trace still needs.
   bool retained = false;

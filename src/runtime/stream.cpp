@@ -21,6 +21,11 @@ namespace {
 // worker tripled the run time of a GEMM step while the host was building the next one).
 constexpr auto kWorkerSpin = std::chrono::microseconds(300);
 constexpr auto kWaiterSpin = std::chrono::microseconds(50);
+// A worker waiting on the device sleeps this long between polls after spinning.
+constexpr auto kRunningPoll = std::chrono::microseconds(20);
+// Submissions a worker keeps queued on its devices at once (the next one is launched while the
+// previous computes; more would only hold more memory).
+constexpr size_t kRunningSubmissions = 2;
 
 template <class Pred>
 bool spin_until(std::chrono::microseconds spin, Pred&& ready) {
@@ -91,12 +96,12 @@ void record_profile(const Node& n, std::span<Node* const> ins, double us) {
   e.total_us += us;
 }
 
-void run_submission(Submission& s) {
-  std::exception_ptr first_error;
+void launch_submission(Submission& s) {
+  std::exception_ptr& first_error = s.error;
   // CUDA nodes are marked ready once launched: every later user of a device's values is a
   // kernel on the same in-order stream, or a copy to the host that waits for it. The submission
-  // completes only after its devices have finished, so a waiter sees finished data and any
-  // error a kernel reported.
+  // completes only after its devices have finished (complete_submission), so a waiter sees
+  // finished data and any error a kernel reported.
   uint32_t cuda_devices = 0;
   std::vector<Node*> ins;
   for (Node* n : s.order) {
@@ -156,16 +161,33 @@ void run_submission(Submission& s) {
   for (int d = 0; cuda_devices >> d; ++d) {
     if (!((cuda_devices >> d) & 1u)) continue;
     try {
-      cuda_api::synchronize(d);
+      s.markers.push_back(cuda_api::mark(d));
     } catch (...) {
       if (!first_error) first_error = std::current_exception();
     }
   }
+}
+
+bool devices_done(const Submission& s) {
+  return std::all_of(s.markers.begin(), s.markers.end(), [](const cuda_api::Marker& m) { return cuda_api::reached(m); });
+}
+
+void complete_submission(Submission& s) {
+  for (const cuda_api::Marker& m : s.markers) {
+    try {
+      cuda_api::finish(m);
+    } catch (...) {
+      if (!s.error) s.error = std::current_exception();
+    }
+  }
+  s.markers.clear();
+  if (!s.error)
+    for (const Tensor& r : s.roots) r.node()->settled.store(true, std::memory_order_release);
   // The caller's Future holds the roots; dropping ours before signalling completion means that
   // once a waiter returns and drops its handles, the memory is really free.
   s.roots.clear();
   s.order.clear();
-  s.future->finish(first_error);
+  s.future->finish(s.error);
 }
 
 }  // namespace wick::detail
@@ -210,23 +232,54 @@ void StreamWorker::submit(Submission s) {
 }
 
 void StreamWorker::loop() {
-  for (;;) {
-    spin_until(kWorkerSpin, [&] { return queued_.load(std::memory_order_acquire) > 0; });
-    Submission s;
-    {
-      std::unique_lock lock(mutex_);
-      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stop requested and nothing left
-      s = std::move(queue_.front());
-      queue_.pop_front();
-      queued_.fetch_sub(1, std::memory_order_release);
-    }
-    run_submission(s);
+  // Submissions whose kernels are queued on a device and not yet known to have finished. The
+  // next submission is launched behind them instead of after a wait, so the device goes from
+  // one evaluation to the next without waiting for the host (a decoding step submitted while
+  // the previous one computes starts the moment it ends).
+  std::deque<Submission> running;
+  auto complete = [&](Submission& s) {
+    complete_submission(s);
     {
       std::lock_guard lock(mutex_);
       ++completed_;
     }
     done_cv_.notify_all();
+  };
+  auto complete_oldest = [&] {
+    complete(running.front());
+    running.pop_front();
+  };
+  auto can_launch = [&] {
+    return running.size() < kRunningSubmissions && queued_.load(std::memory_order_acquire) > 0;
+  };
+  for (;;) {
+    // Finished work is reported first: its waiter may be what submits the next evaluation.
+    while (!running.empty() && devices_done(running.front())) complete_oldest();
+    if (!running.empty()) {
+      // Launch more while few are in flight; otherwise complete the oldest once it has finished.
+      const auto since = std::chrono::steady_clock::now();
+      while (!can_launch() && !devices_done(running.front())) {
+        if (std::chrono::steady_clock::now() - since < kWorkerSpin) std::this_thread::yield();
+        else std::this_thread::sleep_for(kRunningPoll);
+      }
+      if (!can_launch()) continue;
+    } else {
+      spin_until(kWorkerSpin, [&] { return queued_.load(std::memory_order_acquire) > 0; });
+    }
+    Submission s;
+    {
+      std::unique_lock lock(mutex_);
+      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stop requested and nothing left (nothing is running)
+      s = std::move(queue_.front());
+      queue_.pop_front();
+      queued_.fetch_sub(1, std::memory_order_release);
+    }
+    launch_submission(s);
+    // Host work is done once launched, so it completes at once, not behind the device's work
+    // (a decoding step's token is read while the next step computes).
+    if (s.markers.empty()) complete(s);
+    else running.push_back(std::move(s));
   }
 }
 

@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/cuda_api.h"
 #include "graph/node.h"
 #include "wick/device.h"
 
@@ -29,6 +30,8 @@ struct Submission {
   std::vector<Node*> order;
   std::vector<Tensor> roots;
   std::shared_ptr<FutureState> future;
+  std::vector<cuda_api::Marker> markers;  // the end of its work on each CUDA device it used
+  std::exception_ptr error;               // the first failure
 };
 
 /// The worker of one stream: runs submissions in order on its own thread.
@@ -58,7 +61,12 @@ class StreamWorker {
 StreamWorker& worker_for(Stream s);
 /// set_profiling's switch: while on, kernels are timed one by one (and graphs are not used).
 extern std::atomic<bool> profiling;
-/// Executes a submission's nodes in order on the calling thread and completes its future.
-void run_submission(Submission& s);
+/// Executes a submission's nodes in order on the calling thread (CUDA kernels are queued) and
+/// marks the end of its work on each device.
+void launch_submission(Submission& s);
+/// Whether the devices have finished a launched submission's work.
+bool devices_done(const Submission& s);
+/// Waits for the devices, then completes the submission's future.
+void complete_submission(Submission& s);
 
 }  // namespace wick::detail

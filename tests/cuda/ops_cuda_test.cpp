@@ -624,6 +624,33 @@ TEST_F(Cuda, AsyncAndErrors) {
   expect_close(to(x, Device::cpu()) + 1.0, x + 1.0, 0, "after an error");
 }
 
+TEST_F(Cuda, QueuedEvaluationsAndReadsOfFinishedValues) {
+  // An evaluation is queued on the device behind the one before it, without waiting for it. A
+  // finished evaluation's value is read beside the work queued since: the read returns while a
+  // long evaluation submitted before it still runs (a decoding step's token is read so).
+  Tensor seed = randn({8}, 57);
+  Tensor a = (to(seed, kGpu) * 2.0).eval();
+  Tensor w = to(randn({4096, 4096}, 58), kGpu), h = w;
+  for (int i = 0; i < 200; ++i) h = matmul(h, w) * (1.0 / 64);  // tens of milliseconds
+  Future slow = h.eval_async();
+  std::vector<float> got = a.to_vector<float>();
+  EXPECT_FALSE(slow.ready()) << "reading a finished value waited for later work";
+  std::vector<float> want = seed.to_vector<float>();
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(got[i], want[i] * 2.0f) << i;
+  Tensor b = a + 1.0;
+  Future after = b.eval_async();  // queued behind the slow one
+  after.get();
+  EXPECT_TRUE(slow.ready()) << "evaluations complete in the order they were queued";
+  expect_close(to(seed, kGpu) * 2.0 + 1.0, b, 0, "queued behind");
+  // An error is reported by the evaluation whose kernel found it, not by one queued before it.
+  Tensor x = to(randn({64, 64}, 59), kGpu);
+  Future fine = (x * 3.0).eval_async();
+  Future bad = take(x, to(Tensor::from_vector<int64_t>({1, 64}, {2}), kGpu), 0).eval_async();
+  EXPECT_NO_THROW(fine.get());
+  EXPECT_THROW(bad.get(), Error);
+  expect_close(to(x, Device::cpu()) * 3.0, x * 3.0, 0, "after a queued error");
+}
+
 TEST_F(Cuda, Memory) {
   clear_memory_cache(kGpu);
   MemoryStats before = memory_stats(kGpu);

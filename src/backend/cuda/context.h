@@ -6,21 +6,36 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 namespace wick::cuda {
+
+/// An event and a pinned copy of the error flag, taken at a cuda_api::mark().
+struct MarkSlot {
+  cudaEvent_t event = nullptr;
+  int64_t* flag = nullptr;  // pinned host memory: the flag as the stream saw it at the mark
+  bool check = false;       // whether a kernel before the mark could have reported
+};
 
 struct Context {
   int device = 0;
   int sms = 1;  // streaming multiprocessors
   bool overlap = false;  // programmatic dependent launch (Hopper on; WICK_PDL=0 turns it off)
   cudaStream_t stream = nullptr;
+  cudaStream_t copy_stream = nullptr;  // reads of settled values (ToDevice), beside the queued work
   cublasLtHandle_t lt = nullptr;
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
   // [0]: reported error code (0 none), [1]: the offending index, [2]: the bound.
   int64_t* error = nullptr;
   bool error_check_pending = false;
+  // cuda_api::mark's slots (kept for reuse; a slot's address is stable) and the free ones.
+  std::vector<std::unique_ptr<MarkSlot>> marks;
+  std::vector<int> free_marks;
+  std::mutex marks_mutex;
 };
 
 /// Makes `device` current on this thread and returns its context (created on first use).

@@ -323,7 +323,15 @@ void ToDevice::eval_cpu(std::span<Node* const> in, Node& out) {
   const Node& x = *in[0];
   alloc_output(out);
   size_t bytes = out.size() * itemsize(out.dtype);
-  activate(x.device.index);
+  Context& c = activate(x.device.index);
+  if (x.settled.load(std::memory_order_acquire)) {
+    // Its kernels have finished: copy beside the device's stream, not behind the work queued
+    // there since (a decoding step reads its token while the next step computes).
+    if (bytes)
+      check(cudaMemcpyAsync(out.raw(), x.raw(), bytes, cudaMemcpyDeviceToHost, c.copy_stream), "copy to host");
+    check(cudaStreamSynchronize(c.copy_stream), "copy to host");
+    return;
+  }
   if (bytes)
     check(cudaMemcpyAsync(out.raw(), x.raw(), bytes, cudaMemcpyDeviceToHost, launch_stream()),
           "copy to host");

@@ -1,5 +1,6 @@
 // The CUDA backend's device state and the services the rest of wick reaches through
 // core/cuda_api.h: memory, and waiting for a device with error reporting.
+#include <algorithm>
 #include <array>
 #include <cstdlib>
 #include <mutex>
@@ -36,6 +37,7 @@ Context* create(int device) {
   const char* pdl = std::getenv("WICK_PDL");
   c->overlap = major >= 9 && !(pdl && std::string(pdl) == "0");
   check(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  check(cudaStreamCreateWithFlags(&c->copy_stream, cudaStreamNonBlocking), "cudaStreamCreate");
   if (cublasLtCreate(&c->lt) != CUBLAS_STATUS_SUCCESS) throw Error("cuda: cublasLtCreate failed");
   c->workspace_bytes = kWorkspaceBytes;
   check(cudaMalloc(&c->workspace, c->workspace_bytes), "cuBLASLt workspace");
@@ -138,6 +140,23 @@ void free(void* p, int device) {
   cudaFree(p);
 }
 
+namespace {
+/// Throws the error a kernel reported through the flag (copied to e), after clearing the flag
+/// behind the work already queued.
+void throw_if_reported(cuda::Context& c, const int64_t (&e)[3]) {
+  if (e[0] == cuda::kNoError) return;
+  cuda::check(cudaMemsetAsync(c.error, 0, sizeof e, c.stream), "error flag");
+  throw Error(std::string(cuda::code_text(e[0])) + ": index " + std::to_string(e[1]) +
+              " is out of range for size " + std::to_string(e[2]));
+}
+
+/// A marker's slot (the vector may grow under another thread; the slot itself does not move).
+cuda::MarkSlot& slot_of(cuda::Context& c, const Marker& marker) {
+  std::lock_guard lock(c.marks_mutex);
+  return *c.marks[static_cast<size_t>(marker.slot)];
+}
+}  // namespace
+
 void synchronize(int device) {
   cuda::Context& c = cuda::activate(device);
   cuda::check(cudaStreamSynchronize(c.stream), "kernel execution");
@@ -145,10 +164,54 @@ void synchronize(int device) {
   c.error_check_pending = false;
   int64_t e[3] = {};
   cuda::check(cudaMemcpy(e, c.error, sizeof e, cudaMemcpyDeviceToHost), "error flag");
-  if (e[0] == cuda::kNoError) return;
-  cuda::check(cudaMemset(c.error, 0, sizeof e), "error flag");
-  throw Error(std::string(cuda::code_text(e[0])) + ": index " + std::to_string(e[1]) +
-              " is out of range for size " + std::to_string(e[2]));
+  throw_if_reported(c, e);
+}
+
+Marker mark(int device) {
+  cuda::Context& c = cuda::activate(device);
+  int slot;
+  cuda::MarkSlot* mp;
+  {
+    std::lock_guard lock(c.marks_mutex);
+    if (c.free_marks.empty()) {
+      auto m = std::make_unique<cuda::MarkSlot>();
+      cuda::check(cudaEventCreateWithFlags(&m->event, cudaEventDisableTiming), "cudaEventCreate");
+      cuda::check(cudaHostAlloc(reinterpret_cast<void**>(&m->flag), 3 * sizeof(int64_t), cudaHostAllocDefault),
+                  "cudaHostAlloc");
+      c.free_marks.push_back(static_cast<int>(c.marks.size()));
+      c.marks.push_back(std::move(m));
+    }
+    slot = c.free_marks.back();
+    c.free_marks.pop_back();
+    mp = c.marks[static_cast<size_t>(slot)].get();
+  }
+  cuda::MarkSlot& m = *mp;
+  // The flag is copied in stream order, so it holds what the kernels before the mark reported.
+  m.check = c.error_check_pending;
+  c.error_check_pending = false;
+  if (m.check)
+    cuda::check(cudaMemcpyAsync(m.flag, c.error, 3 * sizeof(int64_t), cudaMemcpyDeviceToHost, c.stream), "error flag");
+  cuda::check(cudaEventRecord(m.event, c.stream), "cudaEventRecord");
+  return {device, slot};
+}
+
+bool reached(const Marker& marker) {
+  cuda::Context& c = cuda::activate(marker.device);
+  return cudaEventQuery(slot_of(c, marker).event) != cudaErrorNotReady;
+}
+
+void finish(const Marker& marker) {
+  cuda::Context& c = cuda::activate(marker.device);
+  cuda::MarkSlot& m = slot_of(c, marker);
+  const cudaError_t done = cudaEventSynchronize(m.event);
+  int64_t e[3] = {};
+  if (m.check && done == cudaSuccess) std::copy(m.flag, m.flag + 3, e);
+  {
+    std::lock_guard lock(c.marks_mutex);
+    c.free_marks.push_back(marker.slot);
+  }
+  cuda::check(done, "kernel execution");
+  throw_if_reported(c, e);
 }
 
 }  // namespace wick::detail::cuda_api
