@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 
 #include "backend/cpu/kernel.h"
 #include "graph/primitives.h"
@@ -72,6 +73,22 @@ void reduce_kernel(detail::ReduceOp op, const Node& x, const std::vector<int>& a
   });
 }
 
+/// The value and index argmax (argmin) reports over p[0], p[st], ... p[(n-1)·st]: the first
+/// NaN, else the first maximum (minimum), as PyTorch does.
+template <class T>
+auto arg_scan(const T* p, int64_t n, int64_t st, bool is_max) {
+  auto best = load(p);
+  int64_t at = 0;
+  for (int64_t k = 1; k < n && best == best; ++k) {
+    auto v = load(p + k * st);
+    if (v != v || (is_max ? v > best : v < best)) {
+      best = v;
+      at = k;
+    }
+  }
+  return std::pair{best, at};
+}
+
 template <class T>
 void arg_kernel(bool is_max, const Node& x, int axis, Node& out) {
   Split s = split_axes(x, {axis});
@@ -79,19 +96,7 @@ void arg_kernel(bool is_max, const Node& x, int axis, Node& out) {
   const T* base = x.data<T>();
   int64_t* o = out.data<int64_t>();
   parallel_for(out.size(), n, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      const T* p = base + kept_offset(s, i);
-      auto best = load(p);
-      int64_t bi = 0;
-      for (int64_t k = 1; k < n && best == best; ++k) {
-        auto v = load(p + k * st);
-        if (v != v || (is_max ? v > best : v < best)) {
-          best = v;
-          bi = k;
-        }
-      }
-      o[i] = bi;
-    }
+    for (int64_t i = b; i < e; ++i) o[i] = arg_scan(base + kept_offset(s, i), n, st, is_max).second;
   });
 }
 
@@ -103,16 +108,8 @@ void greedy_pick_kernel(const Node& x, Node& out) {
   parallel_for(x.shape[0], n, [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const T* p = base + r * rs;
-      // The index as argmax gives it: the first NaN, else the first maximum.
-      float top = static_cast<float>(load(p));
-      int64_t at = 0;
-      for (int64_t k = 1; k < n && top == top; ++k) {
-        float v = static_cast<float>(load(p + k * cs));
-        if (v != v || v > top) {
-          top = v;
-          at = k;
-        }
-      }
+      const auto [best, at] = arg_scan(p, n, cs, true);  // the index argmax gives
+      const float top = static_cast<float>(best);
       // Summed in double: a vocabulary of 150k terms in f32 drifts by ~1e-4.
       double sum = 0.0;
       for (int64_t k = 0; k < n; ++k) sum += std::exp(static_cast<float>(load(p + k * cs)) - top);
