@@ -257,11 +257,9 @@ void StreamWorker::loop() {
     while (!running.empty() && devices_done(running.front())) complete_oldest();
     if (!running.empty()) {
       // Launch more while few are in flight; otherwise complete the oldest once it has finished.
-      const auto since = std::chrono::steady_clock::now();
-      while (!can_launch() && !devices_done(running.front())) {
-        if (std::chrono::steady_clock::now() - since < kWorkerSpin) std::this_thread::yield();
-        else std::this_thread::sleep_for(kRunningPoll);
-      }
+      auto ready = [&] { return can_launch() || devices_done(running.front()); };
+      if (!spin_until(kWorkerSpin, ready))
+        while (!ready()) std::this_thread::sleep_for(kRunningPoll);
       if (!can_launch()) continue;
     } else {
       spin_until(kWorkerSpin, [&] { return queued_.load(std::memory_order_acquire) > 0; });
