@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build g++   # toolchain (C++20: g++ 12)
   libdnnl-dev                             # oneDNN: CPU GEMM
+  ocl-icd-opencl-dev                      # OpenCL, which Debian's dnnl-config.cmake requires
   nlohmann-json3-dev                      # JSON (configs, safetensors headers)
   libcli11-dev                            # the wick command line
   libfmt-dev                              # formatting
