@@ -1,7 +1,8 @@
 // A kernel timeline for any CUDA program, CUDA graphs included, for machines without Nsight
 // Systems. The driver loads it through CUDA_INJECTION64_PATH; CUPTI then records every kernel's
 // start and end, also the kernels a graph replays and those that overlap under programmatic
-// dependent launch, and at exit they are written as CSV to $WICK_TRACE_OUT:
+// dependent launch, and every memory copy and set (what runs between a graph's replays), and at
+// exit they are written as CSV to $WICK_TRACE_OUT:
 //
 //   g++ -O2 -shared -fPIC -o kernel_trace.so bench/cuda/kernel_trace.cpp \
 //       -I/usr/local/cuda/include -L/usr/local/cuda/lib64 -lcupti
@@ -20,7 +21,7 @@
 namespace {
 
 struct Row {
-  uint64_t start, end, graph;
+  uint64_t start, end, graph, stream;
   std::string name;
 };
 std::vector<Row> rows;
@@ -56,9 +57,19 @@ void CUPTIAPI on_complete(CUcontext, uint32_t, uint8_t* buffer, size_t, size_t v
   CUpti_Activity* record = nullptr;
   std::lock_guard lock(rows_mutex);
   while (cuptiActivityGetNextRecord(buffer, valid, &record) == CUPTI_SUCCESS) {
-    if (record->kind != CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL) continue;
-    const auto* k = reinterpret_cast<const CUpti_ActivityKernel10*>(record);
-    rows.push_back({k->start, k->end, k->graphId, short_name(k->name)});
+    if (record->kind == CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL) {
+      const auto* k = reinterpret_cast<const CUpti_ActivityKernel10*>(record);
+      rows.push_back({k->start, k->end, k->graphId, k->streamId, short_name(k->name)});
+    } else if (record->kind == CUPTI_ACTIVITY_KIND_MEMCPY) {
+      const auto* m = reinterpret_cast<const CUpti_ActivityMemcpy6*>(record);
+      static const char* kinds[] = {"?", "HtoD", "DtoH", "HtoA", "AtoH", "AtoA", "AtoD", "DtoA", "DtoD", "HtoH"};
+      const char* kind = m->copyKind < 10 ? kinds[m->copyKind] : "?";
+      rows.push_back({m->start, m->end, m->graphId, m->streamId,
+                      std::string("memcpy_") + kind + "_" + std::to_string(m->bytes) + "B"});
+    } else if (record->kind == CUPTI_ACTIVITY_KIND_MEMSET) {
+      const auto* m = reinterpret_cast<const CUpti_ActivityMemset4*>(record);
+      rows.push_back({m->start, m->end, m->graphId, m->streamId, "memset_" + std::to_string(m->bytes) + "B"});
+    }
   }
   std::free(buffer);
 }
@@ -68,11 +79,12 @@ void write_rows() {
   const char* path = std::getenv("WICK_TRACE_OUT");
   FILE* f = std::fopen(path ? path : "kernel_trace.csv", "w");
   if (!f) return;
-  std::fprintf(f, "start_ns,end_ns,graph,kernel\n");
+  std::fprintf(f, "start_ns,end_ns,graph,stream,kernel\n");
   std::lock_guard lock(rows_mutex);
   for (const Row& r : rows)
-    std::fprintf(f, "%llu,%llu,%llu,%s\n", static_cast<unsigned long long>(r.start),
-                 static_cast<unsigned long long>(r.end), static_cast<unsigned long long>(r.graph), r.name.c_str());
+    std::fprintf(f, "%llu,%llu,%llu,%llu,%s\n", static_cast<unsigned long long>(r.start),
+                 static_cast<unsigned long long>(r.end), static_cast<unsigned long long>(r.graph),
+                 static_cast<unsigned long long>(r.stream), r.name.c_str());
   std::fclose(f);
 }
 
@@ -80,7 +92,9 @@ void write_rows() {
 
 extern "C" int InitializeInjection() {
   if (cuptiActivityRegisterCallbacks(on_request, on_complete) != CUPTI_SUCCESS) return 0;
-  if (cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL) != CUPTI_SUCCESS) return 0;
+  for (CUpti_ActivityKind kind :
+       {CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL, CUPTI_ACTIVITY_KIND_MEMCPY, CUPTI_ACTIVITY_KIND_MEMSET})
+    if (cuptiActivityEnable(kind) != CUPTI_SUCCESS) return 0;
   std::atexit(write_rows);
   return 1;
 }

@@ -3,7 +3,8 @@
 
 For each kernel name: how many run in one replay, their mean duration, and the mean time from
 the previous kernel's end to their start (negative where they overlap it). Then the first
-and last kernels of the median replay, one line each, to show a layer's sequence."""
+and last kernels of the median replay, one line each, to show a layer's sequence, and what ran
+between it and the replays before and after it (copies, sets, kernels outside the graph)."""
 import collections
 import csv
 import statistics
@@ -11,20 +12,31 @@ import sys
 
 
 def main(path, shown=16):
-    rows = [(int(r["start_ns"]), int(r["end_ns"]), int(r["graph"]), r["kernel"]) for r in csv.DictReader(open(path))]
+    everything = sorted((int(r["start_ns"]), int(r["end_ns"]), int(r["graph"]), r["kernel"], int(r["stream"]))
+                        for r in csv.DictReader(open(path)))
+    rows = [r[:4] for r in everything if not r[3].startswith(("memcpy_", "memset_"))]
     graphs = collections.Counter(g for _, _, g, _ in rows if g)
     if not graphs:
         sys.exit(f"{path}: no kernel ran inside a CUDA graph")
     graph = graphs.most_common(1)[0][0]
-    ks = sorted(r for r in rows if r[2] == graph)
-    # A replay starts where the GPU sat idle for more than 10 µs (the host reads the token).
-    replays, cur = [], [ks[0]]
-    for prev, k in zip(ks, ks[1:]):
-        if k[0] - max(p[1] for p in cur) > 10_000:
+    # A replay ends where something outside the graph runs on its stream (the copies between
+    # replays) or the GPU sits idle for more than 10 us.
+    stream = next(r[4] for r in everything if r[2] == graph)
+    replays, cur = [], []
+    for r in everything:
+        if r[4] != stream:
+            continue
+        if r[2] != graph:
+            if cur:
+                replays.append(cur)
+            cur = []
+            continue
+        if cur and r[0] - max(p[1] for p in cur) > 10_000:
             replays.append(cur)
             cur = []
-        cur.append(k)
-    replays.append(cur)
+        cur.append(r[:4])
+    if cur:
+        replays.append(cur)
     size = collections.Counter(len(r) for r in replays).most_common(1)[0][0]
     replays = [r for r in replays if len(r) == size][1:]  # the first may still be warming up
     spans = [r[-1][1] - r[0][0] for r in replays]
@@ -43,9 +55,27 @@ def main(path, shown=16):
         print(f"{name:40s} {c / n:10.0f} {d / c / 1e3:8.2f} {g / c / 1e3:8.2f} {d / n / 1e3:9.1f}")
     med = sorted(replays, key=lambda r: r[-1][1] - r[0][0])[len(replays) // 2]
     t0 = med[0][0]
+
+    def show(label, k):
+        stream = f"  (stream {k[4]})" if len(k) > 4 else ""
+        print(f"  {label:>4} {(k[0] - t0) / 1e3:8.2f} .. {(k[1] - t0) / 1e3:8.2f} {(k[1] - k[0]) / 1e3:7.2f}  {k[3]}{stream}")
+
+    # What ran on the GPU between this replay and its neighbours, outside the graph.
+    first = everything.index(next(r for r in everything if r[:4] == med[0]))
+    last = everything.index(next(r for r in everything if r[:4] == med[-1]))
+    before = first
+    while before > 0 and everything[before - 1][2] != graph:
+        before -= 1
+    after = last + 1
+    while after < len(everything) and everything[after][2] != graph:
+        after += 1
+    for k in everything[before:first]:
+        show("pre", k)
     for i, k in enumerate(med):
         if i < shown or i >= len(med) - shown // 2:
-            print(f"  {i:4d} {(k[0] - t0) / 1e3:8.2f} .. {(k[1] - t0) / 1e3:8.2f} {(k[1] - k[0]) / 1e3:7.2f}  {k[3]}")
+            show(str(i), k)
+    for k in everything[last + 1:after + 1]:
+        show("post", k)
 
 
 if __name__ == "__main__":
