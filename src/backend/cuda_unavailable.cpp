@@ -38,6 +38,7 @@ struct Graph {};
 void begin_capture(int) { unavailable("cuda graph capture"); }
 std::shared_ptr<Graph> end_capture(int, bool) { unavailable("cuda graph capture"); }
 void launch(const Graph&) { unavailable("cuda graph launch"); }
+void wrote(const Node&, std::span<Node* const>) {}  // no CUDA node exists without CUDA
 void copy_dense_many(const std::vector<std::pair<const Node*, void*>>&) { unavailable("cuda copy"); }
 }  // namespace cuda_api
 

@@ -1,5 +1,7 @@
 #pragma once
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -15,6 +17,9 @@ class PrivatePool;
 
 struct Storage {
   void* ptr = nullptr;
+  /// The CUDA launch unit whose kernels last wrote the block (backend/cuda/context.h): a
+  /// kernel may read it before waiting for the kernels ahead of it only from another unit.
+  std::atomic<uint64_t> written_unit{0};
   size_t bytes = 0;      // bytes asked for
   size_t capacity = 0;   // bytes of the block (size class)
   Device device;

@@ -5,6 +5,7 @@
 // rest throw.
 #include <cstddef>
 #include <memory>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -50,6 +51,10 @@ void begin_capture(int device);
 std::shared_ptr<Graph> end_capture(int device, bool keep = true);
 /// Queues the graph on its device's stream.
 void launch(const Graph& g);
+/// Notes that the kernels just queued for the CUDA node `n` (over `inputs`) wrote its storage,
+/// unless it is a view of its input, so that kernels after them in the same launch unit do not
+/// read it early (backend/cuda/context.h).
+void wrote(const Node& n, std::span<Node* const> inputs);
 /// Queues copies of each `src` (any view, on a CUDA device) into the dense buffer `dst` on its
 /// device, many to a launch.
 void copy_dense_many(const std::vector<std::pair<const Node*, void*>>& copies);

@@ -123,8 +123,9 @@ void launch_submission(Submission& s) {
         bool cuda = n->device.type == Device::Type::cuda;
         if (cuda) cuda_devices |= 1u << n->device.index;
         auto run = [&] {
-          if (cuda) n->primitive->eval_cuda(ins, *n);
-          else n->primitive->eval_cpu(ins, *n);
+          if (!cuda) return n->primitive->eval_cpu(ins, *n);
+          n->primitive->eval_cuda(ins, *n);
+          cuda_api::wrote(*n, ins);
         };
         if (profiling.load(std::memory_order_relaxed)) {
           // A CUDA kernel is timed to its completion, not to its launch.

@@ -47,8 +47,12 @@ void run_node(Node& n, bool recording) {
   std::vector<Node*> ins;
   ins.reserve(n.inputs.size());
   for (const Tensor& t : n.inputs) ins.push_back(t.node());
-  if (n.device.type == Device::Type::cuda) n.primitive->eval_cuda(ins, n);
-  else n.primitive->eval_cpu(ins, n);
+  if (n.device.type == Device::Type::cuda) {
+    n.primitive->eval_cuda(ins, n);
+    cuda_api::wrote(n, ins);
+  } else {
+    n.primitive->eval_cpu(ins, n);
+  }
   n.state.store(NodeState::ready, std::memory_order_release);
   n.inputs.clear();
   n.primitive.reset();

@@ -5,6 +5,7 @@
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -17,6 +18,7 @@ namespace wick::cuda {
 struct MarkSlot {
   cudaEvent_t event = nullptr;
   int64_t* flag = nullptr;  // pinned host memory: the flag as the stream saw it at the mark
+  int64_t* flag_device = nullptr;  // the same memory as the device addresses it
   bool check = false;       // whether a kernel before the mark could have reported
 };
 
@@ -36,7 +38,13 @@ struct Context {
   std::vector<std::unique_ptr<MarkSlot>> marks;
   std::vector<int> free_marks;
   std::mutex marks_mutex;
+  // The launch unit of the stream (below) and whether an overlapped kernel has started it.
+  std::atomic<uint64_t> unit{0};
+  std::atomic<bool> unit_started{false};
+  // Counters of greedy_pick's blocks, one per row, each left at zero by the kernel that used it.
+  unsigned* pick_counters = nullptr;
 };
+constexpr int64_t kPickCounters = 1024;
 
 /// Makes `device` current on this thread and returns its context (created on first use).
 Context& activate(int device);
@@ -47,6 +55,20 @@ Context& active();
 /// capture stream while this thread records a CUDA graph (cuda_api::begin_capture). Every
 /// kernel, copy and cuBLASLt call is queued here.
 cudaStream_t launch_stream();
+
+/// Launch units. The kernels queued on a stream between two barriers (a cuda_api::mark, a graph
+/// launch; for a graph being captured, the whole recording) form a unit, and the unit's first
+/// overlapped kernel is launched without overlap, so every kernel of a unit starts after all
+/// work before the unit has finished. Hence a kernel may read before its wait_for_inputs() the
+/// memory that no kernel of its own unit wrote (Storage::written_unit): a model's weights, a
+/// cache written by earlier steps, a graph's input slots.
+uint64_t current_unit();
+/// Starts a new unit on c's stream (after a barrier was queued there).
+void begin_unit(Context& c);
+/// A unit id never used before (a capture's unit).
+uint64_t new_unit_id();
+/// Whether this launch is the first overlapped one of the current unit (and marks it started).
+bool starts_unit();
 
 /// Launch attributes for a kernel that calls wait_for_inputs() before touching memory earlier
 /// kernels wrote (common.cuh): lets it start while the previous kernel drains. Empty (plain

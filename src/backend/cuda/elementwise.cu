@@ -132,6 +132,8 @@ constexpr int pack_width() {
 
 /// Block (x, y) copies chunk x of piece y: 16 bytes a thread where the piece is aligned.
 __global__ void copy_pieces_kernel(const __grid_constant__ CopyPieces p) {
+  allow_dependents();
+  wait_for_inputs();
   const int k = blockIdx.y;
   const char* src = static_cast<const char*>(p.src[k]);
   char* out = static_cast<char*>(p.dst[k]);
@@ -239,10 +241,27 @@ void copy_pieces(CopyPieces& p) {
   if (p.count > 0 && most > 0) {
     // Enough blocks for the largest piece at 16 bytes a thread; smaller pieces' extra blocks exit.
     const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((most / 16 + 255) / 256 + 1, 1024));
-    copy_pieces_kernel<<<dim3(blocks, static_cast<unsigned>(p.count)), 256, 0, launch_stream()>>>(p);
+    launch_overlapped(copy_pieces_kernel, dim3(blocks, static_cast<unsigned>(p.count)), 256, 0, p);
     check_launch("copy");
   }
   p.count = 0;
+}
+
+namespace {
+
+// Writes to mapped host memory are visible to the host once the kernel has finished (the event
+// recorded after it).
+__global__ void copy_flag_kernel(const int64_t* from, int64_t* to) {
+  allow_dependents();
+  wait_for_inputs();
+  if (threadIdx.x < 3) to[threadIdx.x] = from[threadIdx.x];
+}
+
+}  // namespace
+
+void copy_error_flag(const int64_t* flag, int64_t* host) {
+  launch_overlapped(copy_flag_kernel, 1, 32, 0, flag, host);
+  check_launch("error flag");
 }
 
 }  // namespace wick::cuda

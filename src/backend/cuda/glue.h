@@ -52,6 +52,17 @@ inline Context& on(const Node& n) {
   return activate(n.device.index);
 }
 
+/// Whether no kernel of the current launch unit wrote n's storage (context.h), so that a kernel
+/// may read it before its wait_for_inputs().
+inline bool untouched(const Node& n) {
+  return n.storage && n.storage->written_unit.load(std::memory_order_acquire) != current_unit();
+}
+
+/// Notes that the kernels just queued wrote n's storage in place (an op writing an input).
+inline void wrote_in_place(const Node& n) {
+  if (n.storage) n.storage->written_unit.store(current_unit(), std::memory_order_release);
+}
+
 /// A dense row-major copy of `n` when it is not one already; keeps the copy alive with `hold`.
 /// (The copy's buffer returns to the cache when `hold` dies; any later user is a kernel queued
 /// after this one on the same stream.)
@@ -64,6 +75,7 @@ struct Mat {
   bool col = false;
   int64_t ld = 0, batch_stride = 0;
   std::shared_ptr<detail::Storage> hold;
+  bool untouched = false;  // the node's own memory, which no kernel of this launch unit wrote
 };
 
 /// The last two axes of `n` as a [rows, cols] matrix over `batch` matrices (copied dense when

@@ -2,6 +2,7 @@
 // its launches on a private stream, and the instantiated graph is later queued on the device's
 // stream, in order with everything else.
 #include <mutex>
+#include <utility>
 
 #include "backend/cuda/glue.h"
 #include "core/cuda_api.h"
@@ -12,6 +13,13 @@ namespace {
 // The recording of this thread: its stream and device (at most one at a time per thread).
 thread_local cudaStream_t capture_stream = nullptr;
 thread_local int capture_device = -1;
+// The recording's launch unit (context.h), and whether an overlapped kernel has started it.
+thread_local uint64_t capture_unit = 0;
+thread_local bool capture_started = false;
+
+bool capturing(const Context& c) {
+  return capture_stream && capture_device == c.device;
+}
 
 std::mutex& capture_mutex(int device) {
   static std::mutex m[16];
@@ -22,7 +30,18 @@ std::mutex& capture_mutex(int device) {
 
 cudaStream_t launch_stream() {
   Context& c = active();
-  return capture_stream && capture_device == c.device ? capture_stream : c.stream;
+  return capturing(c) ? capture_stream : c.stream;
+}
+
+uint64_t current_unit() {
+  Context& c = active();
+  return capturing(c) ? capture_unit : c.unit.load(std::memory_order_acquire);
+}
+
+bool starts_unit() {
+  Context& c = active();
+  if (capturing(c)) return !std::exchange(capture_started, true);
+  return !c.unit_started.exchange(true, std::memory_order_acq_rel);
 }
 
 }  // namespace wick::cuda
@@ -53,6 +72,8 @@ void begin_capture(int device) {
   }
   cuda::capture_stream = s;
   cuda::capture_device = device;
+  cuda::capture_unit = cuda::new_unit_id();
+  cuda::capture_started = false;
 }
 
 std::shared_ptr<Graph> end_capture(int device, bool keep) {
@@ -78,8 +99,18 @@ std::shared_ptr<Graph> end_capture(int device, bool keep) {
 void launch(const Graph& g) {
   cuda::Context& c = cuda::activate(g.device);
   cuda::check(cudaGraphLaunch(g.exec, c.stream), "graph launch");
+  // Work queued after the graph waits for all of it (the graph's buffers are written there).
+  cuda::begin_unit(c);
   // Kernels that validate indices may be in the graph: read the flag at the next sync.
   cuda::error_flag();
+}
+
+void wrote(const Node& n, std::span<Node* const> inputs) {
+  // A view shares its input's storage and writes nothing (a reshape that copies does not).
+  if (!n.storage || (n.primitive && n.primitive->is_view() && !inputs.empty() && inputs[0]->storage == n.storage))
+    return;
+  cuda::activate(n.device.index);
+  n.storage->written_unit.store(cuda::current_unit(), std::memory_order_release);
 }
 
 void copy_dense_many(const std::vector<std::pair<const Node*, void*>>& copies) {

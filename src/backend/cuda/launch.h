@@ -79,6 +79,8 @@ struct CopyPieces {
 };
 /// Launches what is queued and empties it.
 void copy_pieces(CopyPieces& p);
+/// Copies the 3 values of a kernel error flag to `host` (mapped pinned memory), in stream order.
+void copy_error_flag(const int64_t* flag, int64_t* host);
 
 /// Converting copy between any views (a plain copy when the dtypes agree).
 void cast(DType from, const void* x, const Walk& xs, DType to, void* out, const Walk& os,
@@ -182,6 +184,9 @@ struct GemvFusion {
   const void* gamma = nullptr;
   float eps = 0.0f;
   bool gated = false;
+  // The weights may be read before the kernel waits for the kernels ahead of it (no kernel of
+  // this launch unit wrote them, context.h): their first loads then overlap the previous kernel.
+  bool weights_untouched = false;
 };
 /// out[m, n0_i + j] = alpha·Σ_k x[m, k]·w_i[j, k] + beta·out[...] + add_i[m, j] for M ≤
 /// kMaxGemvRows rows of x (ldx apart) and up to kMaxGemvGroups weights whose columns follow each
@@ -192,7 +197,8 @@ bool gemv_groups(DType t, int64_t M, int64_t K, const void* x, int64_t ldx, std:
                  void* out, int64_t ldo, float alpha, float beta, const GemvFusion& f);
 /// gemv_groups over one weight, out dense [M, N].
 bool gemv(DType t, int64_t M, int64_t N, int64_t K, const void* x, int64_t ldx, const void* w,
-          int64_t ldw, void* out, float alpha, float beta, const void* add = nullptr, int64_t add_ld = 0);
+          int64_t ldw, void* out, float alpha, float beta, const void* add = nullptr, int64_t add_ld = 0,
+          bool w_untouched = false);
 
 /// Copies u (walked over sp) into out at element offset position[0]·ax_stride (walked with os);
 /// position is read on the device and must keep [position, position + rows) inside `limit`.

@@ -41,6 +41,7 @@ Mat as_mat(const Node& n, int64_t rows, int64_t cols, int64_t batch) {
   m.batch_stride = bs < 0 ? 0 : bs;
   if (ok) {
     m.ptr = n.raw();
+    m.untouched = untouched(n);
     return m;
   }
   m.hold = detail::allocate(std::max<size_t>(1, n.size() * itemsize(n.dtype)), n.device);
@@ -122,7 +123,8 @@ void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A,
   if (out_t == DType::boolean) out_t = t;  // "same as the operands"
   // A few rows against a row-major weight (B = Wᵀ): the bandwidth-bound kernel.
   if (batch == 1 && out_t == t && !A.col && B.col && (!c || beta == 0) &&
-      gemv(t, M, N, K, A.ptr, A.ld, B.ptr, B.ld, out, static_cast<float>(alpha), static_cast<float>(beta)))
+      gemv(t, M, N, K, A.ptr, A.ld, B.ptr, B.ld, out, static_cast<float>(alpha), static_cast<float>(beta), nullptr, 0,
+           B.untouched))
     return;
   const int al_a = alignment(B.ptr), al_b = alignment(A.ptr), al_c = alignment(out);
   const AlgoKey key{static_cast<int>(t), M, N, K, batch, A.col, B.col, A.ld, B.ld, A.batch_stride,
@@ -236,7 +238,7 @@ void Matmul::eval_cuda(std::span<Node* const> in, Node& out) {
   const void* add = dense(*in[2], hadd);
   const bool bias = in[2]->shape != out.shape;
   if (batch == 1 && !A.col && B.col &&
-      gemv(out.dtype, M, N, K, A.ptr, A.ld, B.ptr, B.ld, out.raw(), 1.0f, 0.0f, add, bias ? 0 : N))
+      gemv(out.dtype, M, N, K, A.ptr, A.ld, B.ptr, B.ld, out.raw(), 1.0f, 0.0f, add, bias ? 0 : N, B.untouched))
     return;
   if (!bias) {
     gemm(out.dtype, M, N, K, batch, A, B, out.raw(), 1.0, 1.0, DType::boolean, add);
@@ -261,9 +263,12 @@ void FusedLinear::eval_cuda(std::span<Node* const> in, Node& out) {
   std::vector<std::shared_ptr<detail::Storage>> holds(G + 1);
   std::vector<GemvGroup> groups(G);
   size_t next_addend = w0 + G;
+  GemvFusion f;
+  f.weights_untouched = true;
   for (size_t g = 0; g < G; ++g) {
     const Node& w = *in[w0 + g];
     direct = direct && (w.strides[0] == 1 || K == 1) && w.strides[1] >= K;
+    f.weights_untouched = f.weights_untouched && untouched(w);
     groups[g] = {w.raw(), w.strides[1], widths[g], nullptr, 0};
     if (has_addend[g]) {
       const Node& a = *in[next_addend++];
@@ -271,7 +276,6 @@ void FusedLinear::eval_cuda(std::span<Node* const> in, Node& out) {
       groups[g].add_ld = a.shape.size() == 1 ? 0 : widths[g];
     }
   }
-  GemvFusion f;
   f.gated = gated;
   if (norm) {
     f.gamma = dense(*in[1], holds[G]);

@@ -316,19 +316,25 @@ void CachedAttention::eval_cuda(std::span<Node* const> in, Node& out) {
                           v.dtype == kc.dtype && q.dtype == kc.dtype && out.dtype == kc.dtype &&
                           kc.dtype != DType::f64 && D <= 256 && 2 * inv_freq.size() == static_cast<size_t>(D) &&
                           q.shape[1] % kc.shape[1] == 0;
-  if (!one_kernel) return cached_attention_unfused(*this, in, out);
-  on(out);
-  alloc_output(out);
-  AttentionArgs a = attention_operands(q, kc, vc, has_mask ? in[3] : nullptr, scale, false, out);
-  rotate_q_online(a, inv_freq, position);
-  a.k_new = k.raw();
-  a.v_new = v.raw();
-  for (int d = 0; d < 4; ++d) {
-    a.kns[d] = k.strides[d];
-    a.vns[d] = v.strides[d];
+  if (!one_kernel) {
+    cached_attention_unfused(*this, in, out);
+  } else {
+    on(out);
+    alloc_output(out);
+    AttentionArgs a = attention_operands(q, kc, vc, has_mask ? in[3] : nullptr, scale, false, out);
+    rotate_q_online(a, inv_freq, position);
+    a.k_new = k.raw();
+    a.v_new = v.raw();
+    for (int d = 0; d < 4; ++d) {
+      a.kns[d] = k.strides[d];
+      a.vns[d] = v.strides[d];
+    }
+    a.err = error_flag();
+    online_attention(a, out.device);
   }
-  a.err = error_flag();
-  online_attention(a, out.device);
+  // Either way the step's rows were written into the caches in place.
+  wrote_in_place(kc);
+  wrote_in_place(vc);
 }
 
 void CrossEntropy::eval_cuda(std::span<Node* const> in, Node& out) {

@@ -289,8 +289,9 @@ __device__ Pick warp_pick(Pick p) {
 }
 
 /// Block (chunk c, row r) summarises its chunk into parts[r·chunks + c]; the row's last block to
-/// finish (counted in done[r], zero at launch) combines the chunks and writes the row. One
-/// launch instead of a max, an argmax and a sum, each in two.
+/// finish (counted in done[r], zero at launch) combines the chunks, writes the row and sets
+/// done[r] back to zero for the next launch. One launch instead of a max, an argmax and a sum,
+/// each in two.
 template <class T>
 __global__ void greedy_pick_kernel(const T* x, int64_t row_stride, int64_t n, int64_t chunk, bool packed, Pick* parts,
                                    unsigned* done, float* out) {
@@ -325,6 +326,7 @@ __global__ void greedy_pick_kernel(const T* x, int64_t row_stride, int64_t n, in
   __syncthreads();
   if (!last || warp != 0) return;
   __threadfence();
+  if (lane == 0) done[r] = 0;  // every other block of the row has counted
   Pick all = Pick::none();
   for (int c = lane; c < chunks; c += 32) {
     const Pick* q = parts + r * chunks + c;
@@ -356,8 +358,14 @@ void greedy_pick(DType t, const void* x, int64_t rows, int64_t n, int64_t ld, fl
   if (rows == 0) return;
   const int64_t chunks = (n + kPickChunk - 1) / kPickChunk;
   auto* parts = static_cast<Pick*>(scratch);
-  auto* done = reinterpret_cast<unsigned*>(parts + rows * chunks);
-  check(cudaMemsetAsync(done, 0, static_cast<size_t>(rows) * sizeof(unsigned), launch_stream()), "greedy_pick");
+  // The device's counters, which each launch leaves at zero: a memset in front of the kernel cost
+  // a decoding step ~4 us (the set, and the kernel's start behind it). Kernels on the device's
+  // stream run in order, and a graph's replays too, so no two launches use them at once.
+  unsigned* done = active().pick_counters;
+  if (rows > kPickCounters) {
+    done = reinterpret_cast<unsigned*>(parts + rows * chunks);
+    check(cudaMemsetAsync(done, 0, static_cast<size_t>(rows) * sizeof(unsigned), launch_stream()), "greedy_pick");
+  }
   dispatch_float(t, "greedy_pick", [&]<class T>() {
     if constexpr (!std::is_same_v<T, double>) {
       const bool packed = packs_fit<T>(x, ld) && packs_fit<T>(x, n);
