@@ -225,6 +225,7 @@ struct AttentionArgs {
   void* out;  // dense [B, Hq, T, D]
   // With rope_half = D/2 > 0, q is rotated as it is read (rope_freq, at rope_position[0] + t).
   const int64_t* rope_position = nullptr;
+  bool position_untouched = false;  // no kernel of this launch unit wrote it (context.h)
   int64_t rope_half = 0;
   float rope_freq[128];
   // Blocks per query row over its keys (flash-decoding: a decoding step has only B·Hq rows, too

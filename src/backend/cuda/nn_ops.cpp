@@ -163,6 +163,7 @@ AttentionArgs attention_operands(const Node& q, const Node& k, const Node& v, co
 /// q's RoPE in the online kernel, at the position `in`.
 void rotate_q_online(AttentionArgs& a, const std::vector<float>& freq, const Node& position) {
   a.rope_position = static_cast<const int64_t*>(position.raw());
+  a.position_untouched = untouched(position);
   a.rope_half = a.D / 2;
   std::copy(freq.begin(), freq.end(), a.rope_freq);
 }

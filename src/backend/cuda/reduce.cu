@@ -345,7 +345,9 @@ __global__ void greedy_pick_kernel(const T* x, int64_t row_stride, int64_t n, in
   }
 }
 
-constexpr int64_t kPickChunk = 4096;
+// Logits a block summarises: 149 blocks over a 152k vocabulary finish a step's pick ~8 us after
+// the logits are written, where 38 blocks of 4096 took ~9.
+constexpr int64_t kPickChunk = 1024;
 
 }  // namespace
 
