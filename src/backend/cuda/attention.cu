@@ -291,27 +291,38 @@ __global__ void __launch_bounds__(32 * W) decode_attention_kernel(const __grid_c
   const float* mask = a.mask ? static_cast<const float*>(a.mask) + b * a.ms[0] + h * a.ms[1] : nullptr;
   const int64_t share = (a.S + a.split - 1) / a.split, first = part * share;
   const int64_t end = first + share < a.S ? first + share : a.S;
-  // A round's keys: their biases and rows, loaded together whatever the mask says (a hidden
-  // row may hold anything, NaN included: its score and value are replaced, not used), so the
-  // first round's loads go out before anything else and wait for memory once.
-  float bias[NI];
+  // A round's keys: their biases and rows. The first round's are loaded together whatever the
+  // mask says (a hidden row may hold anything, NaN included: its score and value are replaced,
+  // not used), so they go out before anything else and wait for memory once. A later round's
+  // biases are loaded during the round before it, and a warp that sees none of its keys skips
+  // the round's rows: a preallocated cache's unwritten tail costs no loads.
+  float bias[NI], next_bias[NI];
   Pack<T> kp[NI], vp[NI];
   // Batches of KB keys a round holds (a short cache fills one or two: the others are skipped,
   // a block-uniform branch, since their instructions would be most of the kernel).
   auto batches_in = [&](int64_t base) { return static_cast<int>(min(int64_t(NI), (end - base + KB - 1) / KB)); };
-  auto load_round = [&](int64_t base) {
+  auto key = [&](int64_t base, int i) { return base + warp * KW + kq + i * KB; };
+  auto load_biases = [&](int64_t base, float (&out)[NI]) {
     const int batches = batches_in(base);
 #pragma unroll
     for (int i = 0; i < NI; ++i) {
       if (i >= batches) break;
-      const int64_t s = base + warp * KW + kq + i * KB;
-      const bool in = s < end;
-      bias[i] = in ? (mask ? mask[s * a.ms[3]] : 0.0f) : -INFINITY;
-      kp[i] = in ? ld_pack<V>(k + s * a.ks[2]) : Pack<T>{};
-      vp[i] = in ? ld_pack<V>(v + s * a.vs[2]) : Pack<T>{};
+      const int64_t s = key(base, i);
+      out[i] = s < end ? (mask ? mask[s * a.ms[3]] : 0.0f) : -INFINITY;
     }
   };
-  load_round(first);
+  auto load_rows = [&](int64_t base) {
+    const int batches = batches_in(base);
+#pragma unroll
+    for (int i = 0; i < NI; ++i) {
+      if (i >= batches) break;
+      const int64_t s = key(base, i);
+      kp[i] = s < end ? ld_pack<V>(k + s * a.ks[2]) : Pack<T>{};
+      vp[i] = s < end ? ld_pack<V>(v + s * a.vs[2]) : Pack<T>{};
+    }
+  };
+  load_biases(first, bias);
+  load_rows(first);
   // This lane's chunk of q and of the step's new key and value rows, loaded before anything
   // waits for memory.
   const RowChunk<T> q_raw = load_chunk<T, C>(static_cast<const T*>(a.q) + b * a.qs[0] + h * a.qs[1], c, rope);
@@ -349,9 +360,20 @@ __global__ void __launch_bounds__(32 * W) decode_attention_kernel(const __grid_c
   }
   float m = -INFINITY, l = 0.0f, acc[V] = {};
   for (int64_t base = first; base < end; base += NI * KB) {
-    if (base > first) load_round(base);
-    const int64_t s0 = base + warp * KW + kq;
     const int batches = batches_in(base);
+    if (base > first) {
+#pragma unroll
+      for (int i = 0; i < NI; ++i) bias[i] = next_bias[i];
+    }
+    if (base + NI * KB < end) load_biases(base + NI * KB, next_bias);
+    if (base > first) {
+      bool seen = false;
+#pragma unroll
+      for (int i = 0; i < NI; ++i) seen = seen || (i < batches && bias[i] != -INFINITY);
+      if (!__any_sync(0xffffffffu, seen)) continue;  // warp-uniform: no visible key of this warp
+      load_rows(base);
+    }
+    const int64_t s0 = base + warp * KW + kq;
     float sc[NI], top = -INFINITY;
 #pragma unroll
     for (int i = 0; i < NI; ++i) {
