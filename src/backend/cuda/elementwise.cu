@@ -1,5 +1,6 @@
 // Elementwise kernels over any views: each thread maps a linear index of the (collapsed)
-// iteration space to every operand's offset.
+// iteration space to every operand's offset. They are launched overlapped (common.cuh): a small
+// one (a decoding step's mask, its token's cast) then starts while the kernel before it drains.
 #include <algorithm>
 
 #include "backend/cuda/ops.cuh"
@@ -10,6 +11,8 @@ namespace {
 template <class T>
 __global__ void unary_kernel(UnaryOp op, const T* x, T* out, const __grid_constant__ Walks<2> w,
                              const __grid_constant__ Space sp) {
+  allow_dependents();
+  wait_for_inputs();
   WICK_GRID_LOOP(i, sp.numel) {
     int64_t off[2];
     offsets_of<2>(i, sp, w.w, off);
@@ -21,6 +24,8 @@ template <class T, class O>
 __global__ void binary_kernel(BinaryOp op, const T* a, const T* b, O* out,
                               const __grid_constant__ Walks<3> w,
                               const __grid_constant__ Space sp) {
+  allow_dependents();
+  wait_for_inputs();
   WICK_GRID_LOOP(i, sp.numel) {
     int64_t off[3];
     offsets_of<3>(i, sp, w.w, off);
@@ -31,6 +36,8 @@ __global__ void binary_kernel(BinaryOp op, const T* a, const T* b, O* out,
 template <class T>
 __global__ void where_kernel(const uint8_t* c, const T* a, const T* b, T* out,
                              const __grid_constant__ Walks<4> w, const __grid_constant__ Space sp) {
+  allow_dependents();
+  wait_for_inputs();
   WICK_GRID_LOOP(i, sp.numel) {
     int64_t off[4];
     offsets_of<4>(i, sp, w.w, off);
@@ -41,6 +48,8 @@ __global__ void where_kernel(const uint8_t* c, const T* a, const T* b, T* out,
 template <class S, class D>
 __global__ void cast_kernel(const S* x, D* out, const __grid_constant__ Walks<2> w,
                             const __grid_constant__ Space sp) {
+  allow_dependents();
+  wait_for_inputs();
   WICK_GRID_LOOP(i, sp.numel) {
     int64_t off[2];
     offsets_of<2>(i, sp, w.w, off);
@@ -63,6 +72,8 @@ __global__ void cast_kernel(const S* x, D* out, const __grid_constant__ Walks<2>
 template <class T, int W>
 __global__ void unary_packed_kernel(UnaryOp op, const T* x, T* out, const __grid_constant__ Walks<2> w,
                                     const __grid_constant__ Space sp) {
+  allow_dependents();
+  wait_for_inputs();
   WICK_GRID_LOOP(i, sp.numel) {
     int64_t off[2];
     offsets_of<2>(i, sp, w.w, off);
@@ -89,6 +100,8 @@ __device__ __forceinline__ Pack<T, W> ld_pack_or_splat(const T* x, int64_t off, 
 template <class T, class O, int W>
 __global__ void binary_packed_kernel(BinaryOp op, const T* a, bool a_splat, const T* b, bool b_splat, O* out,
                                      const __grid_constant__ Walks<3> w, const __grid_constant__ Space sp) {
+  allow_dependents();
+  wait_for_inputs();
   WICK_GRID_LOOP(i, sp.numel) {
     int64_t off[3];
     offsets_of<3>(i, sp, w.w, off);
@@ -103,6 +116,8 @@ __global__ void binary_packed_kernel(BinaryOp op, const T* a, bool a_splat, cons
 template <class S, class D, int W>
 __global__ void cast_packed_kernel(const S* x, D* out, const __grid_constant__ Walks<2> w,
                                    const __grid_constant__ Space sp) {
+  allow_dependents();
+  wait_for_inputs();
   WICK_GRID_LOOP(i, sp.numel) {
     int64_t off[2];
     offsets_of<2>(i, sp, w.w, off);
@@ -159,10 +174,10 @@ void unary(int op, DType t, const void* x, const Walk& xs, void* out, const Walk
     const void* ptr[] = {out, x};
     const size_t size[] = {sizeof(T), sizeof(T)};
     if (pack_walk(ps, w.w, ptr, size, 2, W, nullptr))
-      unary_packed_kernel<T, W><<<grid_for(ps.numel), 256, 0, launch_stream()>>>(
+      launch_overlapped(unary_packed_kernel<T, W>, grid_for(ps.numel), 256, 0,
           static_cast<UnaryOp>(op), static_cast<const T*>(x), static_cast<T*>(out), w, ps);
     else
-      unary_kernel<T><<<grid_for(sp.numel), 256, 0, launch_stream()>>>(
+      launch_overlapped(unary_kernel<T>, grid_for(sp.numel), 256, 0,
           static_cast<UnaryOp>(op), static_cast<const T*>(x), static_cast<T*>(out), w, sp);
   });
   check_launch("unary");
@@ -181,10 +196,10 @@ void binary(int op, DType in_t, DType out_t, const void* a, const Walk& as, cons
       bool splat[3];
       auto ta = static_cast<const T*>(a), tb = static_cast<const T*>(b);
       if (pack_walk(ps, w.w, ptr, size, 3, W, splat))
-        binary_packed_kernel<T, O, W><<<grid_for(ps.numel), 256, 0, launch_stream()>>>(
+        launch_overlapped(binary_packed_kernel<T, O, W>, grid_for(ps.numel), 256, 0,
             static_cast<BinaryOp>(op), ta, splat[1], tb, splat[2], static_cast<O*>(out), w, ps);
       else
-        binary_kernel<T, O><<<grid_for(sp.numel), 256, 0, launch_stream()>>>(
+        launch_overlapped(binary_kernel<T, O>, grid_for(sp.numel), 256, 0,
             static_cast<BinaryOp>(op), ta, tb, static_cast<O*>(out), w, sp);
     };
     if (out_t == DType::boolean)
@@ -199,7 +214,7 @@ void where(const void* c, const Walk& cs, DType t, const void* a, const Walk& as
            const Walk& bs, void* out, const Walk& os, const Space& sp) {
   if (sp.numel == 0) return;
   dispatch(t, [&]<class T>() {
-    where_kernel<T><<<grid_for(sp.numel), 256, 0, launch_stream()>>>(
+    launch_overlapped(where_kernel<T>, grid_for(sp.numel), 256, 0,
         static_cast<const uint8_t*>(c), static_cast<const T*>(a), static_cast<const T*>(b),
         static_cast<T*>(out), Walks<4>{{os, cs, as, bs}}, sp);
   });
@@ -217,10 +232,10 @@ void cast(DType from, const void* x, const Walk& xs, DType to, void* out, const 
       const void* ptr[] = {out, x};
       const size_t size[] = {sizeof(D), sizeof(S)};
       if (pack_walk(ps, w.w, ptr, size, 2, W, nullptr))
-        cast_packed_kernel<S, D, W><<<grid_for(ps.numel), 256, 0, launch_stream()>>>(
+        launch_overlapped(cast_packed_kernel<S, D, W>, grid_for(ps.numel), 256, 0,
             static_cast<const S*>(x), static_cast<D*>(out), w, ps);
       else
-        cast_kernel<S, D><<<grid_for(sp.numel), 256, 0, launch_stream()>>>(
+        launch_overlapped(cast_kernel<S, D>, grid_for(sp.numel), 256, 0,
             static_cast<const S*>(x), static_cast<D*>(out), w, sp);
     });
   });
