@@ -46,12 +46,13 @@ struct Shape4 {
 
 TEST(CachedAttention, OneKernelGivesTheCpuStepsAndCaches) {
   if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
-  // Head dims 64 and 128 (8 and 16 lanes a key row in bf16), grouped heads, and caches short
+  // Head dims 64, 128 and 256 (8, 16 and 32 lanes a key row in bf16; more threads than a split
+  // row's block of 4 warps at 256), grouped heads, and caches short
   // enough for one block a row in one round or several (bf16 D 64: 128 keys a round, D 128: 64)
   // and long enough to be split over blocks.
   for (DType t : {DType::bf16, DType::f16, DType::f32})
     for (Shape4 sh : {Shape4{64, 14, 2, 40}, Shape4{64, 14, 2, 300}, Shape4{128, 4, 2, 200}, Shape4{128, 4, 2, 600},
-                      Shape4{64, 8, 8, 700}}) {
+                      Shape4{64, 8, 8, 700}, Shape4{256, 4, 2, 40}, Shape4{256, 4, 2, 600}}) {
       const std::string what = std::string(dtype_name(t)) + " D " + std::to_string(sh.D) + " S " + std::to_string(sh.S);
       std::vector<float> freq(static_cast<size_t>(sh.D / 2));
       for (size_t i = 0; i < freq.size(); ++i) freq[i] = std::pow(10000.0f, -2.0f * float(i) / float(sh.D));

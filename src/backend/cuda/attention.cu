@@ -426,29 +426,44 @@ __global__ void __launch_bounds__(32 * W) decode_attention_kernel(const __grid_c
 #pragma unroll
     for (int j = 0; j < V; ++j) part_acc[warp][c * V + j] = acc[j];
   __syncthreads();
-  if (threadIdx.x >= D) return;
-  const int d = threadIdx.x;
-  float top = -INFINITY, total = 0.0f, o = 0.0f;
+  // The warps' results joined: Q adjacent threads a dimension, each over W / Q warps, then two
+  // shuffles (64 threads each over all 16 warps were a long serial tail: ncu counts ~1000
+  // instructions a warp at ~8 cycles each in this kernel). A block with fewer threads than
+  // dimensions (4 warps, D 256) takes several a thread.
+  constexpr int kThreads = 32 * W, Q = kThreads >= 4 * D ? 4 : kThreads >= 2 * D ? 2 : 1;
+  float top = -INFINITY;
 #pragma unroll
   for (int w = 0; w < W; ++w) top = fmaxf(top, part_m[w]);
+  for (int t = threadIdx.x; t < (D * Q + kThreads - 1) / kThreads * kThreads; t += kThreads) {
+    const int d = t / Q, q = t % Q;
+    float total = 0.0f, o = 0.0f;
+    if (d < D) {
 #pragma unroll
-  for (int w = 0; w < W; ++w) {
-    if (part_m[w] == -INFINITY) continue;
-    const float e = expf(part_m[w] - top);
-    total += part_l[w] * e;
-    o += part_acc[w][d] * e;
-  }
-  if (a.split > 1) {
-    // Unnormalised, as attention_kernel leaves them for attention_merge.
-    float* pp = a.partials + (row * a.split + part) * (D + 2);
-    if (d == 0) {
-      pp[0] = top;
-      pp[1] = total;
+      for (int w = q * (W / Q); w < (q + 1) * (W / Q); ++w) {
+        if (part_m[w] == -INFINITY) continue;
+        const float e = expf(part_m[w] - top);
+        total += part_l[w] * e;
+        o += part_acc[w][d] * e;
+      }
     }
-    pp[2 + d] = o;
-    return;
+#pragma unroll
+    for (int lane_bit = 1; lane_bit < Q; lane_bit <<= 1) {
+      total += __shfl_xor_sync(0xffffffffu, total, lane_bit);
+      o += __shfl_xor_sync(0xffffffffu, o, lane_bit);
+    }
+    if (d >= D || q != 0) continue;
+    if (a.split > 1) {
+      // Unnormalised, as attention_kernel leaves them for attention_merge.
+      float* pp = a.partials + (row * a.split + part) * (D + 2);
+      if (d == 0) {
+        pp[0] = top;
+        pp[1] = total;
+      }
+      pp[2 + d] = o;
+    } else {
+      st(static_cast<T*>(a.out) + row * D + d, o * (total > 0.0f ? 1.0f / total : 0.0f));
+    }
   }
-  st(static_cast<T*>(a.out) + row * D + d, o * (total > 0.0f ? 1.0f / total : 0.0f));
 }
 
 /// Threads sharing a key row in decode_attention_kernel (D / 16 bytes), or 0 where that kernel
