@@ -230,9 +230,10 @@ __device__ A block_max(A v) {
 
 /// Programmatic dependent launch (Hopper and newer). A kernel started with launch_overlapped may
 /// begin while the kernel before it on the stream drains, so it calls wait_for_inputs() before
-/// it reads anything an earlier kernel wrote or writes anything; until then it may only prefetch
-/// (prefetch_l2: L2 is where writes land, so a prefetched line is never stale). It calls
-/// allow_dependents() to let the next such kernel start.
+/// it reads anything an earlier kernel may have written or writes anything. Until then it may
+/// prefetch (prefetch_l2: L2 is where writes land, so a prefetched line is never stale) and read
+/// memory no kernel of its launch unit wrote (context.h; the host tells it, e.g.
+/// GemvFusion::weights_untouched). It calls allow_dependents() to let the next such kernel start.
 __device__ __forceinline__ void wait_for_inputs() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");

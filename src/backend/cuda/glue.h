@@ -58,8 +58,9 @@ inline bool untouched(const Node& n) {
   return n.storage && n.storage->written_unit.load(std::memory_order_acquire) != current_unit();
 }
 
-/// Notes that the kernels just queued wrote n's storage in place (an op writing an input).
-inline void wrote_in_place(const Node& n) {
+/// Notes that the kernels just queued wrote n's storage (an output, or an input written in
+/// place): kernels after them in this launch unit must not read it before their wait.
+inline void mark_written(const Node& n) {
   if (n.storage) n.storage->written_unit.store(current_unit(), std::memory_order_release);
 }
 

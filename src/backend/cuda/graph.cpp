@@ -110,7 +110,7 @@ void wrote(const Node& n, std::span<Node* const> inputs) {
   if (!n.storage || (n.primitive && n.primitive->is_view() && !inputs.empty() && inputs[0]->storage == n.storage))
     return;
   cuda::activate(n.device.index);
-  n.storage->written_unit.store(cuda::current_unit(), std::memory_order_release);
+  cuda::mark_written(n);
 }
 
 void copy_dense_many(const std::vector<std::pair<const Node*, void*>>& copies) {

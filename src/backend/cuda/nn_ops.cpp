@@ -334,8 +334,8 @@ void CachedAttention::eval_cuda(std::span<Node* const> in, Node& out) {
     online_attention(a, out.device);
   }
   // Either way the step's rows were written into the caches in place.
-  wrote_in_place(kc);
-  wrote_in_place(vc);
+  mark_written(kc);
+  mark_written(vc);
 }
 
 void CrossEntropy::eval_cuda(std::span<Node* const> in, Node& out) {
