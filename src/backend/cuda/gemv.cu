@@ -34,36 +34,23 @@ struct Args {
   bool preload;  // GemvFusion::weights_untouched
 };
 
-template <class T>
-struct Pack {  // one 16-byte load of T
-  static constexpr int V = 16 / sizeof(T);
-  uint4 raw;
-  __device__ float operator[](int j) const { return ld(reinterpret_cast<const T*>(&raw) + j); }
-  __device__ void set(int j, float v) { st(reinterpret_cast<T*>(&raw) + j, v); }
-};
-
-template <class T>
-__device__ __forceinline__ Pack<T> load16(const T* p) {
-  return {*reinterpret_cast<const uint4*>(p)};
-}
-
 /// Writes rows [M, K] of rms_norm(x)·g into xs, rounded to T once as norm_kernel does:
 /// y = (x·inv)·g with inv = 1 / sqrt(mean(x²) + eps).
 template <class T, int MR>
 __device__ void stage_norm(const Args& a, T* xs) {
-  constexpr int V = Pack<T>::V;
+  constexpr int V = Packed16<T>::V;
   const T* x = static_cast<const T*>(a.x);
   const T* g = static_cast<const T*>(a.gamma);
   const int64_t K = a.K, first = threadIdx.x * int64_t(V), step = blockDim.x * int64_t(V);
   // x goes to shared memory as it is summed, and the first pack of g is loaded with it: a row of
   // up to blockDim·V elements waits for memory once (this is on every decoding layer's path).
-  const Pack<T> g0 = first < K ? load16(g + first) : Pack<T>{};
+  const Packed16<T> g0 = first < K ? load16(g + first) : Packed16<T>{};
   for (int m = 0; m < MR; ++m) {
     const T* xr = x + m * a.ldx;
     T* row = xs + m * K;
     float q = 0;
     for (int64_t k = first; k < K; k += step) {
-      Pack<T> v = load16(xr + k);
+      Packed16<T> v = load16(xr + k);
 #pragma unroll
       for (int j = 0; j < V; ++j) q += v[j] * v[j];
       *reinterpret_cast<uint4*>(row + k) = v.raw;
@@ -71,7 +58,7 @@ __device__ void stage_norm(const Args& a, T* xs) {
     q = block_sum(q);
     const float inv = 1.0f / sqrtf(q / static_cast<float>(K) + a.eps);
     for (int64_t k = first; k < K; k += step) {
-      Pack<T> v = load16(row + k), w = k == first ? g0 : load16(g + k), y;
+      Packed16<T> v = load16(row + k), w = k == first ? g0 : load16(g + k), y;
 #pragma unroll
       for (int j = 0; j < V; ++j) y.set(j, v[j] * inv * w[j]);
       *reinterpret_cast<uint4*>(row + k) = y.raw;
@@ -129,7 +116,7 @@ __device__ void store_column(const Args& a, int64_t n, const float (&acc)[GATED 
 
 template <class T, int MR, bool NORM, bool GATED>
 __global__ void __launch_bounds__(32 * kWarps) gemv_kernel(const __grid_constant__ Args a) {
-  constexpr int V = Pack<T>::V;  // elements per 16-byte load
+  constexpr int V = Packed16<T>::V;  // elements per 16-byte load
   constexpr int R = GATED ? 2 : 1;  // weight rows per column (gate and up)
   constexpr int L = kLoads / R;     // loads in flight per row
   constexpr int64_t kStep = 32 * V, kChunk = L * kStep;
@@ -195,10 +182,10 @@ __global__ void __launch_bounds__(32 * kWarps) gemv_kernel(const __grid_constant
           if (k >= k_end) break;
 #pragma unroll
           for (int m = 0; m < MR; ++m) {
-            Pack<T> xv = load16(x + m * ldx + k);
+            Packed16<T> xv = load16(x + m * ldx + k);
 #pragma unroll
             for (int r = 0; r < R; ++r) {
-              Pack<T> w{buf[r][u]};
+              Packed16<T> w{buf[r][u]};
 #pragma unroll
               for (int j = 0; j < V; ++j) acc[r][m] += w[j] * xv[j];
             }
