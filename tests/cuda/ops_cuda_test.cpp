@@ -500,7 +500,7 @@ TEST_F(Cuda, CompiledFusion) {
       expect_close(cpo[i], gpo[i], tol(t), "packed chain " + std::to_string(i) + " " + dtype_name(t));
     EXPECT_EQ(gp.stats().fused_elementwise, 2u) << dtype_name(t);
   }
-  // x·Wᵀ + b fused into one matmul: the GEMV epilogue (5 rows) and cuBLASLt plus a bias pass.
+  // x·Wᵀ + b fused into one matmul: the GEMV epilogue (5 rows) and cuBLASLt's bias epilogue.
   for (int64_t rows : {5, 40})
     for (DType t : kFloats) {
       Function lin = [](const std::vector<Tensor>& v) { return std::vector<Tensor>{linear(v[0], v[1], v[2])}; };

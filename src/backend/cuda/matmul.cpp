@@ -91,7 +91,7 @@ int alignment(const void* p) {
 /// The algorithm cuBLASLt's heuristic picks, cached per problem (the query costs more than a
 /// small GEMM).
 using AlgoKey = std::tuple<int, int64_t, int64_t, int64_t, int64_t, bool, bool, int64_t, int64_t,
-                           int64_t, int64_t, int, int, int, int, bool, int>;
+                           int64_t, int64_t, int, int, int, int, bool, int, bool>;
 
 struct Layouts {
   cublasLtMatmulDesc_t op = nullptr;
@@ -114,30 +114,43 @@ void set_batch(cublasLtMatrixLayout_t l, int64_t batch, int64_t stride) {
            "layout");
 }
 
+/// Adds the dense row `bias` [N] to each of out's `rows` rows of N, in place.
+void add_row_bias(DType t, void* out, int64_t rows, int64_t N, const void* bias) {
+  auto s = make_space<3>(Shape{rows, N}, {Strides{N, 1}, Strides{N, 1}, Strides{0, 1}});
+  binary(static_cast<int>(detail::BinaryOp::add), t, t, out, s.walks[1], bias, s.walks[2], out, s.walks[0], s.space);
+}
+
 }  // namespace
 
 void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A, const Mat& B,
-          void* out, double alpha, double beta, DType out_t, const void* c) {
+          void* out, double alpha, double beta, DType out_t, const void* c, const void* bias) {
   Context& ctx = active();
   const bool f64 = t == DType::f64;
   if (out_t == DType::boolean) out_t = t;  // "same as the operands"
   // A few rows against a row-major weight (B = Wᵀ): the bandwidth-bound kernel.
   if (batch == 1 && out_t == t && !A.col && B.col && (!c || beta == 0) &&
-      gemv(t, M, N, K, A.ptr, A.ld, B.ptr, B.ld, out, static_cast<float>(alpha), static_cast<float>(beta), nullptr, 0,
+      gemv(t, M, N, K, A.ptr, A.ld, B.ptr, B.ld, out, static_cast<float>(alpha), static_cast<float>(beta), bias, 0,
            B.untouched))
     return;
+  // cuBLASLt's bias epilogue adds the bias before D is rounded: one pass over out and one
+  // rounding fewer than a separate add. Only in the plain form (the batch stride of the bias and
+  // a C read alongside it are not needed here).
+  const bool epilogue = bias && batch == 1 && beta == 0 && !f64 && alignment(bias) >= 16;
   const int al_a = alignment(B.ptr), al_b = alignment(A.ptr), al_c = alignment(out);
   const AlgoKey key{static_cast<int>(t), M, N, K, batch, A.col, B.col, A.ld, B.ld, A.batch_stride,
-                    B.batch_stride, ctx.device, al_a, al_b, al_c, beta != 0, static_cast<int>(out_t)};
+                    B.batch_stride, ctx.device, al_a, al_b, al_c, beta != 0, static_cast<int>(out_t), epilogue};
   // Descriptors and the heuristic's choice per problem: building them costs more than a small
-  // GEMM (a decoding step runs ~170), and cuBLASLt only reads them.
+  // GEMM (a decoding step runs ~170), and cuBLASLt only reads them, except for the bias
+  // pointer, set per call under the plan's lock.
   struct Plan {
     Layouts L;
     cublasLtMatmulAlgo_t algo;
+    bool found = true;  // false: no algorithm with the bias epilogue
+    std::mutex bias_lock;
   };
   static std::mutex mutex;
   static std::map<AlgoKey, std::unique_ptr<Plan>> cache;
-  const Plan* plan = nullptr;
+  Plan* plan = nullptr;
   {
     std::lock_guard lock(mutex);
     auto it = cache.find(key);
@@ -158,6 +171,13 @@ void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A,
              "descriptor");
     lt_check(cublasLtMatmulDescSetAttribute(L.op, CUBLASLT_MATMUL_DESC_TRANSB, &opA, sizeof opA),
              "descriptor");
+    if (epilogue) {
+      // In the column-major view outᵀ has N rows, so the per-row vector is our per-column bias.
+      const cublasLtEpilogue_t e = CUBLASLT_EPILOGUE_BIAS;
+      lt_check(cublasLtMatmulDescSetAttribute(L.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &e, sizeof e), "descriptor");
+      lt_check(cublasLtMatmulDescSetAttribute(L.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
+               "descriptor");
+    }
     // First operand (ours B): N×K as stored when not transposed, K×N when it is.
     lt_check(cublasLtMatrixLayoutCreate(&L.a, dt, opB == CUBLAS_OP_N ? N : K,
                                         opB == CUBLAS_OP_N ? K : N, B.ld),
@@ -190,7 +210,9 @@ void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A,
     cublasStatus_t st =
         cublasLtMatmulAlgoGetHeuristic(ctx.lt, L.op, L.a, L.b, L.c, L.c, pref, 1, &res, &n);
     cublasLtMatmulPreferenceDestroy(pref);
-    if (st != CUBLAS_STATUS_SUCCESS || n == 0)
+    if (epilogue && (st != CUBLAS_STATUS_SUCCESS || n == 0))
+      p->found = false;
+    else if (st != CUBLAS_STATUS_SUCCESS || n == 0)
       throw Error("matmul: cuBLASLt has no algorithm for " + std::string(dtype_name(t)) + " [" +
                   std::to_string(M) + "x" + std::to_string(K) + "] x [" + std::to_string(K) + "x" +
                   std::to_string(N) + "]");
@@ -198,12 +220,23 @@ void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A,
     std::lock_guard lock(mutex);
     plan = cache.emplace(key, std::move(p)).first->second.get();
   }
+  if (bias && !(epilogue && plan->found)) {
+    gemm(t, M, N, K, batch, A, B, out, alpha, beta, out_t, c);
+    add_row_bias(out_t, out, batch * M, N, bias);
+    return;
+  }
   float af = static_cast<float>(alpha), bf = static_cast<float>(beta);
   const void* ap = f64 ? static_cast<const void*>(&alpha) : &af;
   const void* bp = f64 ? static_cast<const void*>(&beta) : &bf;
-  const Layouts& L = plan->L;
-  lt_check(cublasLtMatmul(ctx.lt, L.op, ap, B.ptr, L.a, A.ptr, L.b, bp, c ? c : out, L.c, out, L.c,
-                          &plan->algo, ctx.workspace, ctx.workspace_bytes, launch_stream()),
+  Plan& P = *plan;
+  std::unique_lock<std::mutex> hold;
+  if (epilogue) {
+    hold = std::unique_lock(P.bias_lock);
+    lt_check(cublasLtMatmulDescSetAttribute(P.L.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
+             "descriptor");
+  }
+  lt_check(cublasLtMatmul(ctx.lt, P.L.op, ap, B.ptr, P.L.a, A.ptr, P.L.b, bp, c ? c : out, P.L.c, out, P.L.c,
+                          &P.algo, ctx.workspace, ctx.workspace_bytes, launch_stream()),
            "matmul");
 }
 
@@ -233,23 +266,17 @@ void Matmul::eval_cuda(std::span<Node* const> in, Node& out) {
     return;
   }
   // A bias [N] or an addend of out's shape, fused by compile: in the GEMV's epilogue; else the
-  // addend is cuBLASLt's C (beta 1), and a bias is added to the rows in place.
+  // addend is cuBLASLt's C (beta 1), and a bias goes to its epilogue.
   std::shared_ptr<Storage> hadd;
   const void* add = dense(*in[2], hadd);
   const bool bias = in[2]->shape != out.shape;
   if (batch == 1 && !A.col && B.col &&
       gemv(out.dtype, M, N, K, A.ptr, A.ld, B.ptr, B.ld, out.raw(), 1.0f, 0.0f, add, bias ? 0 : N, B.untouched))
     return;
-  if (!bias) {
+  if (bias)
+    gemm(out.dtype, M, N, K, batch, A, B, out.raw(), 1.0, 0.0, DType::boolean, nullptr, add);
+  else
     gemm(out.dtype, M, N, K, batch, A, B, out.raw(), 1.0, 1.0, DType::boolean, add);
-    return;
-  }
-  gemm(out.dtype, M, N, K, batch, A, B, out.raw(), 1.0, 0.0);
-  Strides rows(out.shape.size(), 0);
-  rows.back() = 1;  // the dense bias again for every row
-  auto s = make_space<3>(out.shape, {out.strides, out.strides, rows});
-  binary(static_cast<int>(detail::BinaryOp::add), out.dtype, out.dtype, out.raw(), s.walks[1], add, s.walks[2],
-         out.raw(), s.walks[0], s.space);
 }
 
 void FusedLinear::eval_cuda(std::span<Node* const> in, Node& out) {
@@ -313,7 +340,10 @@ void LoraLinear::eval_cuda(std::span<Node* const> in, Node& out) {
   Mat W = transposed(as_mat(w, n_out, n_in, 1));  // Wᵀ: [in, out]
   Mat A = transposed(as_mat(la, r, n_in, 1));     // Aᵀ: [in, r]
   Mat B = transposed(as_mat(lb, n_out, r, 1));    // Bᵀ: [r, out]
-  gemm(out.dtype, M, n_out, n_in, 1, X, W, out.raw(), 1.0, 0.0);
+  // The bias joins the base product's epilogue; the adapter's product is added after it.
+  std::shared_ptr<Storage> hbias;
+  const void* bias = has_bias ? dense(*in[4], hbias) : nullptr;
+  gemm(out.dtype, M, n_out, n_in, 1, X, W, out.raw(), 1.0, 0.0, DType::boolean, nullptr, bias);
   if (r > 0) {
     auto tmp = detail::allocate(std::max<size_t>(1, M * r * itemsize(out.dtype)), out.device);
     gemm(out.dtype, M, r, n_in, 1, X, A, tmp->ptr, 1.0, 0.0);
@@ -321,13 +351,6 @@ void LoraLinear::eval_cuda(std::span<Node* const> in, Node& out) {
     Tm.ptr = tmp->ptr;
     Tm.ld = r;
     gemm(out.dtype, M, n_out, r, 1, Tm, B, out.raw(), scale, 1.0);
-  }
-  if (has_bias) {
-    const Node& bias = *in[4];
-    auto s = make_space<3>(Shape{M, n_out},
-                           {Strides{n_out, 1}, Strides{n_out, 1}, Strides{0, bias.strides[0]}});
-    binary(static_cast<int>(BinaryOp::add), out.dtype, out.dtype, out.raw(), s.walks[1], bias.raw(),
-           s.walks[2], out.raw(), s.walks[0], s.space);
   }
 }
 
