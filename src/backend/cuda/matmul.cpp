@@ -6,6 +6,7 @@
 #include <mutex>
 #include <tuple>
 
+#include "backend/cuda/cublaslt.h"
 #include "backend/cuda/glue.h"
 #include "backend/composed.h"
 
@@ -97,19 +98,19 @@ struct Layouts {
   cublasLtMatmulDesc_t op = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
   ~Layouts() {
-    if (op) cublasLtMatmulDescDestroy(op);
-    if (a) cublasLtMatrixLayoutDestroy(a);
-    if (b) cublasLtMatrixLayoutDestroy(b);
-    if (c) cublasLtMatrixLayoutDestroy(c);
+    if (op) lt().desc_destroy(op);
+    if (a) lt().layout_destroy(a);
+    if (b) lt().layout_destroy(b);
+    if (c) lt().layout_destroy(c);
   }
 };
 
 void set_batch(cublasLtMatrixLayout_t l, int64_t batch, int64_t stride) {
   int32_t count = static_cast<int32_t>(batch);
   lt_check(
-      cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count),
+      lt().layout_set(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count),
       "layout");
-  lt_check(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride,
+  lt_check(lt().layout_set(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride,
                                             sizeof stride),
            "layout");
 }
@@ -164,52 +165,52 @@ void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A,
     // transpose in column-major terms, so it needs no transposition flag.
     cublasOperation_t opB = B.col ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t opA = A.col ? CUBLAS_OP_T : CUBLAS_OP_N;
-    lt_check(cublasLtMatmulDescCreate(&L.op, f64 ? CUBLAS_COMPUTE_64F : CUBLAS_COMPUTE_32F,
+    lt_check(lt().desc_create(&L.op, f64 ? CUBLAS_COMPUTE_64F : CUBLAS_COMPUTE_32F,
                                       f64 ? CUDA_R_64F : CUDA_R_32F),
              "descriptor");
-    lt_check(cublasLtMatmulDescSetAttribute(L.op, CUBLASLT_MATMUL_DESC_TRANSA, &opB, sizeof opB),
+    lt_check(lt().desc_set(L.op, CUBLASLT_MATMUL_DESC_TRANSA, &opB, sizeof opB),
              "descriptor");
-    lt_check(cublasLtMatmulDescSetAttribute(L.op, CUBLASLT_MATMUL_DESC_TRANSB, &opA, sizeof opA),
+    lt_check(lt().desc_set(L.op, CUBLASLT_MATMUL_DESC_TRANSB, &opA, sizeof opA),
              "descriptor");
     if (epilogue) {
       // In the column-major view outᵀ has N rows, so the per-row vector is our per-column bias.
       const cublasLtEpilogue_t e = CUBLASLT_EPILOGUE_BIAS;
-      lt_check(cublasLtMatmulDescSetAttribute(L.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &e, sizeof e), "descriptor");
-      lt_check(cublasLtMatmulDescSetAttribute(L.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
+      lt_check(lt().desc_set(L.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &e, sizeof e), "descriptor");
+      lt_check(lt().desc_set(L.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
                "descriptor");
     }
     // First operand (ours B): N×K as stored when not transposed, K×N when it is.
-    lt_check(cublasLtMatrixLayoutCreate(&L.a, dt, opB == CUBLAS_OP_N ? N : K,
+    lt_check(lt().layout_create(&L.a, dt, opB == CUBLAS_OP_N ? N : K,
                                         opB == CUBLAS_OP_N ? K : N, B.ld),
              "layout");
-    lt_check(cublasLtMatrixLayoutCreate(&L.b, dt, opA == CUBLAS_OP_N ? K : M,
+    lt_check(lt().layout_create(&L.b, dt, opA == CUBLAS_OP_N ? K : M,
                                         opA == CUBLAS_OP_N ? M : K, A.ld),
              "layout");
-    lt_check(cublasLtMatrixLayoutCreate(&L.c, cuda_type(out_t), N, M, N), "layout");
+    lt_check(lt().layout_create(&L.c, cuda_type(out_t), N, M, N), "layout");
     if (batch > 1) {
       set_batch(L.a, batch, B.batch_stride);
       set_batch(L.b, batch, A.batch_stride);
       set_batch(L.c, batch, M * N);
     }
     cublasLtMatmulPreference_t pref;
-    lt_check(cublasLtMatmulPreferenceCreate(&pref), "preference");
+    lt_check(lt().pref_create(&pref), "preference");
     uint64_t ws = ctx.workspace_bytes;
     uint32_t a1 = al_a, a2 = al_b, a3 = al_c;
-    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
+    lt().pref_set(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
                                          sizeof ws);
-    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &a1,
+    lt().pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &a1,
                                          sizeof a1);
-    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &a2,
+    lt().pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &a2,
                                          sizeof a2);
-    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &a3,
+    lt().pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &a3,
                                          sizeof a3);
-    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &a3,
+    lt().pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &a3,
                                          sizeof a3);
     cublasLtMatmulHeuristicResult_t res{};
     int n = 0;
     cublasStatus_t st =
-        cublasLtMatmulAlgoGetHeuristic(ctx.lt, L.op, L.a, L.b, L.c, L.c, pref, 1, &res, &n);
-    cublasLtMatmulPreferenceDestroy(pref);
+        lt().heuristic(ctx.lt, L.op, L.a, L.b, L.c, L.c, pref, 1, &res, &n);
+    lt().pref_destroy(pref);
     if (epilogue && (st != CUBLAS_STATUS_SUCCESS || n == 0))
       p->found = false;
     else if (st != CUBLAS_STATUS_SUCCESS || n == 0)
@@ -232,10 +233,10 @@ void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A,
   std::unique_lock<std::mutex> hold;
   if (epilogue) {
     hold = std::unique_lock(P.bias_lock);
-    lt_check(cublasLtMatmulDescSetAttribute(P.L.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
+    lt_check(lt().desc_set(P.L.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
              "descriptor");
   }
-  lt_check(cublasLtMatmul(ctx.lt, P.L.op, ap, B.ptr, P.L.a, A.ptr, P.L.b, bp, c ? c : out, P.L.c, out, P.L.c,
+  lt_check(lt().matmul(ctx.lt, P.L.op, ap, B.ptr, P.L.a, A.ptr, P.L.b, bp, c ? c : out, P.L.c, out, P.L.c,
                           &P.algo, ctx.workspace, ctx.workspace_bytes, launch_stream()),
            "matmul");
 }

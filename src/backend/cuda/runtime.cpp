@@ -7,6 +7,7 @@
 #include <string>
 
 #include "backend/cuda/context.h"
+#include "backend/cuda/cublaslt.h"
 #include "backend/cuda/launch.h"
 #include "core/cuda_api.h"
 #include "wick/error.h"
@@ -38,7 +39,7 @@ Context* create(int device) {
   c->overlap = major >= 9 && !(pdl && std::string(pdl) == "0");
   check(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), "cudaStreamCreate");
   check(cudaStreamCreateWithFlags(&c->copy_stream, cudaStreamNonBlocking), "cudaStreamCreate");
-  if (cublasLtCreate(&c->lt) != CUBLAS_STATUS_SUCCESS) throw Error("cuda: cublasLtCreate failed");
+  if (lt().create(&c->lt) != CUBLAS_STATUS_SUCCESS) throw Error("cuda: cublasLtCreate failed");
   c->workspace_bytes = kWorkspaceBytes;
   check(cudaMalloc(&c->workspace, c->workspace_bytes), "cuBLASLt workspace");
   check(cudaMalloc(reinterpret_cast<void**>(&c->error), 3 * sizeof(int64_t)), "error flag");
