@@ -15,8 +15,9 @@ void* open_library() {
   for (const char* name : {WICK_CUBLASLT_SONAME, WICK_CUBLASLT_PATH})
     if (void* h = dlopen(name, RTLD_NOW | RTLD_LOCAL)) return h;
   const char* why = dlerror();
-  throw Error(std::string("cuda: cannot load cuBLASLt (") + WICK_CUBLASLT_SONAME + " or " + WICK_CUBLASLT_PATH +
-              "): " + (why ? why : "not found") + "; GPU matrix products need it");
+  throw Error(std::string("cuda: cannot load cuBLASLt (") + WICK_CUBLASLT_SONAME + " or " +
+              WICK_CUBLASLT_PATH + "): " + (why ? why : "not found") +
+              "; GPU matrix products need it");
 }
 
 template <class F>

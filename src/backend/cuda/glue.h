@@ -90,8 +90,8 @@ Mat transposed(Mat m);
 /// `bias`, when given, is a dense [N] of dtype out_t added to every row: in cuBLASLt's epilogue
 /// (one rounding) where it has an algorithm for it, else by a pass over out.
 void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A, const Mat& B,
-          void* out, double alpha, double beta, DType out_t = DType::boolean, const void* c = nullptr,
-          const void* bias = nullptr);
+          void* out, double alpha, double beta, DType out_t = DType::boolean,
+          const void* c = nullptr, const void* bias = nullptr);
 
 /// Runs a fused chain with a kernel generated for its program (NVRTC, cached on disk); false
 /// when generation is off (WICK_NVRTC=0) or failed, so the interpreter runs it.

@@ -6,9 +6,9 @@
 #include <mutex>
 #include <tuple>
 
+#include "backend/composed.h"
 #include "backend/cuda/cublaslt.h"
 #include "backend/cuda/glue.h"
-#include "backend/composed.h"
 
 namespace wick::cuda {
 
@@ -107,18 +107,16 @@ struct Layouts {
 
 void set_batch(cublasLtMatrixLayout_t l, int64_t batch, int64_t stride) {
   int32_t count = static_cast<int32_t>(batch);
-  lt_check(
-      lt().layout_set(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count),
-      "layout");
-  lt_check(lt().layout_set(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride,
-                                            sizeof stride),
+  lt_check(lt().layout_set(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count), "layout");
+  lt_check(lt().layout_set(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof stride),
            "layout");
 }
 
 /// Adds the dense row `bias` [N] to each of out's `rows` rows of N, in place.
 void add_row_bias(DType t, void* out, int64_t rows, int64_t N, const void* bias) {
   auto s = make_space<3>(Shape{rows, N}, {Strides{N, 1}, Strides{N, 1}, Strides{0, 1}});
-  binary(static_cast<int>(detail::BinaryOp::add), t, t, out, s.walks[1], bias, s.walks[2], out, s.walks[0], s.space);
+  binary(static_cast<int>(detail::BinaryOp::add), t, t, out, s.walks[1], bias, s.walks[2], out,
+         s.walks[0], s.space);
 }
 
 }  // namespace
@@ -130,8 +128,8 @@ void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A,
   if (out_t == DType::boolean) out_t = t;  // "same as the operands"
   // A few rows against a row-major weight (B = Wᵀ): the bandwidth-bound kernel.
   if (batch == 1 && out_t == t && !A.col && B.col && (!c || beta == 0) &&
-      gemv(t, M, N, K, A.ptr, A.ld, B.ptr, B.ld, out, static_cast<float>(alpha), static_cast<float>(beta), bias, 0,
-           B.untouched))
+      gemv(t, M, N, K, A.ptr, A.ld, B.ptr, B.ld, out, static_cast<float>(alpha),
+           static_cast<float>(beta), bias, 0, B.untouched))
     return;
   // cuBLASLt's bias epilogue adds the bias before D is rounded: one pass over out and one
   // rounding fewer than a separate add. Only in the plain form (the batch stride of the bias and
@@ -139,7 +137,8 @@ void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A,
   const bool epilogue = bias && batch == 1 && beta == 0 && !f64 && alignment(bias) >= 16;
   const int al_a = alignment(B.ptr), al_b = alignment(A.ptr), al_c = alignment(out);
   const AlgoKey key{static_cast<int>(t), M, N, K, batch, A.col, B.col, A.ld, B.ld, A.batch_stride,
-                    B.batch_stride, ctx.device, al_a, al_b, al_c, beta != 0, static_cast<int>(out_t), epilogue};
+                    B.batch_stride, ctx.device, al_a, al_b, al_c, beta != 0,
+                    static_cast<int>(out_t), epilogue};
   // Descriptors and the heuristic's choice per problem: building them costs more than a small
   // GEMM (a decoding step runs ~170), and cuBLASLt only reads them, except for the bias
   // pointer, set per call under the plan's lock.
@@ -166,12 +165,10 @@ void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A,
     cublasOperation_t opB = B.col ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t opA = A.col ? CUBLAS_OP_T : CUBLAS_OP_N;
     lt_check(lt().desc_create(&L.op, f64 ? CUBLAS_COMPUTE_64F : CUBLAS_COMPUTE_32F,
-                                      f64 ? CUDA_R_64F : CUDA_R_32F),
+                              f64 ? CUDA_R_64F : CUDA_R_32F),
              "descriptor");
-    lt_check(lt().desc_set(L.op, CUBLASLT_MATMUL_DESC_TRANSA, &opB, sizeof opB),
-             "descriptor");
-    lt_check(lt().desc_set(L.op, CUBLASLT_MATMUL_DESC_TRANSB, &opA, sizeof opA),
-             "descriptor");
+    lt_check(lt().desc_set(L.op, CUBLASLT_MATMUL_DESC_TRANSA, &opB, sizeof opB), "descriptor");
+    lt_check(lt().desc_set(L.op, CUBLASLT_MATMUL_DESC_TRANSB, &opA, sizeof opA), "descriptor");
     if (epilogue) {
       // In the column-major view outᵀ has N rows, so the per-row vector is our per-column bias.
       const cublasLtEpilogue_t e = CUBLASLT_EPILOGUE_BIAS;
@@ -180,12 +177,12 @@ void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A,
                "descriptor");
     }
     // First operand (ours B): N×K as stored when not transposed, K×N when it is.
-    lt_check(lt().layout_create(&L.a, dt, opB == CUBLAS_OP_N ? N : K,
-                                        opB == CUBLAS_OP_N ? K : N, B.ld),
-             "layout");
-    lt_check(lt().layout_create(&L.b, dt, opA == CUBLAS_OP_N ? K : M,
-                                        opA == CUBLAS_OP_N ? M : K, A.ld),
-             "layout");
+    lt_check(
+        lt().layout_create(&L.a, dt, opB == CUBLAS_OP_N ? N : K, opB == CUBLAS_OP_N ? K : N, B.ld),
+        "layout");
+    lt_check(
+        lt().layout_create(&L.b, dt, opA == CUBLAS_OP_N ? K : M, opA == CUBLAS_OP_N ? M : K, A.ld),
+        "layout");
     lt_check(lt().layout_create(&L.c, cuda_type(out_t), N, M, N), "layout");
     if (batch > 1) {
       set_batch(L.a, batch, B.batch_stride);
@@ -196,20 +193,14 @@ void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A,
     lt_check(lt().pref_create(&pref), "preference");
     uint64_t ws = ctx.workspace_bytes;
     uint32_t a1 = al_a, a2 = al_b, a3 = al_c;
-    lt().pref_set(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
-                                         sizeof ws);
-    lt().pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &a1,
-                                         sizeof a1);
-    lt().pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &a2,
-                                         sizeof a2);
-    lt().pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &a3,
-                                         sizeof a3);
-    lt().pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &a3,
-                                         sizeof a3);
+    lt().pref_set(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+    lt().pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &a1, sizeof a1);
+    lt().pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &a2, sizeof a2);
+    lt().pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &a3, sizeof a3);
+    lt().pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &a3, sizeof a3);
     cublasLtMatmulHeuristicResult_t res{};
     int n = 0;
-    cublasStatus_t st =
-        lt().heuristic(ctx.lt, L.op, L.a, L.b, L.c, L.c, pref, 1, &res, &n);
+    cublasStatus_t st = lt().heuristic(ctx.lt, L.op, L.a, L.b, L.c, L.c, pref, 1, &res, &n);
     lt().pref_destroy(pref);
     if (epilogue && (st != CUBLAS_STATUS_SUCCESS || n == 0))
       p->found = false;
@@ -236,8 +227,8 @@ void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A,
     lt_check(lt().desc_set(P.L.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
              "descriptor");
   }
-  lt_check(lt().matmul(ctx.lt, P.L.op, ap, B.ptr, P.L.a, A.ptr, P.L.b, bp, c ? c : out, P.L.c, out, P.L.c,
-                          &P.algo, ctx.workspace, ctx.workspace_bytes, launch_stream()),
+  lt_check(lt().matmul(ctx.lt, P.L.op, ap, B.ptr, P.L.a, A.ptr, P.L.b, bp, c ? c : out, P.L.c, out,
+                       P.L.c, &P.algo, ctx.workspace, ctx.workspace_bytes, launch_stream()),
            "matmul");
 }
 
