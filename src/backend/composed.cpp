@@ -14,14 +14,20 @@ void run_into(Primitive& p, std::span<Node* const> ins, Node& out) {
   else p.eval_cpu(ins, out);
 }
 
-/// A node on like's device and of its dtype with a value of `p` over `ins`, computed now.
-std::unique_ptr<Node> run_now(Primitive& p, std::vector<Node*> ins, Shape shape, const Node& like) {
+/// A node of `dtype` on `device` with a value of `p` over `ins`, computed now.
+std::unique_ptr<Node> run_now(Primitive& p, std::vector<Node*> ins, Shape shape, DType dtype,
+                              Device device) {
   auto n = std::make_unique<Node>();
   n->shape = std::move(shape);
-  n->dtype = like.dtype;
-  n->device = like.device;
+  n->dtype = dtype;
+  n->device = device;
   run_into(p, ins, *n);
   return n;
+}
+
+/// The same on like's device and of its dtype.
+std::unique_ptr<Node> run_now(Primitive& p, std::vector<Node*> ins, Shape shape, const Node& like) {
+  return run_now(p, std::move(ins), std::move(shape), like.dtype, like.device);
 }
 
 }  // namespace
@@ -81,8 +87,21 @@ void cached_attention_unfused(const CachedAttention& c, std::span<Node* const> i
   std::unique_ptr<Node> vc = run_now(write_v, {in[2], in[5 + m], position}, in[2]->shape, *in[2]);
   std::vector<Node*> ins = {in[0], kc.get(), vc.get()};
   if (c.has_mask) ins.push_back(in[3]);
+  // A folded PositionMask is made again, as a view broadcast over batch and heads.
+  std::unique_ptr<Node> mask, view;
+  if (c.window >= 0) {
+    const int64_t T = in[0]->shape[2], S = in[1]->shape[2];
+    PositionMask pm(c.window);
+    mask = run_now(pm, {position}, {1, 1, T, S}, DType::f32, out.device);
+    view = std::make_unique<Node>();
+    view->shape = {in[0]->shape[0], in[0]->shape[1], T, S};
+    view->dtype = DType::f32;
+    view->device = out.device;
+    make_view(*view, *mask, {0, 0, S, 1}, 0);
+    ins.push_back(view.get());
+  }
   ins.push_back(position);
-  Attention a(c.scale, false, c.has_mask, c.inv_freq);
+  Attention a(c.scale, false, c.has_mask || c.window >= 0, c.inv_freq);
   run_into(a, ins, out);
 }
 

@@ -5,11 +5,7 @@
 #include <array>
 #include <cstdint>
 
-#ifdef __CUDACC__
-#define WICK_HOST_DEVICE __host__ __device__ __forceinline__
-#else
-#define WICK_HOST_DEVICE inline
-#endif
+#include "core/host_device.h"
 
 namespace wick::detail {
 
@@ -36,5 +32,3 @@ WICK_HOST_DEVICE double philox_unit(uint32_t hi, uint32_t lo) {
 }
 
 }  // namespace wick::detail
-
-#undef WICK_HOST_DEVICE

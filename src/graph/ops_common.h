@@ -28,6 +28,10 @@ Tensor position_operand(const Tensor& position, const char* op);
 /// RoPE at positions position[0] + t, with `position` an integer tensor [1] read when the op
 /// runs, so one compiled graph serves every decoding step.
 Tensor rope_at(const Tensor& x, const std::vector<float>& inv_freq, const Tensor& position);
+/// A decoding step's additive f32 mask [1, 1, tokens, keys] over a whole preallocated cache (see
+/// PositionMask): key s is visible to query t while s <= position + t and, with window > 0,
+/// position + t − s < window.
+Tensor position_mask(const Tensor& position, int64_t tokens, int64_t keys, int64_t window);
 /// Writes `update` into `buffer`'s storage in place at [position, position + update extent) of
 /// `axis`, with position an i64 tensor [1] read when the op runs (see WriteAt); returns the
 /// buffer after the write. A position out of range is an error of the evaluation.

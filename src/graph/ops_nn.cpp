@@ -166,6 +166,15 @@ Tensor detail::rope_at(const Tensor& x, const std::vector<float>& inv_freq, cons
   return build<Rope>(x.shape(), xc.dtype(), {xc, position_operand(position, "rope")}, inv_freq, 0);
 }
 
+Tensor detail::position_mask(const Tensor& position, int64_t tokens, int64_t keys, int64_t window) {
+  if (tokens < 1 || keys < 1 || window < 0)
+    throw Error("position_mask: tokens " + std::to_string(tokens) + ", keys " +
+                std::to_string(keys) + " and window " + std::to_string(window) +
+                " must be positive (a window may be 0: none)");
+  return build<PositionMask>({1, 1, tokens, keys}, DType::f32,
+                             {position_operand(position, "position_mask")}, window);
+}
+
 Tensor rope(const Tensor& x, double theta, int64_t offset) {
   require_defined("rope", {&x});
   if (x.ndim() < 1) throw Error("rope: 0-d tensor");

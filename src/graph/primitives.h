@@ -271,11 +271,31 @@ class Attention : public Primitive {
 /// [B,Hkv,T,D], both unrotated. The output is the attention's.
 class CachedAttention : public Primitive {
  public:
-  CachedAttention(double s, bool hm, std::vector<float> f) : scale(s), has_mask(hm), inv_freq(std::move(f)) {}
+  CachedAttention(double s, bool hm, std::vector<float> f, int64_t w = -1)
+      : scale(s), has_mask(hm), inv_freq(std::move(f)), window(w) {}
   WICK_PRIMITIVE(CachedAttention, "cached_attention")
+  void print(std::ostream& os) const override {
+    os << name() << (window >= 0 ? "[position mask]" : "");
+  }
   double scale;
   bool has_mask;
   std::vector<float> inv_freq;  // of q's and k's RoPE
+  // >= 0: the mask was PositionMask(window) at this op's position, folded in by compile: there
+  // is no mask input, and the kernel hides keys by the position itself.
+  int64_t window;
+};
+
+/// A decoding step's additive f32 mask [1, 1, T, S] over a whole preallocated cache: key s is
+/// visible (0) to query t while s <= position + t and, with a window w > 0, position + t − s < w;
+/// the others get −inf. Input: the position (i64 [1], read when the op runs, as rope_at's).
+class PositionMask : public Primitive {
+ public:
+  explicit PositionMask(int64_t w) : window(w) {}
+  WICK_PRIMITIVE(PositionMask, "position_mask")
+  bool is_equivalent(const Primitive& o) const override {
+    return WICK_SAME(PositionMask, p.window == window);
+  }
+  int64_t window;
 };
 
 // ---- views (share the input's storage) ----

@@ -2,7 +2,6 @@
 #include "models/decoder.h"
 
 #include <cmath>
-#include <limits>
 #include <set>
 
 #include "graph/ops_common.h"
@@ -115,20 +114,13 @@ DecoderContext make_step_context(const ModelConfig& c, const std::vector<float>&
   ctx.inv_freq = &inv_freq;
   ctx.cache = &cache;
   ctx.position = position;
-  // Key s is visible to query t while s <= position + t (and, in a window w, position + t - s < w).
-  const int64_t S = cache.max_length();
-  Tensor keys = reshape(arange(S), {1, 1, 1, S});
-  Tensor queries = add(reshape(*ctx.position, {1, 1, 1, 1}), reshape(arange(tokens), {1, 1, tokens, 1}));
-  Tensor causal = less_equal(keys, queries);
+  // Key s is visible to query t while s <= position + t (and, in a window w, position + t - s < w):
+  // one additive f32 mask per window, made here once for every layer, which compile folds into
+  // the attention kernels (they hide keys by the position themselves).
   std::set<int64_t> windows(c.sliding_window.begin(), c.sliding_window.end());
   windows.insert(0);
-  // Additive f32 masks, made once here rather than converted from bool by every layer.
-  const Tensor zero = full({1}, 0.0), hidden = full({1}, -std::numeric_limits<double>::infinity());
-  for (int64_t w : windows) {
-    Tensor keep = w > 0 ? logical_and(causal, less(subtract(queries, keys), full({1}, static_cast<double>(w), DType::i64)))
-                        : causal;
-    ctx.masks[w] = where(keep, zero, hidden);
-  }
+  for (int64_t w : windows)
+    ctx.masks[w] = position_mask(*ctx.position, tokens, cache.max_length(), w);
   return ctx;
 }
 

@@ -1,6 +1,7 @@
 // compile's fusion passes: pattern fusion (softmax(s·x + mask), rms_norm·w, LoRA linear, matmul
 // + bias or residual, RoPE into the cache write and the attention that follow it, a decoding
-// step's cache writes into its attention) and elementwise-chain fusion into FusedElementwise.
+// step's cache writes and position mask into its attention) and elementwise-chain fusion into
+// FusedElementwise.
 #include <algorithm>
 #include <functional>
 
@@ -38,6 +39,16 @@ bool match_xwt(const Tape& t, Ref r, Ref* x, Ref* w) {
   if (!as<Matmul>(t, r) || t.ops[r.index].shape.size() != 2) return false;
   *x = t.ops[r.index].ins[0];
   return is_matrix_transpose(t, t.ops[r.index].ins[1], w);
+}
+
+/// The window of the PositionMask at `pos` whose [T, S] values attention mask `r` broadcasts
+/// (the op's own shape: T rows, S keys), or -1 for any other mask.
+int64_t position_mask_window(const Tape& t, Ref r, Ref pos, int64_t T, int64_t S) {
+  if (as<BroadcastTo>(t, r)) r = t.ops[r.index].ins[0];
+  auto* m = as<PositionMask>(t, r);
+  if (!m || t.ops[r.index].ins[0] != pos) return -1;
+  const Shape& shape = t.ops[r.index].shape;
+  return shape[2] == T && shape[3] == S ? m->window : -1;
 }
 
 }  // namespace
@@ -98,11 +109,17 @@ void fuse_patterns(Tape& t, PassStats& s) {
           k = t.ops[k.index].ins[0];
         }
         if (kfreq == freq && K.ins[2] == pos && V.ins[2] == pos) {
+          // A step's PositionMask at this position is applied by the kernel from the position
+          // (no mask kernels before the first layer's attention, no mask loads in any).
+          const int64_t window =
+              a->has_mask ? position_mask_window(t, op.ins[3], pos, op.shape[2], K.shape[2])
+                          : int64_t(-1);
+          const bool has_mask = a->has_mask && window < 0;
           std::vector<Ref> ins = {mapped(q), mapped(K.ins[0]), mapped(V.ins[0])};
-          if (a->has_mask) ins.push_back(mapped(op.ins[3]));
+          if (has_mask) ins.push_back(mapped(op.ins[3]));
           for (Ref r : {pos, k, V.ins[1]}) ins.push_back(mapped(r));
-          map[i] = emit({std::make_shared<CachedAttention>(a->scale, a->has_mask, freq), ins, op.shape, op.dtype,
-                         op.device});
+          map[i] = emit({std::make_shared<CachedAttention>(a->scale, has_mask, freq, window), ins,
+                         op.shape, op.dtype, op.device});
           ++s.fused_patterns;
           continue;
         }

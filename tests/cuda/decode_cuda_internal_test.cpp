@@ -1,6 +1,6 @@
 // The decoding step's own kernels against the CPU: the attention over the two cache writes it
-// reads (rotated key, value), which compile fuses into one CachedAttention kernel, and
-// greedy_pick's one-launch argmax and log-probability. Skips without a GPU.
+// reads (rotated key, value) and its position mask, which compile fuses into one CachedAttention
+// kernel, and greedy_pick's one-launch argmax and log-probability. Skips without a GPU.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -98,6 +98,56 @@ TEST(CachedAttention, OneKernelGivesTheCpuStepsAndCaches) {
         EXPECT_NE(std::string(e.what()).find("write_at"), std::string::npos) << e.what();
       }
     }
+}
+
+TEST(CachedAttention, FoldedPositionMaskGivesTheCpuSteps) {
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  // The decoding kernel over one block (one round, two), split blocks, and the general kernel
+  // (D 48: not whole 16-byte chunks of a power of two), each without a window and with one.
+  for (DType t : {DType::bf16, DType::f32})
+    for (Shape4 sh : {Shape4{64, 14, 2, 40}, Shape4{64, 14, 2, 300}, Shape4{128, 4, 2, 600},
+                      Shape4{48, 4, 2, 100}})
+      for (int64_t window : {int64_t(0), int64_t(7)}) {
+        const std::string what = std::string(dtype_name(t)) + " D " + std::to_string(sh.D) + " S " +
+                                 std::to_string(sh.S) + " window " + std::to_string(window);
+        std::vector<float> freq(static_cast<size_t>(sh.D / 2));
+        for (size_t i = 0; i < freq.size(); ++i)
+          freq[i] = std::pow(10000.0f, -2.0f * float(i) / float(sh.D));
+        Tensor kc = randn({1, sh.Hkv, sh.S, sh.D}, 1, t), vc = randn({1, sh.Hkv, sh.S, sh.D}, 2, t);
+        Tensor gkc = to(kc, kGpu).eval(), gvc = to(vc, kGpu).eval();
+        auto step = [&](const Tensor& kcache, const Tensor& vcache, const std::vector<Tensor>& in) {
+          Tensor k = detail::write_at(kcache, detail::rope_at(in[1], freq, in[3]), 2, in[3]);
+          Tensor v = detail::write_at(vcache, in[2], 2, in[3]);
+          return scaled_dot_product_attention(detail::rope_at(in[0], freq, in[3]), k, v, 0.125,
+                                              false, detail::position_mask(in[3], 1, sh.S, window));
+        };
+        auto fused = compile(
+            [&](const std::vector<Tensor>& in) { return std::vector<Tensor>{step(gkc, gvc, in)}; });
+        uint32_t seed = 20;
+        for (int64_t p : {int64_t(0), int64_t(3), sh.S / 2, sh.S - 1}) {
+          std::vector<Tensor> in = {
+              randn({1, sh.Hq, 1, sh.D}, seed, t), randn({1, sh.Hkv, 1, sh.D}, seed + 1, t),
+              randn({1, sh.Hkv, 1, sh.D}, seed + 2, t), Tensor::from_vector<int64_t>({p}, {1})};
+          seed += 3;
+          std::vector<Tensor> gin;
+          for (const Tensor& x : in) gin.push_back(to(x, kGpu));
+          Tensor want = step(kc, vc, in).eval();
+          EXPECT_LE(relative_error(fused(gin)[0], want), t == DType::f32 ? 1e-5 : 1e-2)
+              << what << " position " << p;
+        }
+        const std::string plan = fused.describe();
+        EXPECT_NE(plan.find("cached_attention[position mask]"), std::string::npos) << what << "\n"
+                                                                                   << plan;
+        EXPECT_EQ(plan.find("position_mask"), std::string::npos) << what << "\n" << plan;
+      }
+  // The mask itself on the GPU, where it is not folded.
+  for (int64_t window : {int64_t(0), int64_t(3)}) {
+    Tensor p = Tensor::from_vector<int64_t>({5}, {1});
+    EXPECT_EQ(
+        to(detail::position_mask(to(p, kGpu), 3, 11, window), Device::cpu()).to_vector<float>(),
+        detail::position_mask(p, 3, 11, window).to_vector<float>())
+        << "window " << window;
+  }
 }
 
 TEST(GreedyPick, OneLaunchGivesTheCpuIndexAndLogprob) {

@@ -150,9 +150,9 @@ TEST(Generate, DecodeStepChecksItsPosition) {
 
 TEST(Generate, CompiledDecodeStepFusesEachLayerIntoFiveKernels) {
   // Per layer: q/k/v with their norm, attention writing the rotated key and the value into the
-  // caches and rotating q, o + residual, gate/up with their norm and silu(gate)·up, down +
-  // residual. The same logits as the lazy step at every position (each reads the rows the
-  // earlier steps wrote), and the same range check.
+  // caches, rotating q and hiding keys by the position, o + residual, gate/up with their norm
+  // and silu(gate)·up, down + residual. The same logits as the lazy step at every position (each
+  // reads the rows the earlier steps wrote), and the same range check.
   auto model = CausalLM::load(fixture("qwen2-tied"));
   KVCache lazy = model->make_cache(1, 4), fused = model->make_cache(1, 4);
   auto step = compile([&](const std::vector<Tensor>& in) { return std::vector<Tensor>{model->decode_step(in[0], fused, in[1])}; });
@@ -164,13 +164,16 @@ TEST(Generate, CompiledDecodeStepFusesEachLayerIntoFiveKernels) {
     EXPECT_LE(wt::max_abs_diff(got, want), 1e-5) << "position " << p;
   }
   const std::string plan = step.describe();
-  for (const char* op : {"fused_linear[rms_norm, 64+a | 32+a | 32+a]", "cached_attention",
-                         "fused_linear[rms_norm, silu(gate)*up, 128 | 128]"})
+  for (const char* op :
+       {"fused_linear[rms_norm, 64+a | 32+a | 32+a]", "cached_attention[position mask]",
+        "fused_linear[rms_norm, silu(gate)*up, 128 | 128]"})
     EXPECT_NE(plan.find(op), std::string::npos) << op << "\n" << plan;
   EXPECT_EQ(plan.find("write_at"), std::string::npos) << plan;
   const int64_t layers = model->config().num_hidden_layers;
-  // Besides the layers: the embedding, the mask, the final norm with the head.
-  EXPECT_LE(step.stats().kernels_planned, static_cast<size_t>(5 * layers + 4)) << plan;
+  // Besides the layers: the embedding, and the final norm with the head (the mask is folded into
+  // the attention kernels).
+  EXPECT_LE(step.stats().kernels_planned, static_cast<size_t>(5 * layers + 2)) << plan;
+  EXPECT_EQ(plan.find("position_mask"), std::string::npos) << plan;
   try {
     step({Tensor::from_vector<int32_t>({1}, {1, 1}), Tensor::from_vector<int64_t>({4}, {1})})[0].eval();
     FAIL() << "a write past the cache must fail";

@@ -1,9 +1,11 @@
 // Creation kernels: fill, arange and counter-based random numbers.
 #include <cmath>
+#include <limits>
 #include <numbers>
 
 #include "backend/cpu/kernel.h"
 #include "core/philox.h"
+#include "core/position_mask.h"
 #include "graph/primitives.h"
 
 namespace wick::detail {
@@ -27,6 +29,17 @@ void Arange::eval_cpu(std::span<Node* const>, Node& out) {
     T* o = out.data<T>();
     for (int64_t i = 0; i < out.size(); ++i) store(o + i, start + static_cast<double>(i) * step);
   });
+}
+
+void PositionMask::eval_cpu(std::span<Node* const> in, Node& out) {
+  alloc_output(out);
+  const int64_t position = *in[0]->data<int64_t>(), T = out.shape[2], S = out.shape[3];
+  float* o = out.data<float>();
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t s = 0; s < S; ++s)
+      o[t * S + s] = position_visible(s, position + t, window)
+                         ? 0.0f
+                         : -std::numeric_limits<float>::infinity();
 }
 
 void Random::eval_cpu(std::span<Node* const>, Node& out) {

@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "backend/cuda/common.cuh"
+#include "core/position_mask.h"
 
 namespace wick::cuda {
 namespace {
@@ -60,6 +61,16 @@ __device__ __forceinline__ float rotated(const T* x, int64_t xs, int64_t d, int6
   return ld(&r);
 }
 
+/// Key s's additive bias for the query at cache position `at`: the mask's entry (element stride
+/// ms; I is the kernel's offset type), else 0, or −inf where a folded PositionMask hides it.
+template <class I>
+__device__ __forceinline__ float key_bias(const AttentionArgs& a, const float* mask, I ms, I s,
+                                          int64_t at) {
+  if (mask) return mask[s * ms];
+  return a.position_window < 0 || detail::position_visible(s, at, a.position_window) ? 0.0f
+                                                                                     : -INFINITY;
+}
+
 template <class T, int NV>
 __global__ void __launch_bounds__(32 * kWarps) attention_kernel(const __grid_constant__ AttentionArgs a) {
   constexpr int kRows = NV <= 2 ? 16 : 8;  // value rows per batch of loads
@@ -81,6 +92,7 @@ __global__ void __launch_bounds__(32 * kWarps) attention_kernel(const __grid_con
              : nullptr;
   // The cached step's position (its key and value rows come from k_row and v_row), else none.
   const int64_t fresh = a.k_new ? *a.rope_position : -1;
+  const int64_t at = a.position_window >= 0 ? *a.rope_position + t : 0;  // for key_bias
   if (a.k_new && (fresh < 0 || fresh >= a.S)) {
     if (blockIdx.x == 0 && threadIdx.x == 0) report(a.err, kWriteAt, fresh, a.S);
     return;
@@ -113,7 +125,7 @@ __global__ void __launch_bounds__(32 * kWarps) attention_kernel(const __grid_con
   float m = -INFINITY, l = 0.0f;
   for (int64_t s0 = first + int64_t(warp) * 32; s0 < end; s0 += 32 * kWarps) {
     const int64_t s = s0 + lane;
-    const float bias = s < end ? (mask ? mask[s * a.ms[3]] : 0.0f) : -INFINITY;
+    const float bias = s < end ? key_bias(a, mask, a.ms[3], s, at) : -INFINITY;
     if (!__any_sync(0xffffffffu, bias != -INFINITY)) continue;  // nothing visible in this tile
     // Value rows kRows at a time, the first batch loaded together with the keys, so that the
     // tile waits for memory about three times. A hidden key's weight is 0 and its value is not
@@ -297,6 +309,9 @@ __global__ void __launch_bounds__(32 * W) decode_attention_kernel(const __grid_c
   const int S = static_cast<int>(a.S), share = (S + a.split - 1) / a.split, first = part * share;
   const int end = min(first + share, S), ks = static_cast<int>(a.ks[2]), vs = static_cast<int>(a.vs[2]);
   const int ms = static_cast<int>(a.ms[3]);
+  const int64_t position = early                            ? early_position
+                           : rope || a.position_window >= 0 ? *a.rope_position
+                                                            : 0;
   // A round's keys: their biases and rows. The first round's are loaded together whatever the
   // mask says (a hidden row may hold anything, NaN included: its score and value are replaced,
   // not used), so they go out before anything else and wait for memory once. A later round's
@@ -314,7 +329,7 @@ __global__ void __launch_bounds__(32 * W) decode_attention_kernel(const __grid_c
     for (int i = 0; i < NI; ++i) {
       if (i >= batches) break;
       const int s = key(base, i);
-      out[i] = s < end ? (mask ? mask[s * ms] : 0.0f) : -INFINITY;
+      out[i] = s < end ? key_bias(a, mask, ms, s, position) : -INFINITY;
     }
   };
   auto load_rows = [&](int base) {
@@ -337,9 +352,8 @@ __global__ void __launch_bounds__(32 * W) decode_attention_kernel(const __grid_c
   // into zero-filled registers, two instructions an element (34 of a warp's ~1040).
   const RowChunk<T> k_raw = load_chunk<T, C>(
       a.k_new ? static_cast<const T*>(a.k_new) + b * a.kns[0] + hk * a.kns[1] : q_row, c, true);
-  const RowChunk<T> v_raw =
-      load_chunk<T, C>(a.k_new ? static_cast<const T*>(a.v_new) + b * a.vns[0] + hk * a.vns[1] : q_row, c, false);
-  const int64_t position = early ? early_position : rope ? *a.rope_position : 0;
+  const RowChunk<T> v_raw = load_chunk<T, C>(
+      a.k_new ? static_cast<const T*>(a.v_new) + b * a.vns[0] + hk * a.vns[1] : q_row, c, false);
   if (a.k_new && (position < 0 || position >= a.S)) {
     if (blockIdx.x == 0 && threadIdx.x == 0) report(a.err, kWriteAt, position, a.S);
     return;

@@ -1,6 +1,8 @@
-// Creation kernels: fill, arange and Philox random numbers (the same bits as the CPU kernel).
+// Creation kernels: fill, arange, a decoding step's position mask and Philox random numbers (the
+// same bits as the CPU kernel).
 #include "backend/cuda/common.cuh"
 #include "core/philox.h"
+#include "core/position_mask.h"
 
 namespace wick::cuda {
 namespace {
@@ -13,6 +15,15 @@ __global__ void fill_kernel(T* out, int64_t n, T v) {
 template <class T>
 __global__ void arange_kernel(T* out, int64_t n, double start, double step) {
   WICK_GRID_LOOP(i, n) st(out + i, start + static_cast<double>(i) * step);
+}
+
+__global__ void position_mask_kernel(float* out, int64_t T, int64_t S, const int64_t* position,
+                                     int64_t window) {
+  allow_dependents();
+  wait_for_inputs();
+  const int64_t p = *position;
+  WICK_GRID_LOOP(i, T * S)
+  out[i] = detail::position_visible(i % S, p + i / S, window) ? 0.0f : -INFINITY;
 }
 
 template <class T>
@@ -67,6 +78,12 @@ void arange(void* out, int64_t n, DType t, double start, double step) {
         <<<grid_for(n), 256, 0, launch_stream()>>>(static_cast<T*>(out), n, start, step);
   });
   check_launch("arange");
+}
+
+void position_mask(float* out, int64_t T, int64_t S, const int64_t* position, int64_t window) {
+  launch_overlapped(position_mask_kernel, static_cast<unsigned>(grid_for(T * S)), 256, 0, out, T, S,
+                    position, window);
+  check_launch("position_mask");
 }
 
 void random(void* out, int64_t n, DType t, bool normal, uint64_t seed, uint64_t counter, double a,

@@ -44,6 +44,13 @@ void Arange::eval_cuda(std::span<Node* const>, Node& out) {
   arange(out.raw(), out.size(), out.dtype, start, step);
 }
 
+void PositionMask::eval_cuda(std::span<Node* const> in, Node& out) {
+  on(out);
+  alloc_output(out);
+  position_mask(out.data<float>(), out.shape[2], out.shape[3],
+                static_cast<const int64_t*>(in[0]->raw()), window);
+}
+
 void Random::eval_cuda(std::span<Node* const>, Node& out) {
   on(out);
   alloc_output(out);

@@ -54,6 +54,8 @@ inline bool pack_walk(Space& sp, Walk* w, const void* const* ptr, const size_t* 
 // ---- creation (creation.cu) ----
 void fill(void* out, int64_t n, DType t, double value);
 void arange(void* out, int64_t n, DType t, double start, double step);
+/// PositionMask's f32 [T, S] at the position *position (device memory).
+void position_mask(float* out, int64_t T, int64_t S, const int64_t* position, int64_t window);
 /// Philox-4x32-10 samples identical to the CPU kernel's (counter j gives samples 2j, 2j+1).
 void random(void* out, int64_t n, DType t, bool normal, uint64_t seed, uint64_t counter, double a,
             double b);
@@ -240,6 +242,9 @@ struct AttentionArgs {
   const void *k_new = nullptr, *v_new = nullptr;
   int64_t kns[4], vns[4];
   int64_t* err = nullptr;
+  // >= 0 without a mask: keys are hidden by rope_position[0] as PositionMask(position_window)
+  // would hide them (a decoding step's mask, folded in by compile).
+  int64_t position_window = -1;
 };
 void attention(const AttentionArgs& a);
 /// Blocks per query row for attention() (its `split`), for the kernel that takes `a`.

@@ -324,6 +324,7 @@ void CachedAttention::eval_cuda(std::span<Node* const> in, Node& out) {
     alloc_output(out);
     AttentionArgs a = attention_operands(q, kc, vc, has_mask ? in[3] : nullptr, scale, false, out);
     rotate_q_online(a, inv_freq, position);
+    a.position_window = window;
     a.k_new = k.raw();
     a.v_new = v.raw();
     for (int d = 0; d < 4; ++d) {
