@@ -147,12 +147,20 @@ class ArgReduce : public Primitive {
 /// a [..., M, K] x b [..., K, N]; batch dims of both already broadcast to the output's. Compile's
 /// fusion may add a third input, added to the product: a bias [N] for every row (x·Wᵀ + b) or
 /// an addend of the output's shape (a residual connection); the GEMV kernel adds it as it
-/// writes, and cuBLASLt reads an addend as its C operand.
+/// writes, and cuBLASLt reads an addend as its C operand. It may also set `act` (relu or
+/// gelu_tanh, over the product with at most a bias): cuBLASLt's epilogue applies it.
 class Matmul : public Primitive {
  public:
   WICK_VJP
+  Matmul() = default;
+  explicit Matmul(UnaryOp a) : act(a) {}
   WICK_PRIMITIVE(Matmul, "matmul")
-  bool is_equivalent(const Primitive& o) const override { return WICK_SAME(Matmul, true); }
+  void print(std::ostream& os) const override {
+    os << name();
+    if (act) os << "[" << unary_name(*act) << "]";
+  }
+  bool is_equivalent(const Primitive& o) const override { return WICK_SAME(Matmul, p.act == act); }
+  std::optional<UnaryOp> act;
 };
 
 /// A few rows times several weights that share them, made by compile for decoding (at most

@@ -24,6 +24,8 @@ Tensor feature_grad(const Tensor& gn, const Tensor& w) { return astype(unbroadca
 
 std::vector<Tensor> Matmul::vjp(const std::vector<Tensor>& p, const Tensor&, const Tensor& g,
                                 const std::vector<bool>& need) {
+  // compile fuses after differentiating: an activated product never reaches autodiff.
+  if (act) throw Error("matmul: the gradient of a product with a fused activation is not defined");
   // The builder broadcast both operands to the output's batch dims, so the products below have
   // exactly the operands' shapes; the broadcast views' own rules sum the batch back.
   Tensor da, db;

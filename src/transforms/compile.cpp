@@ -207,6 +207,7 @@ struct CompiledFunction::Impl {
     if (opts.fuse) {
       detail::fuse_patterns(*tape, ps);
       detail::fuse_linears(*tape, ps);
+      detail::fuse_activations(*tape, ps);
       detail::fuse_elementwise(*tape, ps);
     }
     s.nodes_planned = tape->ops.size();

@@ -265,6 +265,39 @@ void fuse_patterns(Tape& t, PassStats& s) {
   eliminate_dead(t);
 }
 
+void fuse_activations(Tape& t, PassStats& s) {
+  const std::vector<uint32_t> uses = t.use_counts();
+  // alias[i]: what the users of op i read instead (op i, an activation, joined its product).
+  std::vector<std::optional<Ref>> alias(t.ops.size());
+  for (size_t i = 0; i < t.ops.size(); ++i) {
+    const TapeOp& op = t.ops[i];
+    auto* u = dynamic_cast<Unary*>(op.prim.get());
+    if (!u || (u->op != UnaryOp::relu && u->op != UnaryOp::gelu_tanh) || !is_floating(op.dtype) ||
+        op.dtype == DType::f64)
+      continue;
+    // relu(x·W [+ bias]), possibly through the reshape linear() adds: the product takes the
+    // activation (elementwise, so it commutes with the reshape) when nothing else reads it.
+    const Ref in = op.ins[0];
+    Ref m = in;
+    if (as<Reshape>(t, m) && uses[m.index] == 1) m = t.ops[m.index].ins[0];
+    auto* mm = as<Matmul>(t, m);
+    if (!mm || mm->act || uses[m.index] != 1 || t.ops[m.index].dtype != op.dtype) continue;
+    const TapeOp& product = t.ops[m.index];
+    if (product.ins.size() == 3 && t.shape_of(product.ins[2]) != Shape{product.shape.back()})
+      continue;
+    t.ops[m.index].prim = std::make_shared<Matmul>(u->op);
+    alias[i] = in;
+    ++s.fused_patterns;
+  }
+  auto redirect = [&](Ref& r) {
+    if (r.kind == Ref::Kind::op && alias[r.index]) r = *alias[r.index];
+  };
+  for (TapeOp& op : t.ops)
+    for (Ref& r : op.ins) redirect(r);
+  for (Ref& r : t.outputs) redirect(r);
+  eliminate_dead(t);
+}
+
 namespace {
 
 enum class RegClass { none, f32, f64 };

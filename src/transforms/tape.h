@@ -66,6 +66,9 @@ void fuse_patterns(Tape& t, PassStats& s);
 /// Matmuls of at most FusedLinear::kMaxRows rows that share their input -> one FusedLinear,
 /// with the rms_norm or gated product in front of them as its prologue (after fuse_patterns).
 void fuse_linears(Tape& t, PassStats& s);
+/// relu or gelu_tanh of a matmul (with at most a bias) that nothing else reads -> the matmul
+/// with that activation (cuBLASLt's epilogue), after fuse_linears.
+void fuse_activations(Tape& t, PassStats& s);
 /// Chains of single-use elementwise ops -> FusedElementwise.
 void fuse_elementwise(Tape& t, PassStats& s);
 /// Peak bytes of intermediates when evaluated in order and freed after their last use.

@@ -517,6 +517,30 @@ TEST_F(Cuda, CompiledFusion) {
                    "linear + residual, " + std::to_string(rows) + " rows " + dtype_name(t));
       EXPECT_EQ(gr.stats().fused_patterns, 1u);
     }
+  // relu and tanh-GELU over a linear join its matmul: cuBLASLt's epilogue with and without the
+  // bias at 40 rows. At 5 rows FusedLinear's GEMV takes the product and the activation stays.
+  for (int64_t rows : {5, 40})
+    for (DType t : kFloats)
+      for (bool gelu : {false, true})
+        for (bool bias : {true, false}) {
+          Function f = [gelu](const std::vector<Tensor>& v) {
+            Tensor y = v.size() > 2 ? linear(v[0], v[1], v[2]) : linear(v[0], v[1]);
+            return std::vector<Tensor>{gelu ? gelu_tanh(y) : relu(y)};
+          };
+          std::vector<Tensor> in = {randn({rows, 64}, 61, t), randn({48, 64}, 62, t)};
+          if (bias) in.push_back(randn({48}, 63, t));
+          std::vector<Tensor> gin;
+          for (const Tensor& x : in) gin.push_back(to(x, kGpu));
+          auto cf = compile(f), gf = compile(f);
+          const std::string what = std::string(gelu ? "gelu_tanh" : "relu") + "(linear" +
+                                   (bias ? " + bias" : "") + "), " + std::to_string(rows) +
+                                   " rows " + dtype_name(t);
+          expect_close(cf(in)[0], gf(gin)[0], tol(t), what);
+          if (rows == 40)
+            EXPECT_NE(gf.describe().find(gelu ? "matmul[gelu_tanh]" : "matmul[relu]"),
+                      std::string::npos)
+                << what;
+        }
   // A decoder block's linears at decoding rows: FusedLinear's GEMV with the norm and the gated
   // product (K split over warps), and its fallback when the normalised rows exceed shared memory
   // (8 rows of f32 at K 1600).

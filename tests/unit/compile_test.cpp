@@ -110,6 +110,56 @@ TEST(Compile, LinearWithBiasIsOneKernel) {
   }
 }
 
+TEST(Compile, ReluAndTanhGeluJoinTheirLinear) {
+  // act(linear(x, w, b)) and act(x·wᵀ) over more rows than a GEMV takes: the matmul applies the
+  // activation as it writes (cuBLASLt's epilogue on a GPU); on the CPU after the same
+  // roundings as the separate op.
+  using Act = Tensor (*)(const Tensor&);
+  for (Act act : {static_cast<Act>(wick::relu), static_cast<Act>(wick::gelu_tanh)})
+    for (DType t : {DType::f32, DType::bf16}) {
+      Case biased{
+          [act](const std::vector<Tensor>& v) {
+            return std::vector<Tensor>{act(wick::linear(v[0], v[1], v[2]))};
+          },
+          {wick::astype(rnd({3, 5, 64}, 30), t).eval(),
+           wick::astype(rnd({24, 64}, 31, 0.1), t).eval(), wick::astype(rnd({24}, 32), t).eval()}};
+      auto [plain, fused] = compare(biased);
+      EXPECT_EQ(plain, 3u);
+      EXPECT_EQ(fused, 1u) << wick::compile(biased.fn).describe();
+      Case bare{[act](const std::vector<Tensor>& v) {
+                  return std::vector<Tensor>{act(wick::linear(v[0], v[1]))};
+                },
+                {biased.inputs[0], biased.inputs[1]}};
+      std::tie(plain, fused) = compare(bare);
+      EXPECT_EQ(plain, 2u);
+      EXPECT_EQ(fused, 1u);
+    }
+  Tensor x = rnd({16, 32}, 33), w = rnd({8, 32}, 34), b = rnd({8}, 35);
+  auto plan = [&](const wick::Function& f) {
+    auto c = wick::compile(f);
+    c({x, w, b});
+    return c.describe();
+  };
+  EXPECT_NE(plan([](const std::vector<Tensor>& v) {
+              return std::vector<Tensor>{wick::relu(wick::linear(v[0], v[1], v[2]))};
+            }).find("matmul[relu]"),
+            std::string::npos);
+  // Not when the product is read elsewhere too, nor for the erf GELU (cuBLASLt has only tanh's).
+  Case shared{[](const std::vector<Tensor>& v) {
+                Tensor y = wick::linear(v[0], v[1], v[2]);
+                return std::vector<Tensor>{wick::relu(y), y};
+              },
+              {x, w, b}};
+  compare(shared);
+  EXPECT_EQ(plan(shared.fn).find("matmul[relu]"), std::string::npos);
+  Case erf{[](const std::vector<Tensor>& v) {
+             return std::vector<Tensor>{wick::gelu(wick::linear(v[0], v[1], v[2]))};
+           },
+           {x, w, b}};
+  compare(erf);
+  EXPECT_EQ(plan(erf.fn).find("matmul[gelu"), std::string::npos);
+}
+
 TEST(Compile, ResidualAddJoinsItsMatmul) {
   // h + linear(x, w) (a residual connection through linear()'s reshapes): the sum is the
   // matmul's third input, with the same roundings as the separate add.

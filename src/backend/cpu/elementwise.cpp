@@ -222,6 +222,12 @@ To convert(From v) {
 }
 
 }  // namespace
+
+void unary_in_place(detail::UnaryOp op, Node& x) {
+  if (dense_f32_unary(op, x, x)) return;
+  dispatch(x.dtype, [&]<class T>() { unary_kernel<T>(op, x, x); });
+}
+
 }  // namespace wick::cpu
 
 namespace wick::detail {

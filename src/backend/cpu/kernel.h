@@ -12,6 +12,7 @@
 
 #include "backend/output.h"
 #include "graph/node.h"
+#include "graph/op_codes.h"
 #include "wick/error.h"
 
 namespace wick::cpu {
@@ -120,6 +121,9 @@ inline int64_t linear_offset(int64_t linear, const Shape& shape, const Strides& 
   }
   return off;
 }
+
+/// x = op(x), elementwise over x's own elements (elementwise.cpp).
+void unary_in_place(detail::UnaryOp op, Node& x);
 
 /// Runs f(begin, end) over [0, n) split across the OpenMP threads when n*cost is large enough
 /// to pay for the fork (cost: rough work units per item). f must not throw: an exception

@@ -490,6 +490,7 @@ void Matmul::eval_cpu(std::span<Node* const> in, Node& out) {
       });
   }
   if (in.size() > 2) add_to_product(*in[2], out);
+  if (act) unary_in_place(*act, out);  // rounded after the sum, as the unfused ops are
 }
 
 void LoraLinear::eval_cpu(std::span<Node* const> in, Node& out) {

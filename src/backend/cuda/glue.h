@@ -87,11 +87,13 @@ Mat transposed(Mat m);
 /// out[b] (row-major M×N, leading dimension N, batch stride M·N) = alpha·A[b]·B[b] + beta·out[b]
 /// on cuBLASLt; A and B have dtype t, out has out_t (boolean: t as well).
 /// `c`, when given, is read instead of out for the beta term (same layout as out).
-/// `bias`, when given, is a dense [N] of dtype out_t added to every row: in cuBLASLt's epilogue
-/// (one rounding) where it has an algorithm for it, else by a pass over out.
+/// `bias`, when given, is a dense [N] of dtype out_t added to every row, and `act` (relu or
+/// gelu_tanh, unset: none) is applied last: in cuBLASLt's epilogue (one rounding) where it has an
+/// algorithm for them, else by passes over out.
 void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A, const Mat& B,
           void* out, double alpha, double beta, DType out_t = DType::boolean,
-          const void* c = nullptr, const void* bias = nullptr);
+          const void* c = nullptr, const void* bias = nullptr,
+          std::optional<detail::UnaryOp> act = std::nullopt);
 
 /// Runs a fused chain with a kernel generated for its program (NVRTC, cached on disk); false
 /// when generation is off (WICK_NVRTC=0) or failed, so the interpreter runs it.

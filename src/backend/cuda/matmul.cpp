@@ -92,7 +92,7 @@ int alignment(const void* p) {
 /// The algorithm cuBLASLt's heuristic picks, cached per problem (the query costs more than a
 /// small GEMM).
 using AlgoKey = std::tuple<int, int64_t, int64_t, int64_t, int64_t, bool, bool, int64_t, int64_t,
-                           int64_t, int64_t, int, int, int, int, bool, int, bool>;
+                           int64_t, int64_t, int, int, int, int, bool, int, int>;
 
 struct Layouts {
   cublasLtMatmulDesc_t op = nullptr;
@@ -119,33 +119,70 @@ void add_row_bias(DType t, void* out, int64_t rows, int64_t N, const void* bias)
          s.walks[0], s.space);
 }
 
+/// out = act(out) over n dense elements, in place.
+void activate(DType t, void* out, int64_t n, detail::UnaryOp act) {
+  auto s = make_space<2>(Shape{n}, {Strides{1}, Strides{1}});
+  unary(static_cast<int>(act), t, out, s.walks[1], out, s.walks[0], s.space);
+}
+
+/// cuBLASLt's epilogue for a bias and an activation (0: none; -1: one it does not have). Its GELU
+/// is the tanh approximation, gelu_tanh's formula.
+int lt_epilogue(bool bias, std::optional<detail::UnaryOp> act) {
+  if (!act) return bias ? CUBLASLT_EPILOGUE_BIAS : 0;
+  if (*act == detail::UnaryOp::relu)
+    return bias ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU;
+  if (*act == detail::UnaryOp::gelu_tanh)
+    return bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU;
+  return -1;
+}
+
 }  // namespace
 
 void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A, const Mat& B,
-          void* out, double alpha, double beta, DType out_t, const void* c, const void* bias) {
+          void* out, double alpha, double beta, DType out_t, const void* c, const void* bias,
+          std::optional<detail::UnaryOp> act) {
   Context& ctx = active();
   const bool f64 = t == DType::f64;
   if (out_t == DType::boolean) out_t = t;  // "same as the operands"
   // A few rows against a row-major weight (B = Wᵀ): the bandwidth-bound kernel.
   if (batch == 1 && out_t == t && !A.col && B.col && (!c || beta == 0) &&
       gemv(t, M, N, K, A.ptr, A.ld, B.ptr, B.ld, out, static_cast<float>(alpha),
-           static_cast<float>(beta), bias, 0, B.untouched))
+           static_cast<float>(beta), bias, 0, B.untouched)) {
+    if (act) activate(t, out, M * N, *act);
     return;
-  // cuBLASLt's bias epilogue adds the bias before D is rounded: one pass over out and one
-  // rounding fewer than a separate add. Only in the plain form (the batch stride of the bias and
-  // a C read alongside it are not needed here).
-  const bool epilogue = bias && batch == 1 && beta == 0 && !f64 && alignment(bias) >= 16;
+  }
+  // cuBLASLt's epilogue adds the bias and applies the activation before D is rounded: one pass
+  // over out and one rounding fewer for each. Only in the plain form (the batch stride of the
+  // bias and a C read alongside it are not needed here).
+  const int epilogue_kind = lt_epilogue(bias != nullptr, act);
+  const bool epilogue =
+      epilogue_kind > 0 && batch == 1 && beta == 0 && !f64 && (!bias || alignment(bias) >= 16);
   const int al_a = alignment(B.ptr), al_b = alignment(A.ptr), al_c = alignment(out);
-  const AlgoKey key{static_cast<int>(t), M, N, K, batch, A.col, B.col, A.ld, B.ld, A.batch_stride,
-                    B.batch_stride, ctx.device, al_a, al_b, al_c, beta != 0,
-                    static_cast<int>(out_t), epilogue};
+  const AlgoKey key{static_cast<int>(t),
+                    M,
+                    N,
+                    K,
+                    batch,
+                    A.col,
+                    B.col,
+                    A.ld,
+                    B.ld,
+                    A.batch_stride,
+                    B.batch_stride,
+                    ctx.device,
+                    al_a,
+                    al_b,
+                    al_c,
+                    beta != 0,
+                    static_cast<int>(out_t),
+                    epilogue ? epilogue_kind : 0};
   // Descriptors and the heuristic's choice per problem: building them costs more than a small
   // GEMM (a decoding step runs ~170), and cuBLASLt only reads them, except for the bias
   // pointer, set per call under the plan's lock.
   struct Plan {
     Layouts L;
     cublasLtMatmulAlgo_t algo;
-    bool found = true;  // false: no algorithm with the bias epilogue
+    bool found = true;  // false: no algorithm with the epilogue
     std::mutex bias_lock;
   };
   static std::mutex mutex;
@@ -171,10 +208,11 @@ void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A,
     lt_check(lt().desc_set(L.op, CUBLASLT_MATMUL_DESC_TRANSB, &opA, sizeof opA), "descriptor");
     if (epilogue) {
       // In the column-major view outᵀ has N rows, so the per-row vector is our per-column bias.
-      const cublasLtEpilogue_t e = CUBLASLT_EPILOGUE_BIAS;
+      const auto e = static_cast<cublasLtEpilogue_t>(epilogue_kind);
       lt_check(lt().desc_set(L.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &e, sizeof e), "descriptor");
-      lt_check(lt().desc_set(L.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
-               "descriptor");
+      if (bias)
+        lt_check(lt().desc_set(L.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
+                 "descriptor");
     }
     // First operand (ours B): N×K as stored when not transposed, K×N when it is.
     lt_check(
@@ -212,9 +250,10 @@ void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A,
     std::lock_guard lock(mutex);
     plan = cache.emplace(key, std::move(p)).first->second.get();
   }
-  if (bias && !(epilogue && plan->found)) {
+  if ((bias || act) && !(epilogue && plan->found)) {
     gemm(t, M, N, K, batch, A, B, out, alpha, beta, out_t, c);
-    add_row_bias(out_t, out, batch * M, N, bias);
+    if (bias) add_row_bias(out_t, out, batch * M, N, bias);
+    if (act) activate(out_t, out, batch * M * N, *act);
     return;
   }
   float af = static_cast<float>(alpha), bf = static_cast<float>(beta);
@@ -222,7 +261,7 @@ void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A,
   const void* bp = f64 ? static_cast<const void*>(&beta) : &bf;
   Plan& P = *plan;
   std::unique_lock<std::mutex> hold;
-  if (epilogue) {
+  if (epilogue && bias) {
     hold = std::unique_lock(P.bias_lock);
     lt_check(lt().desc_set(P.L.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
              "descriptor");
@@ -254,7 +293,8 @@ void Matmul::eval_cuda(std::span<Node* const> in, Node& out) {
   }
   Mat A = as_mat(a, M, K, batch), B = as_mat(b, K, N, batch);
   if (in.size() < 3) {
-    gemm(out.dtype, M, N, K, batch, A, B, out.raw(), 1.0, 0.0);
+    gemm(out.dtype, M, N, K, batch, A, B, out.raw(), 1.0, 0.0, DType::boolean, nullptr, nullptr,
+         act);
     return;
   }
   // A bias [N] or an addend of out's shape, fused by compile: in the GEMV's epilogue; else the
@@ -263,12 +303,17 @@ void Matmul::eval_cuda(std::span<Node* const> in, Node& out) {
   const void* add = dense(*in[2], hadd);
   const bool bias = in[2]->shape != out.shape;
   if (batch == 1 && !A.col && B.col &&
-      gemv(out.dtype, M, N, K, A.ptr, A.ld, B.ptr, B.ld, out.raw(), 1.0f, 0.0f, add, bias ? 0 : N, B.untouched))
+      gemv(out.dtype, M, N, K, A.ptr, A.ld, B.ptr, B.ld, out.raw(), 1.0f, 0.0f, add, bias ? 0 : N,
+           B.untouched)) {
+    if (act) activate(out.dtype, out.raw(), out.size(), *act);
     return;
-  if (bias)
-    gemm(out.dtype, M, N, K, batch, A, B, out.raw(), 1.0, 0.0, DType::boolean, nullptr, add);
-  else
-    gemm(out.dtype, M, N, K, batch, A, B, out.raw(), 1.0, 1.0, DType::boolean, add);
+  }
+  if (bias) {
+    gemm(out.dtype, M, N, K, batch, A, B, out.raw(), 1.0, 0.0, DType::boolean, nullptr, add, act);
+    return;
+  }
+  gemm(out.dtype, M, N, K, batch, A, B, out.raw(), 1.0, 1.0, DType::boolean, add);
+  if (act) activate(out.dtype, out.raw(), out.size(), *act);  // (compile fuses none over an addend)
 }
 
 void FusedLinear::eval_cuda(std::span<Node* const> in, Node& out) {
