@@ -147,6 +147,74 @@ CachingAllocator& allocator_for(Device d) {
   return *cuda[d.index];
 }
 
+/// Page-locked host blocks. A freed block may still be read by a queued copy, so it is handed
+/// out again only once the event of its last queued copy has completed.
+class PinnedCache {
+ public:
+  using Reads = std::vector<std::pair<int, std::shared_ptr<void>>>;
+
+  void* acquire(size_t bytes, size_t* capacity) {
+    const size_t cap = size_class(bytes);
+    std::lock_guard lock(mutex_);
+    // The smallest free block that fits, at most twice the size, that no queued copy reads.
+    for (auto it = free_.lower_bound(cap); it != free_.end() && it->first <= 2 * cap; ++it) {
+      if (!idle(it->second)) continue;
+      *capacity = it->first;
+      void* p = it->second.ptr;
+      free_.erase(it);
+      return p;
+    }
+    void* p = cuda_api::host_alloc(cap);
+    if (!p) {
+      drop_idle();
+      p = cuda_api::host_alloc(cap);
+    }
+    if (!p)
+      throw Error("pin_memory: the system has no page-locked memory left for " +
+                  std::to_string(bytes) + " bytes");
+    *capacity = cap;
+    return p;
+  }
+
+  void release(void* p, size_t capacity, Reads read_by) {
+    std::lock_guard lock(mutex_);
+    free_.emplace(capacity, Block{p, std::move(read_by)});
+  }
+
+  std::mutex& read_mutex() { return read_mutex_; }
+
+ private:
+  struct Block {
+    void* ptr;
+    Reads read_by;
+  };
+  static bool idle(const Block& b) {
+    for (const auto& [device, event] : b.read_by)
+      if (!cuda_api::event_done(event)) return false;
+    return true;
+  }
+  /// Returns the free blocks no copy reads any more to the system.
+  void drop_idle() {
+    for (auto it = free_.begin(); it != free_.end();) {
+      if (!idle(it->second)) {
+        ++it;
+        continue;
+      }
+      cuda_api::host_free(it->second.ptr);
+      it = free_.erase(it);
+    }
+  }
+
+  std::mutex mutex_;
+  std::mutex read_mutex_;              // guards Storage::read_by of live pinned storages
+  std::multimap<size_t, Block> free_;  // by capacity
+};
+
+PinnedCache& pinned_cache() {
+  static PinnedCache* cache = new PinnedCache;  // leaked, as the allocators are
+  return *cache;
+}
+
 void require_cpu(Device d) {
   if (d.type != Device::Type::cpu) throw Error("device " + d.str() + ": external memory must be host memory");
 }
@@ -159,7 +227,10 @@ thread_local std::shared_ptr<PrivatePool> current_pool;
 
 Storage::~Storage() {
   if (!ptr || external_owner) return;
-  if (pool) pool->release(ptr, capacity);
+  if (pinned)
+    pinned_cache().release(ptr, capacity, std::move(read_by));
+  else if (pool)
+    pool->release(ptr, capacity);
   else allocator_for(device).release(ptr, capacity);
 }
 
@@ -210,6 +281,27 @@ std::shared_ptr<Storage> allocate(size_t bytes, Device device) {
   s->bytes = bytes;
   s->device = device;
   return s;
+}
+
+std::shared_ptr<Storage> allocate_pinned(size_t bytes) {
+  if (cuda_api::device_count() == 0) return nullptr;
+  auto s = std::make_shared<Storage>();
+  s->ptr = pinned_cache().acquire(bytes, &s->capacity);
+  s->bytes = bytes;
+  s->device = Device::cpu();
+  s->pinned = true;
+  return s;
+}
+
+void note_device_read(Storage& s, int device, std::shared_ptr<void> event) {
+  std::lock_guard lock(pinned_cache().read_mutex());
+  // One stream a device: the newest event there follows every earlier copy on it.
+  for (auto& [d, e] : s.read_by)
+    if (d == device) {
+      e = std::move(event);
+      return;
+    }
+  s.read_by.emplace_back(device, std::move(event));
 }
 
 std::shared_ptr<Storage> wrap_external(void* ptr, size_t bytes, std::shared_ptr<const void> owner,

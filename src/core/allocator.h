@@ -28,6 +28,11 @@ struct Storage {
   std::shared_ptr<const void> external_owner;
   /// Set for a block of a private pool (a captured CUDA graph's memory): freed, it goes back there.
   std::shared_ptr<PrivatePool> pool;
+  /// Page-locked host memory (allocate_pinned): copies from it to a device are asynchronous.
+  bool pinned = false;
+  /// Pinned memory: per device, an event after the copies queued from it there so far
+  /// (note_device_read); they must complete before the block is handed out again.
+  std::vector<std::pair<int, std::shared_ptr<void>>> read_by;
   Storage() = default;
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -78,6 +83,14 @@ class PoolScope {
  private:
   std::shared_ptr<PrivatePool> prev_;
 };
+
+/// Page-locked host memory (see pin_memory) from its own cache: a freed block is handed out again
+/// once the device copies queued from it have run. nullptr without a CUDA device. Throws
+/// wick::Error when the system has no page-locked memory left for it.
+std::shared_ptr<Storage> allocate_pinned(size_t bytes);
+/// Notes that work just queued on `device` reads the pinned storage `s`: `event` completes after
+/// it.
+void note_device_read(Storage& s, int device, std::shared_ptr<void> event);
 
 /// Storage over `bytes` of memory at `ptr` that `owner` keeps alive (zero-copy loading).
 std::shared_ptr<Storage> wrap_external(void* ptr, size_t bytes, std::shared_ptr<const void> owner,

@@ -26,6 +26,16 @@ void free(void* p, int device);
 /// an error a kernel reported (an index out of range).
 void synchronize(int device);
 
+/// Page-locked host memory, usable by every device's copies (cudaHostAlloc, portable), or
+/// nullptr when there is none left or no CUDA device.
+void* host_alloc(size_t bytes);
+void host_free(void* p);
+/// An event recorded on `device`'s stream now (the capture stream while recording): it
+/// completes once the work queued there so far has run. Destroyed with its last owner.
+std::shared_ptr<void> record_event(int device);
+/// Whether an event of record_event has completed.
+bool event_done(const std::shared_ptr<void>& event);
+
 /// A point in a device's stream: the work queued there before mark() was called.
 struct Marker {
   int device = 0;

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "graph/node.h"
+#include "wick/memory.h"
 #include "wick/ops.h"
 #include "wick/runtime.h"
 
@@ -39,6 +40,30 @@ Tensor Tensor::from_bytes(const void* data, const Shape& shape, DType dtype) {
   n->strides = contiguous_strides(shape);
   n->state.store(detail::NodeState::ready);
   return Tensor(std::move(n));
+}
+
+Tensor pin_memory(const Tensor& t) {
+  if (!t.defined()) throw Error("pin_memory: null tensor");
+  if (t.device().type != Device::Type::cpu)
+    throw Error("pin_memory: the tensor is on " + t.device().str() +
+                "; only host tensors are pinned");
+  Tensor d = contiguous(t);
+  d.eval();
+  const size_t bytes = wick::numel(d.shape()) * itemsize(d.dtype());
+  std::shared_ptr<detail::Storage> storage = detail::allocate_pinned(std::max<size_t>(bytes, 1));
+  if (!storage) return d;
+  if (bytes) std::memcpy(storage->ptr, d.node()->raw(), bytes);
+  auto n = std::make_shared<Node>();
+  n->shape = d.shape();
+  n->dtype = d.dtype();
+  n->storage = std::move(storage);
+  n->strides = contiguous_strides(n->shape);
+  n->state.store(detail::NodeState::ready);
+  return Tensor(std::move(n));
+}
+
+bool is_pinned(const Tensor& t) {
+  return t.defined() && t.is_evaluated() && t.node()->storage && t.node()->storage->pinned;
 }
 
 Tensor Tensor::from_vector(const std::vector<bool>& data, const Shape& shape) {

@@ -4,6 +4,7 @@
 
 #include "wick/error.h"
 #include "wick/losses.h"
+#include "wick/memory.h"
 #include "wick/ops.h"
 #include "wick/runtime.h"
 
@@ -115,9 +116,13 @@ StepResult TrainStep::step(const StepState& s, const std::vector<MicroBatch>& mi
   const size_t n = names_.size();
   const Device dev = model_.device();
   DeviceScope on_device(dev);
-  // Batches and per-step scalars are made on the host; they move with the step's graph.
+  // Batches and per-step scalars are made on the host; they move with the step's graph, from
+  // pinned memory on a GPU so that the copies are queued without the host waiting for them.
   auto call = [&](size_t which, const Function& fn, std::vector<Tensor> in) {
-    for (Tensor& t : in) t = to(t, dev);
+    for (Tensor& t : in)
+      t = to(dev.type == Device::Type::cuda && t.device().type == Device::Type::cpu ? pin_memory(t)
+                                                                                    : t,
+             dev);
     return compiled_ ? fns_[which](in) : fn(in);
   };
   std::vector<Tensor> out;

@@ -719,3 +719,26 @@ TEST_F(Cuda, Memory) {
   }
   set_memory_limit(0, kGpu);
 }
+
+TEST_F(Cuda, PinnedHostCopies) {
+  // A 64 MiB copy from pinned memory is queued, its host tensor dropped at once, and pinned
+  // blocks of the same size are then taken and overwritten while it may still run: none may be
+  // the block the copy reads, so the device gets the values it was given.
+  const int64_t n = int64_t{1} << 24;
+  Tensor host = arange(n, f32).eval();  // exact in f32 below 2^24
+  Tensor pinned = pin_memory(host);
+  ASSERT_TRUE(is_pinned(pinned));
+  Tensor on_gpu = to(pinned, kGpu);
+  Future copied = eval_async({on_gpu});
+  pinned = Tensor();
+  std::vector<Tensor> others;
+  for (int i = 0; i < 3; ++i) others.push_back(pin_memory(full({n}, -1.0 - i, f32)));
+  copied.get();
+  expect_close(host, on_gpu, 0, "pinned copy");
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(is_pinned(others[i]));
+  // Pinned memory of a smaller tensor, a strided source (made dense first) and the way back.
+  Tensor x = randn({5, 7}, 70);
+  expect_close(transpose(x), to(pin_memory(transpose(x)), kGpu), 0, "strided source");
+  EXPECT_EQ(to(to(pin_memory(x), kGpu), Device::cpu()).to_vector<float>(), x.to_vector<float>());
+  EXPECT_THROW(pin_memory(to(x, kGpu)), Error);
+}

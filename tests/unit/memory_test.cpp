@@ -179,3 +179,15 @@ TEST(Memory, CacheStatsAndClearing) {
 }
 
 }  // namespace
+
+TEST(Memory, PinMemoryGivesADenseCopyWithTheValues) {
+  // On this machine's devices: pinned when there is a GPU to copy to, else a plain dense copy.
+  Tensor x = wick::transpose(wick::reshape(wick::arange(12, DType::f32), {3, 4}));
+  Tensor p = wick::pin_memory(x);
+  EXPECT_TRUE(p.is_contiguous());
+  EXPECT_EQ(p.shape(), (wick::Shape{4, 3}));
+  EXPECT_EQ(p.to_vector<float>(), wick::contiguous(x).to_vector<float>());
+  EXPECT_EQ(wick::is_pinned(p), wick::cuda_device_count() > 0);
+  EXPECT_FALSE(wick::is_pinned(x));
+  EXPECT_THROW(wick::pin_memory(Tensor()), wick::Error);
+}

@@ -98,6 +98,23 @@ double device_copy_bandwidth(Device d) {
   return 2.0 * x.nbytes() / median(t);
 }
 
+/// Host-to-GPU copy bandwidth of a 256 MiB f32 tensor from pageable memory and from pinned
+/// memory (pin_memory), the copy evaluated to completion each time: what loading weights gets.
+std::pair<double, double> host_copy_bandwidth(Device d) {
+  Tensor pageable = full({int64_t{1} << 26}, 1.0).eval();
+  Tensor pinned = pin_memory(pageable);
+  auto rate = [&](const Tensor& src) {
+    std::vector<double> t;
+    for (int rep = 0; rep < 5; ++rep) {
+      auto t0 = Clock::now();
+      to(src, d).eval();
+      if (rep) t.push_back(seconds_since(t0));
+    }
+    return src.nbytes() / median(t);
+  };
+  return {rate(pageable), rate(pinned)};
+}
+
 /// Median seconds between the tokens of a greedy generate() (see the timing note above).
 double decode_step_seconds(CausalLM& model, const std::vector<int32_t>& prompt, int64_t steps, bool compiled,
                            bool graphs) {
@@ -142,9 +159,11 @@ int run_decode(const DecodeOptions& o) {
   const ModelConfig& c = model->config();
   int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   auto [copy_bw, read_bw] = gpu ? std::pair<double, double>{0.0, 0.0} : memory_bandwidth(threads);
+  std::pair<double, double> host_copy{0.0, 0.0};
   if (gpu) {
     model->to(Device::cuda(0));
     copy_bw = read_bw = device_copy_bandwidth(Device::cuda(0));
+    host_copy = host_copy_bandwidth(Device::cuda(0));
   }
 
   double weight_bytes = 0;
@@ -202,6 +221,8 @@ int run_decode(const DecodeOptions& o) {
                         {"weight_bytes", weight_bytes},
                         {"copy_bandwidth_gbs", copy_bw / 1e9},
                         {"read_bandwidth_gbs", read_bw / 1e9},
+                        {"host_to_device_pageable_gbs", host_copy.first / 1e9},
+                        {"host_to_device_pinned_gbs", host_copy.second / 1e9},
                         {"device", o.device},
                         {"prefill_batch", o.batch},
                         {"prefill_tokens", o.prompt},
@@ -209,9 +230,11 @@ int run_decode(const DecodeOptions& o) {
                         {"prefill_tok_s", o.batch * o.prompt / prefill_s},
                         {"decode_step_s", step_s},
                         {"decode_tok_s", 1.0 / step_s},
-                        {"decode_ways", [&] {
+                        {"decode_ways",
+                         [&] {
                            nlohmann::json a = nlohmann::json::array();
-                           for (const Way& w : ways) a.push_back({{"way", w.name}, {"tok_s", 1.0 / w.step_s}});
+                           for (const Way& w : ways)
+                             a.push_back({{"way", w.name}, {"tok_s", 1.0 / w.step_s}});
                            return a;
                          }()},
                         {"decode_bound_tok_s", 1.0 / bound_s},
@@ -224,6 +247,9 @@ int run_decode(const DecodeOptions& o) {
               c.parameter_count() / 1e6, weight_bytes / 1048576.0, dtype_name(cache_t), o.device.c_str());
   std::printf("memory     copy %.1f GB/s (read + write), read %.1f GB/s (%d threads)\n", copy_bw / 1e9,
               read_bw / 1e9, threads);
+  if (gpu)
+    std::printf("host copy  256 MiB to the GPU: %.1f GB/s from pageable memory, %.1f GB/s pinned\n",
+                host_copy.first / 1e9, host_copy.second / 1e9);
   std::printf("prefill    %lld x %lld tokens: %.1f ms = %.0f tok/s\n", static_cast<long long>(o.batch),
               static_cast<long long>(o.prompt), prefill_s * 1e3, o.batch * o.prompt / prefill_s);
   for (const Way& w : ways)

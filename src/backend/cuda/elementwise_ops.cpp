@@ -316,9 +316,19 @@ void ToDevice::eval_cuda(std::span<Node* const> in, Node& out) {
   if (!bytes) return;
   if (x.device.type == Device::Type::cpu) {
     // From pageable memory the call returns once the source has been staged, so the host buffer
-    // may be freed at once.
+    // may be freed at once. From pinned memory it returns at once: the copy reads the buffer
+    // later, so its block is not handed out again before the event after the copy.
+    const bool pinned = x.storage && x.storage->pinned;
+    cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+    if (pinned) check(cudaStreamIsCapturing(launch_stream(), &capturing), "copy to device");
+    if (capturing != cudaStreamCaptureStatusNone)
+      throw Error(
+          "copy to device: a CUDA graph cannot read pinned host memory (its block is reused)");
     check(cudaMemcpyAsync(out.raw(), x.raw(), bytes, cudaMemcpyHostToDevice, launch_stream()),
           "copy to device");
+    if (pinned)
+      detail::note_device_read(*x.storage, out.device.index,
+                               cuda_api::record_event(out.device.index));
   } else {
     check(
         cudaMemcpyPeerAsync(out.raw(), out.device.index, x.raw(), x.device.index, bytes, launch_stream()),

@@ -155,6 +155,33 @@ void free(void* p, int device) {
   cudaFree(p);
 }
 
+void* host_alloc(size_t bytes) {
+  if (device_count() == 0) return nullptr;
+  void* p = nullptr;
+  if (cudaHostAlloc(&p, bytes, cudaHostAllocPortable) != cudaSuccess) {
+    cudaGetLastError();  // as malloc: not sticky, the caller retries after freeing its cache
+    return nullptr;
+  }
+  return p;
+}
+
+void host_free(void* p) {
+  cudaFreeHost(p);
+}
+
+std::shared_ptr<void> record_event(int device) {
+  cuda::activate(device);
+  cudaEvent_t e = nullptr;
+  cuda::check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate");
+  std::shared_ptr<void> event(e, [](void* p) { cudaEventDestroy(static_cast<cudaEvent_t>(p)); });
+  cuda::check(cudaEventRecord(e, cuda::launch_stream()), "cudaEventRecord");
+  return event;
+}
+
+bool event_done(const std::shared_ptr<void>& event) {
+  return cudaEventQuery(static_cast<cudaEvent_t>(event.get())) != cudaErrorNotReady;
+}
+
 namespace {
 /// Throws the error a kernel reported through the flag (copied to e), after clearing the flag
 /// behind the work already queued.
