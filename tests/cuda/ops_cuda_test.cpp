@@ -258,6 +258,20 @@ TEST_F(Cuda, Matmul) {
     // f32 adapter weights on a half model run in the model's dtype.
     same(one([](auto& v) { return lora_linear(v[0], v[1], std::nullopt, v[2], v[3], 0.5); }),
          {randn({3, 16}, 59, t), w, randn({4, 16}, 60), randn({24, 4}, 61)}, tol(t), "lora_linear f32 adapter " + n);
+    // A few rows take the GEMV kernel with the adapter's product in its epilogue: ranks that a
+    // warp covers in one or several rounds, the largest it takes, and one past it (cuBLASLt's
+    // three products), with and without a bias, over 1000 columns (blocks walking columns).
+    Tensor wd = randn({1000, 896}, 65, t, 0.05f), bd = randn({1000}, 66, t);
+    for (int64_t r : {8, 24, 128, 136})
+      for (int64_t m : {1, 5, 8}) {
+        Tensor x = randn({m, 896}, 67 + m, t), ad = randn({r, 896}, 68, t, 0.05f),
+               bb = randn({1000, r}, 69, t, 0.1f);
+        const std::string c = std::to_string(m) + " rows, rank " + std::to_string(r) + " " + n;
+        same(one([](auto& v) { return lora_linear(v[0], v[1], v[2], v[3], v[4], 2.0); }),
+             {x, wd, bd, ad, bb}, tol(t), "lora_linear gemv, bias, " + c);
+        same(one([](auto& v) { return lora_linear(v[0], v[1], std::nullopt, v[2], v[3], 0.5); }),
+             {x, wd, ad, bb}, tol(t), "lora_linear gemv, " + c);
+      }
   }
 }
 
@@ -536,10 +550,11 @@ TEST_F(Cuda, CompiledFusion) {
                                    (bias ? " + bias" : "") + "), " + std::to_string(rows) +
                                    " rows " + dtype_name(t);
           expect_close(cf(in)[0], gf(gin)[0], tol(t), what);
-          if (rows == 40)
+          if (rows == 40) {
             EXPECT_NE(gf.describe().find(gelu ? "matmul[gelu_tanh]" : "matmul[relu]"),
                       std::string::npos)
                 << what;
+          }
         }
   // A decoder block's linears at decoding rows: FusedLinear's GEMV with the norm and the gated
   // product (K split over warps), and its fallback when the normalised rows exceed shared memory

@@ -30,6 +30,24 @@
 #include "wick/wick.h"
 
 namespace wick::bench {
+
+LoraAdapter random_adapter(const CausalLM& model, const std::vector<std::string>& targets,
+                           int64_t rank, uint64_t seed) {
+  LoraAdapter a;
+  a.config.r = rank;
+  a.config.lora_alpha = 2.0 * static_cast<double>(rank);
+  a.config.target_modules = targets;
+  LoraOptions opts = a.config.to_options();
+  Generator g(seed);
+  for (const auto& [name, m] : model.named_modules()) {
+    auto* l = dynamic_cast<Linear*>(m.get());
+    if (!l || !lora_targets_module(opts, name)) continue;
+    a.modules.emplace(name, LoraPair{normal({rank, l->in_features()}, g, 0, 0.02).eval(),
+                                     normal({l->out_features(), rank}, g, 0, 0.02).eval()});
+  }
+  return a;
+}
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -45,23 +63,6 @@ struct Spec {
   std::vector<std::string> targets;
   int64_t rank;
 };
-
-/// A random adapter (A and B both non-zero) for the Linear modules of `model` that `spec` targets.
-LoraAdapter random_adapter(const CausalLM& model, const Spec& spec, uint64_t seed) {
-  LoraAdapter a;
-  a.config.r = spec.rank;
-  a.config.lora_alpha = 2.0 * static_cast<double>(spec.rank);
-  a.config.target_modules = spec.targets;
-  LoraOptions opts = a.config.to_options();
-  Generator g(seed);
-  for (const auto& [name, m] : model.named_modules()) {
-    auto* l = dynamic_cast<Linear*>(m.get());
-    if (!l || !lora_targets_module(opts, name)) continue;
-    a.modules.emplace(name, LoraPair{normal({spec.rank, l->in_features()}, g, 0, 0.02).eval(),
-                                     normal({l->out_features(), spec.rank}, g, 0, 0.02).eval()});
-  }
-  return a;
-}
 
 std::string make_temp_dir() {
   const char* base = std::getenv("TMPDIR");
@@ -112,7 +113,7 @@ int run_adapters(const AdaptersOptions& o) {
                              {"all-linear-r64", {"all-linear"}, 64}};
   if (o.quick) specs.pop_back();
   for (size_t i = 0; i < specs.size(); ++i) {
-    LoraAdapter a = random_adapter(*model, specs[i], 100 + i);
+    LoraAdapter a = random_adapter(*model, specs[i].targets, specs[i].rank, 100 + i);
     a.config.base_model_name_or_path = model_dir;
     save_peft_adapter(a, tmp + "/" + specs[i].name);
   }

@@ -38,6 +38,8 @@ struct DecodeOptions {
   std::string device = "cpu";
   bool json = false;
   bool profile = false;
+  int64_t lora_rank = 0;  // > 0: a random LoRA adapter of this rank is active while decoding
+  std::vector<std::string> lora_targets = {"q_proj", "v_proj"};
 };
 
 using Clock = std::chrono::steady_clock;
@@ -157,6 +159,16 @@ int run_decode(const DecodeOptions& o) {
     shape = "qwen2-100m (random weights)";
   }
   const ModelConfig& c = model->config();
+  // An adapter served from a registry, as `wick generate --adapter` does (unmerged: its rank-r
+  // path runs beside every targeted projection).
+  std::unique_ptr<AdapterRegistry> registry;
+  if (o.lora_rank > 0) {
+    registry = std::make_unique<AdapterRegistry>(model);
+    registry->add("bench", random_adapter(*model, o.lora_targets, o.lora_rank, 7));
+    registry->activate("bench");
+    shape += ", LoRA r" + std::to_string(o.lora_rank) + " on";
+    for (const std::string& t : o.lora_targets) shape += " " + t;
+  }
   int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   auto [copy_bw, read_bw] = gpu ? std::pair<double, double>{0.0, 0.0} : memory_bandwidth(threads);
   std::pair<double, double> host_copy{0.0, 0.0};
@@ -274,6 +286,13 @@ int run_decode(const DecodeOptions& o) {
           ->capture_default_str();
       app.add_flag("--json", o->json, "One JSON object instead of text");
       app.add_flag("--profile", o->profile, "Print the kernel times of one prefill and of the decode steps (stderr)");
+      app.add_option("--lora-rank", o->lora_rank,
+                     "Decode with a random LoRA adapter of this rank active (0: none)")
+          ->check(CLI::Range(0, 4096));
+      app.add_option("--lora-targets", o->lora_targets,
+                     "Modules the adapter targets (suffixes, or all-linear)")
+          ->delimiter(',')
+          ->capture_default_str();
       return [o] { return run_decode(*o); };
     }};
 

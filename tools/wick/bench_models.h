@@ -1,7 +1,18 @@
 #pragma once
-// Model shapes shared by the `wick bench` subcommands.
+// Model shapes and random adapters shared by the `wick bench` subcommands.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "wick/adapter.h"
+#include "wick/model.h"
 
 namespace wick::bench {
+
+/// A random adapter of rank `rank` (A and B both non-zero, alpha 2·rank) for the Linear modules of
+/// `model` that `targets` names (module-name suffixes, or "all-linear").
+LoraAdapter random_adapter(const CausalLM& model, const std::vector<std::string>& targets,
+                           int64_t rank, uint64_t seed);
 
 /// ~100M parameters in Qwen2's layout (tied embeddings, q/k/v bias, 4:1 GQA); the same shape as
 /// bench/peers/decoder_torch.py --shape qwen2-100m.

@@ -6,7 +6,9 @@
 // Two fusions save a decoding layer kernels that would each cost a launch and a few memory
 // latencies: the prologue p = rms_norm(x)·g is computed by every block into shared memory (a
 // re-read of x per block), and the gated epilogue writes silu(gate)·up from two weights (gate and
-// up rows n in the same warp) instead of both products.
+// up rows n in the same warp) instead of both products. A LoRA adapter's rank-r path joins the
+// product the same way (x·Aᵀ staged per block, (x·Aᵀ)·Bᵀ added in the epilogue), so an adapted
+// projection is one kernel, as the bare one is.
 #include <algorithm>
 
 #include "backend/cuda/common.cuh"
@@ -32,6 +34,10 @@ struct Args {
   float eps;
   int split;  // warps per column, each over its share of K (a power of two up to kWarps)
   bool preload;  // GemvFusion::weights_untouched
+  const void* lora_a;  // GemvFusion's adapter, or null
+  const void* lora_b;
+  int64_t lora_rank, lora_lda, lora_ldb;
+  float lora_scale;
 };
 
 /// Writes rows [M, K] of rms_norm(x)·g into xs, rounded to T once as norm_kernel does:
@@ -66,6 +72,34 @@ __device__ void stage_norm(const Args& a, T* xs) {
   }
 }
 
+/// Writes t[m·r + j] = Σ_k x[m, k]·A[j, k] for the adapter's r rows, in f32: each warp takes
+/// rows j of A and streams them with 16-byte loads. Every block computes all of t (r·K
+/// multiply-adds per row of x, A from L2 after the first block): the columns' epilogue needs it,
+/// and the alternative, a kernel of its own, costs more than the repeated work.
+template <class T, int MR>
+__device__ void stage_lora(const Args& a, const T* x, int64_t ldx, float* t) {
+  constexpr int V = Packed16<T>::V;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const T* A = static_cast<const T*>(a.lora_a);
+  for (int64_t j = warp; j < a.lora_rank; j += kWarps) {
+    float acc[MR] = {};
+    for (int64_t k = lane * V; k < a.K; k += 32 * V) {
+      const Packed16<T> w = load16(A + j * a.lora_lda + k);
+#pragma unroll
+      for (int m = 0; m < MR; ++m) {
+        const Packed16<T> xv = load16(x + m * ldx + k);
+#pragma unroll
+        for (int e = 0; e < V; ++e) acc[m] += w[e] * xv[e];
+      }
+    }
+#pragma unroll
+    for (int m = 0; m < MR; ++m) {
+      for (int o = 16; o > 0; o >>= 1) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], o);
+      if (lane == 0) t[m * a.lora_rank + j] = acc[m];
+    }
+  }
+}
+
 /// Rounds to T (as a stored intermediate would be).
 template <class T>
 __device__ __forceinline__ float round_to(float v) {
@@ -92,7 +126,8 @@ __device__ __forceinline__ const T* weight_row(const Args& a, int64_t n, int r) 
 
 /// Writes column n of the M rows from the dot products acc[r][m] of its R weight rows.
 template <class T, int MR, bool GATED>
-__device__ void store_column(const Args& a, int64_t n, const float (&acc)[GATED ? 2 : 1][MR]) {
+__device__ void store_column(const Args& a, int64_t n, const float (&acc)[GATED ? 2 : 1][MR],
+                             const float* lora_t) {
   constexpr int R = GATED ? 2 : 1;
 #pragma unroll
   for (int m = 0; m < MR; ++m) {
@@ -104,6 +139,12 @@ __device__ void store_column(const Args& a, int64_t n, const float (&acc)[GATED 
       const GemvGroup& g = a.g[gi];
       y[r] = a.alpha * acc[r][m] + (a.beta != 0.0f ? a.beta * static_cast<float>(ld(p)) : 0.0f);
       if (g.add) y[r] += ld(static_cast<const T*>(g.add) + m * g.add_ld + (n - a.n0[gi] * !GATED));
+    }
+    if (!GATED && a.lora_a) {
+      const T* b = static_cast<const T*>(a.lora_b) + n * a.lora_ldb;
+      float d = 0;
+      for (int64_t j = 0; j < a.lora_rank; ++j) d += lora_t[m * a.lora_rank + j] * ld(b + j);
+      y[0] += a.lora_scale * d;
     }
     if constexpr (GATED) {
       // As the unfused ops: both products, silu(gate) and the product each rounded to T.
@@ -122,6 +163,7 @@ __global__ void __launch_bounds__(32 * kWarps) gemv_kernel(const __grid_constant
   constexpr int64_t kStep = 32 * V, kChunk = L * kStep;
   extern __shared__ uint4 smem[];
   __shared__ float partial[kWarps][R * MR];
+  __shared__ float lora_t[GATED ? 1 : MR * kMaxGemvLoraRank];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, part = warp % a.split;
   const int64_t N = a.columns, columns = kWarps / a.split, stride = gridDim.x * columns;
   // This warp's share of K, in whole 16-byte loads.
@@ -170,6 +212,10 @@ __global__ void __launch_bounds__(32 * kWarps) gemv_kernel(const __grid_constant
     x = xs;
     ldx = a.K;
   }
+  if (!GATED && a.lora_a) {
+    stage_lora<T, MR>(a, x, ldx, lora_t);
+    __syncthreads();
+  }
   for (int64_t base = blockIdx.x * columns; base < N; base += stride, n += stride) {
     const bool live = n < N;
     float acc[R][MR] = {};
@@ -210,7 +256,7 @@ __global__ void __launch_bounds__(32 * kWarps) gemv_kernel(const __grid_constant
             for (int w = 1; w < a.split; ++w) acc[r][m] += partial[warp + w][r * MR + m];
       __syncthreads();  // partial[] is written again by the next column
     }
-    if (live && part == 0 && lane == 0) store_column<T, MR, GATED>(a, n, acc);
+    if (live && part == 0 && lane == 0) store_column<T, MR, GATED>(a, n, acc, lora_t);
   }
 }
 
@@ -248,6 +294,9 @@ bool gemv_groups(DType t, int64_t M, int64_t K, const void* x, int64_t ldx, std:
   if (f.gated && (groups.size() != 2 || groups[0].n != groups[1].n || beta != 0.0f)) return false;
   const int64_t v = 16 / static_cast<int64_t>(itemsize(t));
   if (K % v || ldx % v || !aligned16(x) || (f.gamma && !aligned16(f.gamma))) return false;
+  if (f.lora_a && (groups.size() != 1 || f.gamma || f.gated || f.lora_rank < 1 ||
+                   f.lora_rank > kMaxGemvLoraRank || f.lora_lda % v || !aligned16(f.lora_a)))
+    return false;
   Args a{};
   a.x = x;
   a.ldx = ldx;
@@ -271,6 +320,12 @@ bool gemv_groups(DType t, int64_t M, int64_t K, const void* x, int64_t ldx, std:
   a.gamma = f.gamma;
   a.eps = f.eps;
   a.preload = f.weights_untouched;
+  a.lora_a = f.lora_a;
+  a.lora_b = f.lora_b;
+  a.lora_rank = f.lora_rank;
+  a.lora_lda = f.lora_lda;
+  a.lora_ldb = f.lora_ldb;
+  a.lora_scale = f.lora_scale;
   // Split K over a column's warps until each share fits the loads a lane keeps in flight, and
   // further while the GPU would hold few warps (a 896-wide projection has 896 columns only).
   const int64_t chunk = kLoads / (f.gated ? 2 : 1) * 32 * v;

@@ -179,13 +179,21 @@ struct GemvGroup {
   const void* add;
   int64_t add_ld;
 };
+constexpr int64_t kMaxGemvLoraRank = 128;
 /// What gemv_groups folds in: with gamma (dtype t, [K]), x becomes rms_norm(x)·gamma before the
 /// product; gated (two weights of one width: gate and up) writes silu(gate)·up [M, n] instead of
 /// both products. Each is rounded to the dtype where the unfused ops would round.
+/// With lora_a (one weight, no norm, not gated): a LoRA adapter's A [r, K] (rows lda apart) and
+/// B [N, r] (rows ldb apart), both dtype t, add lora_scale·(x·Aᵀ)·Bᵀ to each product before it
+/// is rounded once, the rank-r product kept in f32 (as the CPU's lora_linear does).
 struct GemvFusion {
   const void* gamma = nullptr;
   float eps = 0.0f;
   bool gated = false;
+  const void* lora_a = nullptr;
+  const void* lora_b = nullptr;
+  int64_t lora_rank = 0, lora_lda = 0, lora_ldb = 0;
+  float lora_scale = 0.0f;
   // The weights may be read before the kernel waits for the kernels ahead of it (no kernel of
   // this launch unit wrote them, context.h): their first loads then overlap the previous kernel.
   bool weights_untouched = false;
@@ -194,7 +202,8 @@ struct GemvFusion {
 /// kMaxGemvRows rows of x (ldx apart) and up to kMaxGemvGroups weights whose columns follow each
 /// other in out (rows ldo apart), with the fusions of `f`; f32 accumulation. Returns false,
 /// queuing nothing, when the operands do not suit it (dtype, 16-byte alignment, K or a leading
-/// dimension not a multiple of 16 bytes, normalised rows over 48 KiB).
+/// dimension not a multiple of 16 bytes, normalised rows over 48 KiB, a LoRA rank over
+/// kMaxGemvLoraRank).
 bool gemv_groups(DType t, int64_t M, int64_t K, const void* x, int64_t ldx, std::span<const GemvGroup> groups,
                  void* out, int64_t ldo, float alpha, float beta, const GemvFusion& f);
 /// gemv_groups over one weight, out dense [M, N].

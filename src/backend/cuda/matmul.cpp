@@ -374,12 +374,28 @@ void LoraLinear::eval_cuda(std::span<Node* const> in, Node& out) {
     X.ptr = dense(x, hx);
     X.ld = n_in;
   }
+  std::shared_ptr<Storage> hbias;
+  const void* bias = has_bias ? dense(*in[4], hbias) : nullptr;
+  // A few rows (decoding): one GEMV kernel reads x once for both W and A, and adds the adapter's
+  // product to each output as it is written.
+  const bool rows_contiguous = w.strides[1] == 1 && la.strides[1] == 1 && lb.strides[1] == 1;
+  if (rows_contiguous && M <= kMaxGemvRows && r > 0) {
+    GemvGroup g{w.raw(), w.strides[0], n_out, bias, 0};
+    GemvFusion f;
+    f.weights_untouched = untouched(w);  // A and B are read after the wait
+    f.lora_a = la.raw();
+    f.lora_b = lb.raw();
+    f.lora_rank = r;
+    f.lora_lda = la.strides[0];
+    f.lora_ldb = lb.strides[0];
+    f.lora_scale = static_cast<float>(scale);
+    if (gemv_groups(out.dtype, M, n_in, X.ptr, X.ld, {&g, 1}, out.raw(), n_out, 1.0f, 0.0f, f))
+      return;
+  }
   Mat W = transposed(as_mat(w, n_out, n_in, 1));  // Wᵀ: [in, out]
   Mat A = transposed(as_mat(la, r, n_in, 1));     // Aᵀ: [in, r]
   Mat B = transposed(as_mat(lb, n_out, r, 1));    // Bᵀ: [r, out]
   // The bias joins the base product's epilogue; the adapter's product is added after it.
-  std::shared_ptr<Storage> hbias;
-  const void* bias = has_bias ? dense(*in[4], hbias) : nullptr;
   gemm(out.dtype, M, n_out, n_in, 1, X, W, out.raw(), 1.0, 0.0, DType::boolean, nullptr, bias);
   if (r > 0) {
     auto tmp = detail::allocate(std::max<size_t>(1, M * r * itemsize(out.dtype)), out.device);
