@@ -24,12 +24,11 @@ WICK_NO_CUDA(TakeAlongAxisGrad) WICK_NO_CUDA(CrossEntropy) WICK_NO_CUDA(CrossEnt
 WICK_NO_CUDA(FusedElementwise) WICK_NO_CUDA(ScaledMaskedSoftmax) WICK_NO_CUDA(ToDevice)
 WICK_NO_CUDA(AttentionProbs) WICK_NO_CUDA(AttentionGrad) WICK_NO_CUDA(RmsNormGrad)
 WICK_NO_CUDA(SoftmaxGrad) WICK_NO_CUDA(WriteAt) WICK_NO_CUDA(CachedAttention) WICK_NO_CUDA(GreedyPick)
+WICK_NO_CUDA(AdamWStep)
 #undef WICK_NO_CUDA
-    // clang-format on
+// clang-format on
 
-    void ToDevice::eval_cpu(std::span<Node* const>, Node&) {
-  unavailable(name());
-}
+void ToDevice::eval_cpu(std::span<Node* const>, Node&) { unavailable(name()); }
 
 namespace cuda_api {
 int device_count() { return 0; }

@@ -6,6 +6,7 @@
 #include <typeinfo>
 #include <vector>
 
+#include "core/adamw_rule.h"
 #include "graph/op_codes.h"
 #include "graph/primitive.h"
 
@@ -509,6 +510,32 @@ class SoftmaxGrad : public Primitive {
   explicit SoftmaxGrad(double s = 1.0) : scale(s) {}
   WICK_PRIMITIVE(SoftmaxGrad, "softmax_grad")
   double scale;
+};
+
+/// One AdamW step of n tensors (core/adamw_rule.h): inputs the n parameters (one float dtype),
+/// their n gradients (one float dtype, the parameters' shapes), the n first and n second moments
+/// (f32), then the step's f32 scalars 1 − lr·wd, lr / (1 − β1ᵗ) and sqrt(1 − β2ᵗ). Each input is
+/// read where it lies, none is gathered first. The output f32 [3, Σ numel] holds the new
+/// parameters, first moments and second moments, each tensor's values at its offset in input
+/// order (the optimizer takes views of it).
+class AdamWStep : public Primitive {
+ public:
+  AdamWStep(double b1, double b2, double e, std::vector<bool> d)
+      : beta1(b1), beta2(b2), eps(e), decays(std::move(d)) {}
+  WICK_PRIMITIVE(AdamWStep, "adamw_step")
+  /// β1, 1 − β1, β2, 1 − β2 and eps rounded to f32 from double (as the composed ops rounded
+  /// their scalars); the step's scalars left 0.
+  AdamWConstants constants() const {
+    AdamWConstants c{};
+    c.b1 = static_cast<float>(beta1);
+    c.one_minus_b1 = static_cast<float>(1 - beta1);
+    c.b2 = static_cast<float>(beta2);
+    c.one_minus_b2 = static_cast<float>(1 - beta2);
+    c.eps = static_cast<float>(eps);
+    return c;
+  }
+  double beta1, beta2, eps;
+  std::vector<bool> decays;  // per tensor: whether 1 − lr·wd multiplies it
 };
 
 /// Copies its input to the output's device (host <-> CUDA, or between CUDA devices).

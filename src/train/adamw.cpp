@@ -10,9 +10,6 @@ namespace {
 
 Tensor f32_scalar(double v) { return scalar(v, DType::f32); }
 
-// Parameters of at most this many elements are updated together (see AdamW::update).
-constexpr int64_t kFlatLimit = int64_t(1) << 20;
-
 const Tensor& find_or_throw(const TensorMap& m, const std::string& name, const char* what) {
   auto it = m.find(name);
   if (it == m.end()) throw Error(std::string("AdamW: no ") + what + " for parameter \"" + name + "\"");
@@ -35,15 +32,12 @@ std::vector<Tensor> AdamW::step_scalars(double lr) const {
 
 AdamW::Result AdamW::update(const TensorMap& params, const TensorMap& grads, const TensorMap& m,
                             const TensorMap& v, const std::vector<Tensor>& s) const {
-  const Tensor &decay = s.at(0), &step_size = s.at(1), &bc2_sqrt = s.at(2);
-  const double b1 = opts_.beta1, b2 = opts_.beta2;
   Result r;
-  // Small parameters that share their dtype, their gradient's dtype and the decay rule update
-  // as one flat vector: the rule is elementwise, so the values are the same, and a few hundred
-  // LoRA matrices cost a few kernels instead of a few each (their launches, not their bytes,
-  // were the cost). A large one updates alone: flattening would copy it for nothing.
-  std::map<std::tuple<DType, DType, bool>, std::vector<std::string>> small;
-  std::vector<std::vector<std::string>> groups;
+  // One AdamWStep op per (parameter dtype, gradient dtype, device): a LoRA model's few hundred
+  // matrices update in one kernel launch per few dozen, each read where it lies. f64 parameters
+  // update in f32 as the rest (the op takes f32 and half types).
+  auto op_dtype = [](DType t) { return t == DType::f64 ? DType::f32 : t; };
+  std::map<std::tuple<DType, DType, std::string>, std::vector<std::string>> groups;
   for (const auto& [name, p] : params) {
     auto g_it = grads.find(name);
     if (g_it == grads.end()) {
@@ -53,40 +47,44 @@ AdamW::Result AdamW::update(const TensorMap& params, const TensorMap& grads, con
     if (g_it->second.shape() != p.shape())
       throw Error("AdamW: gradient of \"" + name + "\" has shape " + shape_str(g_it->second.shape()) + ", parameter " +
                   shape_str(p.shape()));
-    const bool decays = !(opts_.no_decay && opts_.no_decay(name));
-    if (p.numel() <= kFlatLimit) small[{p.dtype(), g_it->second.dtype(), decays}].push_back(name);
-    else groups.push_back({name});
+    groups[{op_dtype(p.dtype()), op_dtype(g_it->second.dtype()), p.device().str()}].push_back(name);
   }
-  for (auto& entry : small) groups.push_back(std::move(entry.second));
-  for (const std::vector<std::string>& names : groups) {
-    const Tensor& first = params.at(names[0]);
-    const DType dtype = first.dtype();
-    const bool decays = !(opts_.no_decay && opts_.no_decay(names[0]));
-    auto flat = [&](auto&& get) {
-      std::vector<Tensor> parts;
-      for (const auto& name : names) parts.push_back(reshape(get(name), {-1}));
-      return parts.size() == 1 ? parts[0] : concatenate(parts, 0);
-    };
-    Tensor pf = astype(flat([&](const std::string& n) { return params.at(n); }), DType::f32);
-    Tensor g = astype(flat([&](const std::string& n) { return grads.at(n); }), DType::f32);
-    Tensor m0 = flat([&](const std::string& n) { return astype(find_or_throw(m, n, "first moment"), DType::f32); });
-    Tensor v0 = flat([&](const std::string& n) { return astype(find_or_throw(v, n, "second moment"), DType::f32); });
-    // torch: p.mul_(1 - lr·wd); m.mul_(β1).add_(g, 1-β1); v.mul_(β2).addcmul_(g, g, 1-β2);
-    //        denom = v.sqrt() / sqrt(bc2) + eps; p.addcdiv_(m, denom, -lr/bc1)
-    Tensor p1 = decays ? pf * decay : pf;
-    Tensor m1 = m0 * b1 + g * (1 - b1);
-    Tensor v1 = v0 * b2 + (g * (1 - b2)) * g;
-    Tensor denom = sqrt(v1) / bc2_sqrt + opts_.eps;
-    Tensor p2 = astype(p1 - step_size * (m1 / denom), dtype);
-    // Each parameter's results are views of the flat ones.
+  for (const auto& [key, names] : groups) {
+    const DType pt = std::get<0>(key), gt = std::get<1>(key);
+    const size_t n = names.size();
+    std::vector<Tensor> ins(4 * n);
+    std::vector<bool> decays(n);
+    int64_t total = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const std::string& name = names[i];
+      ins[i] = astype(params.at(name), pt);
+      ins[n + i] = astype(grads.at(name), gt);
+      ins[2 * n + i] = astype(find_or_throw(m, name, "first moment"), DType::f32);
+      ins[3 * n + i] = astype(find_or_throw(v, name, "second moment"), DType::f32);
+      for (size_t k = 1; k < 4; ++k)
+        if (ins[k * n + i].shape() != ins[i].shape())
+          throw Error("AdamW: the moments of \"" + name + "\" have shape " +
+                      shape_str(ins[k * n + i].shape()) + ", the parameter " +
+                      shape_str(ins[i].shape()));
+      decays[i] = !(opts_.no_decay && opts_.no_decay(name));
+      total += ins[i].numel();
+    }
+    for (const Tensor& scalar : s) ins.push_back(astype(scalar, DType::f32));
+    Tensor out = detail::make_node(
+        {3, total}, DType::f32,
+        std::make_shared<detail::AdamWStep>(opts_.beta1, opts_.beta2, opts_.eps, decays),
+        std::move(ins));
+    // Each parameter's results are views of the op's rows.
     int64_t at = 0;
-    for (const auto& name : names) {
-      const Shape& shape = params.at(name).shape();
-      const int64_t n = numel(shape);
-      r.params.emplace(name, reshape(slice(p2, 0, at, at + n), shape));
-      r.m.emplace(name, reshape(slice(m1, 0, at, at + n), shape));
-      r.v.emplace(name, reshape(slice(v1, 0, at, at + n), shape));
-      at += n;
+    for (const std::string& name : names) {
+      const Tensor& p = params.at(name);
+      const int64_t size = p.numel();
+      auto row = [&](int64_t k) { return reshape(slice(out, 0, k, k + 1), {-1}); };
+      auto part = [&](int64_t k) { return reshape(slice(row(k), 0, at, at + size), p.shape()); };
+      r.params.emplace(name, astype(part(0), p.dtype()));
+      r.m.emplace(name, part(1));
+      r.v.emplace(name, part(2));
+      at += size;
     }
   }
   return r;

@@ -81,9 +81,8 @@ TEST(Train, AdamWStateRoundTripsAndResumesIdentically) {
 }
 
 TEST(Train, AdamWGivesTheSameUpdateWhateverItGroups) {
-  // Small parameters update as one flat vector, large ones alone; each must get exactly what it
-  // gets updated by itself. Mixed dtypes, a no-decay rule and one parameter over the flattening
-  // limit (2^20 elements).
+  // Parameters of one dtype update in one adamw_step op; each must get exactly what it gets
+  // updated by itself. Mixed dtypes, a no-decay rule and one parameter of over 2^20 elements.
   wick::AdamWOptions o{.lr = 1e-2, .weight_decay = 0.1};
   o.no_decay = [](const std::string& n) { return n == "bias"; };
   wick::Generator gen(1);
@@ -105,6 +104,73 @@ TEST(Train, AdamWGivesTheSameUpdateWhateverItGroups) {
   for (const auto& [name, t] : g)
     for (double x : t.to_vector<double>()) want += x * x;
   EXPECT_NEAR(wick::clip_grad_norm(g, 1.0).second.item<double>(), std::sqrt(want), 1e-5 * std::sqrt(want));
+}
+
+TEST(Train, AdamWReadsEachTensorWhereItLies) {
+  // One adamw_step per dtype pair, no gathering copy: a compiled update of many tensors holds
+  // one op and no concatenation. Strided views (a transposed parameter, a sliced gradient) and
+  // an f64 parameter (updated in f32, as before) give what dense f32 copies give.
+  wick::AdamWOptions o{.lr = 1e-2, .weight_decay = 0.1};
+  wick::Generator gen(2);
+  wick::TensorMap p, g;
+  for (int i = 0; i < 60; ++i) {
+    p["w" + std::to_string(i)] = wick::normal({3, 5}, gen);
+    g["w" + std::to_string(i)] = wick::normal({3, 5}, gen);
+  }
+  const std::vector<std::string> names = [&] {
+    std::vector<std::string> n;
+    for (const auto& [k, t] : p) n.push_back(k);
+    return n;
+  }();
+  wick::AdamW opt(o);
+  auto fn = [&](const std::vector<Tensor>& in) {
+    wick::TensorMap pp, gg, m, v;
+    for (size_t i = 0; i < names.size(); ++i) {
+      pp[names[i]] = in[i];
+      gg[names[i]] = in[names.size() + i];
+      m[names[i]] = wick::zeros({3, 5}, DType::f32);
+      v[names[i]] = wick::zeros({3, 5}, DType::f32);
+    }
+    wick::AdamW::Result r = opt.update(pp, gg, m, v, opt.step_scalars(1e-2));
+    std::vector<Tensor> out;
+    for (const auto& n : names) out.push_back(r.params.at(n));
+    return out;
+  };
+  std::vector<Tensor> in;
+  for (const auto& n : names) in.push_back(p[n]);
+  for (const auto& n : names) in.push_back(g[n]);
+  wick::CompiledFunction c = wick::compile(fn);
+  std::vector<Tensor> compiled = c(in), plain = fn(in);
+  const std::string plan = c.describe();
+  size_t ops = 0;
+  for (size_t at = plan.find("adamw_step"); at != std::string::npos;
+       at = plan.find("adamw_step", at + 1))
+    ++ops;
+  EXPECT_EQ(ops, 1u) << plan;
+  EXPECT_EQ(plan.find("concatenate"), std::string::npos) << plan;
+  for (size_t i = 0; i < names.size(); ++i)
+    EXPECT_EQ(compiled[i].to_vector<float>(), plain[i].to_vector<float>()) << names[i];
+
+  Tensor base = wick::normal({5, 3}, gen), grad = wick::normal({3, 10}, gen);
+  wick::TensorMap views = {{"t", wick::transpose(base)},
+                           {"d", wick::astype(wick::transpose(base), DType::f64)}};
+  wick::TensorMap view_grads = {{"t", wick::slice(grad, 1, 0, 10, 2)},
+                                {"d", wick::slice(grad, 1, 1, 10, 2)}};
+  wick::TensorMap dense = {{"t", wick::contiguous(views["t"])},
+                           {"d", wick::astype(views["d"], DType::f32)}};
+  wick::TensorMap dense_grads = {{"t", wick::contiguous(view_grads["t"])},
+                                 {"d", wick::contiguous(view_grads["d"])}};
+  wick::AdamW a(o), b(o);
+  for (int step = 0; step < 3; ++step) {
+    views = a.step(views, view_grads);
+    dense = b.step(dense, dense_grads);
+  }
+  EXPECT_EQ(views["d"].dtype(), DType::f64);
+  for (const char* n : {"t", "d"}) {
+    std::vector<double> x = views[n].to_vector<double>(), y = dense[n].to_vector<double>();
+    ASSERT_EQ(x.size(), y.size());
+    for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(x[i], y[i]) << n << " element " << i;
+  }
 }
 
 TEST(Train, SgdNesterovMatchesTorch) {

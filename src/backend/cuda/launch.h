@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <span>
 
+#include "core/adamw_rule.h"
 #include "wick/dtype.h"
 
 namespace wick::cuda {
@@ -210,6 +211,25 @@ bool gemv_groups(DType t, int64_t M, int64_t K, const void* x, int64_t ldx, std:
 bool gemv(DType t, int64_t M, int64_t N, int64_t K, const void* x, int64_t ldx, const void* w,
           int64_t ldw, void* out, float alpha, float beta, const void* add = nullptr, int64_t add_ld = 0,
           bool w_untouched = false);
+
+// ---- optimizers (optim.cu) ----
+/// One tensor of adamw: its dense parameter p (the launch's parameter dtype), gradient g (the
+/// gradients' dtype) and f32 moments m and v, n elements each; decays: whether 1 − lr·wd applies.
+/// Its results go to offset `at` of each of out's three rows.
+struct AdamWTensor {
+  const void* p;
+  const void* g;
+  const float* m;
+  const float* v;
+  int64_t n, at;
+  bool decays;
+};
+/// AdamWStep's update (core/adamw_rule.h) of every tensor into out [3, total] (new parameters,
+/// first and second moments, in f32): c's β and eps from the host, its step scalars read from
+/// `scalars` (three f32 on the device). Parameters and gradients are f32, bf16 or f16 (another
+/// dtype throws).
+void adamw(DType pt, DType gt, std::span<const AdamWTensor> tensors, const float* const scalars[3],
+           const detail::AdamWConstants& c, float* out, int64_t total);
 
 /// Copies u (walked over sp) into out at element offset position[0]·ax_stride (walked with os);
 /// position is read on the device and must keep [position, position + rows) inside `limit`.
