@@ -45,12 +45,29 @@ void fused_linear_unfused(const FusedLinear& f, std::span<Node* const> in, Node&
   }
   std::vector<std::unique_ptr<Node>> parts;
   std::vector<Node*> part_ptrs;
-  size_t next_addend = w0 + G;
+  size_t next_addend = w0 + G, next_lora = next_addend;
+  for (size_t g = 0; g < G; ++g) next_lora += f.has_addend[g] ? 1 : 0;
   for (size_t g = 0; g < G; ++g) {
-    std::vector<Node*> ins = {x, in[w0 + g]};
-    if (f.has_addend[g]) ins.push_back(in[next_addend++]);
-    Matmul mm;
-    parts.push_back(run_now(mm, ins, {M, f.widths[g]}, out));
+    Node* addend = f.has_addend[g] ? in[next_addend++] : nullptr;
+    if (f.lora_scale[g]) {
+      // lora_linear takes W [N, K]: the weight's transpose, as a view.
+      const Node& wt = *in[w0 + g];
+      Node w;
+      w.shape = {wt.shape[1], wt.shape[0]};
+      w.dtype = wt.dtype;
+      w.device = wt.device;
+      make_view(w, wt, {wt.strides[1], wt.strides[0]}, wt.offset);
+      std::vector<Node*> ins = {x, &w, in[next_lora], in[next_lora + 1]};
+      next_lora += 2;
+      if (addend) ins.push_back(addend);
+      LoraLinear lora(*f.lora_scale[g], addend != nullptr);
+      parts.push_back(run_now(lora, ins, {M, f.widths[g]}, out));
+    } else {
+      std::vector<Node*> ins = {x, in[w0 + g]};
+      if (addend) ins.push_back(addend);
+      Matmul mm;
+      parts.push_back(run_now(mm, ins, {M, f.widths[g]}, out));
+    }
     part_ptrs.push_back(parts.back().get());
   }
   if (f.gated) {
@@ -111,7 +128,9 @@ void FusedLinear::eval_cpu(std::span<Node* const> in, Node& out) { fused_linear_
 
 void FusedLinear::print(std::ostream& os) const {
   os << name() << "[" << (norm ? "rms_norm, " : "") << (gated ? "silu(gate)*up, " : "");
-  for (size_t g = 0; g < widths.size(); ++g) os << (g ? " | " : "") << widths[g] << (has_addend[g] ? "+a" : "");
+  for (size_t g = 0; g < widths.size(); ++g)
+    os << (g ? " | " : "") << widths[g] << (has_addend[g] ? "+a" : "")
+       << (lora_scale[g] ? "+lora" : "");
   os << "]";
 }
 

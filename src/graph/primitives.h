@@ -170,12 +170,22 @@ class Matmul : public Primitive {
 /// else x. With `gated` (two weights of one width N: gate and up), out [M, N] is
 /// silu(gate)·up, as a gated MLP computes it before its down projection. Every step is rounded
 /// as the unfused ops round. Inputs: x [M, K], then g [K] with norm, then the weights [K, N_i],
-/// then one addend per weight with has_addend set: a bias [N_i] or [M, N_i] (a residual).
+/// then one addend per weight with has_addend set: a bias [N_i] or [M, N_i] (a residual), then
+/// A [r_i, K] and B [N_i, r_i] per weight with a LoRA adapter (lora_scale set): that weight's
+/// product is lora_linear's, x·W_iᵀ + bias + s·(x·A_iᵀ)·B_iᵀ rounded once.
 class FusedLinear : public Primitive {
  public:
   static constexpr int64_t kMaxRows = 8, kMaxGroups = 3;
-  FusedLinear(bool n, double e, bool g, std::vector<int64_t> w, std::vector<bool> a)
-      : norm(n), eps(e), gated(g), widths(std::move(w)), has_addend(std::move(a)) {}
+  FusedLinear(bool n, double e, bool g, std::vector<int64_t> w, std::vector<bool> a,
+              std::vector<std::optional<double>> l = {})
+      : norm(n),
+        eps(e),
+        gated(g),
+        widths(std::move(w)),
+        has_addend(std::move(a)),
+        lora_scale(std::move(l)) {
+    lora_scale.resize(widths.size());
+  }
   WICK_PRIMITIVE(FusedLinear, "fused_linear")
   void print(std::ostream& os) const override;
   bool norm;
@@ -183,6 +193,7 @@ class FusedLinear : public Primitive {
   bool gated;
   std::vector<int64_t> widths;
   std::vector<bool> has_addend;
+  std::vector<std::optional<double>> lora_scale;
 };
 
 /// Inputs: x [..., in], W [out, in], A [r, in], B [out, r], then bias [out] when has_bias.

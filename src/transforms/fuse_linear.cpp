@@ -2,7 +2,8 @@
 // FusedLinear (q, k and v; gate and up), which also absorbs the rms_norm in front of them and,
 // for gate and up, the silu(gate)·up after them. A decoding token then runs one GEMV kernel where
 // it ran a normalisation, three GEMVs and an elementwise kernel: at one row each kernel costs
-// its launch and a few memory latencies, far more than its arithmetic.
+// its launch and a few memory latencies, far more than its arithmetic. A lora_linear (a served
+// adapter's projection) joins such a group like a matmul, its rank-r path carried along.
 #include <functional>
 
 #include "graph/ops_common.h"
@@ -16,20 +17,49 @@ P* as(const Tape& t, Ref r) {
   return r.kind == Ref::Kind::op ? dynamic_cast<P*>(t.ops[r.index].prim.get()) : nullptr;
 }
 
-/// x [M, K] (M at most kMaxRows) times a 2-d weight [K, N], all of the output's float dtype,
-/// with at most a bias [N] or an addend [M, N] (as fuse_patterns leaves them).
-bool candidate(const Tape& t, const TapeOp& op) {
-  if (!dynamic_cast<Matmul*>(op.prim.get()) || op.shape.size() != 2 || op.shape[0] > FusedLinear::kMaxRows)
-    return false;
-  if (op.dtype != DType::f32 && op.dtype != DType::bf16 && op.dtype != DType::f16) return false;
+/// r with the reshapes in front of it skipped: the op whose elements r relabels.
+Ref reshape_root(const Tape& t, Ref r) {
+  while (as<Reshape>(t, r)) r = t.ops[r.index].ins[0];
+  return r;
+}
+
+/// What a group member contributes: the product of x ([M, K] rows of the group's input) and a
+/// weight W_i [N, K], with its addend and LoRA adapter.
+struct Member {
+  int64_t M = 0, K = 0, N = 0;
+  bool lora = false;  // a lora_linear: ins = x, W [N, K], A, B, then its bias
+  double scale = 0;
+  std::optional<Ref> addend;
+};
+
+/// A matmul of x [M, K] (M at most kMaxRows) and a 2-d weight [K, N] with at most a bias [N] or an
+/// addend [M, N] (as fuse_patterns leaves them), or a lora_linear of as few rows, all of the
+/// output's float dtype.
+std::optional<Member> candidate(const Tape& t, const TapeOp& op) {
+  const bool mm = dynamic_cast<Matmul*>(op.prim.get()) != nullptr;
+  auto* lora = dynamic_cast<LoraLinear*>(op.prim.get());
+  if (!mm && !lora) return std::nullopt;
+  if (op.dtype != DType::f32 && op.dtype != DType::bf16 && op.dtype != DType::f16)
+    return std::nullopt;
   for (const Ref& r : op.ins)
-    if (t.dtype_of(r) != op.dtype) return false;
-  if (t.shape_of(op.ins[1]).size() != 2) return false;
-  if (op.ins.size() == 3) {
-    Shape a = t.shape_of(op.ins[2]);
-    if (a != op.shape && a != Shape{op.shape[1]}) return false;
+    if (t.dtype_of(r) != op.dtype) return std::nullopt;
+  Member m;
+  if (lora) {
+    const Shape w = t.shape_of(op.ins[1]);
+    m = {numel(op.shape) / w[0], w[1], w[0], true, lora->scale, std::nullopt};
+    if (lora->has_bias) m.addend = op.ins[4];
+  } else {
+    const Shape w = t.shape_of(op.ins[1]);
+    if (op.shape.size() != 2 || w.size() != 2) return std::nullopt;
+    m = {op.shape[0], w[0], w[1], false, 0, std::nullopt};
+    if (op.ins.size() == 3) {
+      Shape a = t.shape_of(op.ins[2]);
+      if (a != op.shape && a != Shape{op.shape[1]}) return std::nullopt;
+      m.addend = op.ins[2];
+    }
   }
-  return true;
+  if (m.M < 1 || m.M > FusedLinear::kMaxRows) return std::nullopt;
+  return m;
 }
 
 struct Group {
@@ -54,6 +84,11 @@ void fuse_linears(Tape& t, PassStats& s) {
   const std::vector<uint32_t> uses = t.use_counts();
   std::vector<Group> groups;
   std::vector<int> group_of(t.ops.size(), -1);
+  std::vector<std::optional<Member>> member(t.ops.size());
+  std::vector<std::vector<uint32_t>> readers(t.ops.size());  // one entry per input slot
+  for (uint32_t i = 0; i < t.ops.size(); ++i)
+    for (const Ref& r : t.ops[i].ins)
+      if (r.kind == Ref::Kind::op) readers[r.index].push_back(i);
 
   // Matmuls over the same x join a group when every other input of theirs exists before the
   // group's first member, where the fused op will stand, or is a view that can be moved there
@@ -67,12 +102,16 @@ void fuse_linears(Tape& t, PassStats& s) {
   };
   for (uint32_t i = 0; i < t.ops.size(); ++i) {
     const TapeOp& op = t.ops[i];
-    if (!candidate(t, op)) continue;
+    member[i] = candidate(t, op);
+    if (!member[i]) continue;
+    // Members read the same elements as rows [M, K], maybe through different reshapes.
+    const Ref x = reshape_root(t, op.ins[0]);
     int g = -1;
     for (int k = static_cast<int>(groups.size()); k-- > 0 && g < 0;) {
       const Group& cand = groups[k];
       const uint32_t first = cand.members[0];
-      if (t.ops[first].ins[0] != op.ins[0] || t.ops[first].dtype != op.dtype ||
+      if (cand.x != x || member[first]->M != member[i]->M || member[first]->K != member[i]->K ||
+          t.ops[first].dtype != op.dtype ||
           cand.members.size() >= static_cast<size_t>(FusedLinear::kMaxGroups))
         continue;
       bool before = true;
@@ -82,22 +121,29 @@ void fuse_linears(Tape& t, PassStats& s) {
     if (g < 0) {
       groups.push_back({});
       g = static_cast<int>(groups.size() - 1);
-      groups[g].x = op.ins[0];
+      groups[g].x = x;
     }
     groups[g].members.push_back(i);
     group_of[i] = g;
   }
 
-  // An rms_norm(·, g) whose only readers are the group becomes its prologue.
-  for (Group& g : groups) {
-    const TapeOp& head = t.ops[g.members[0]];
-    const int64_t M = head.shape[0], K = t.shape_of(head.ins[1])[0];
-    Ref x = g.x;
-    if (x.kind != Ref::Kind::op || uses[x.index] != g.members.size()) continue;
-    if (as<Reshape>(t, x)) {
-      x = t.ops[x.index].ins[0];
-      if (x.kind != Ref::Kind::op || uses[x.index] != 1) continue;
+  // Whether every read of op r, directly or through reshapes, is by a member of group g.
+  std::function<bool(uint32_t, int)> read_by_group_only = [&](uint32_t r, int g) {
+    uint32_t seen = 0;
+    for (uint32_t j : readers[r]) {
+      const bool through = as<Reshape>(t, Ref{Ref::Kind::op, j}) && read_by_group_only(j, g);
+      if (group_of[j] != g && !through) return false;
+      ++seen;
     }
+    return seen == uses[r];  // a tape output is a use without a reader
+  };
+
+  // An rms_norm(·, g) whose only readers are the group becomes its prologue.
+  for (size_t gi = 0; gi < groups.size(); ++gi) {
+    Group& g = groups[gi];
+    const int64_t M = member[g.members[0]]->M, K = member[g.members[0]]->K;
+    const Ref x = g.x;
+    if (x.kind != Ref::Kind::op || !read_by_group_only(x.index, static_cast<int>(gi))) continue;
     auto* rn = as<RmsNorm>(t, x);
     if (!rn || !rn->has_weight) continue;
     const TapeOp& n = t.ops[x.index];
@@ -174,35 +220,61 @@ void fuse_linears(Tape& t, PassStats& s) {
     }
     const Group& g = groups[gi];
     if (g.members[0] != i) continue;  // mapped when the group's first member was reached
-    const int64_t M = op.shape[0], K = t.shape_of(op.ins[1])[0];
+    const int64_t M = member[i]->M, K = member[i]->K;
     Ref x = mapped(g.x);
     if (t.shape_of(g.x) != Shape{M, K}) x = emit({std::make_shared<Reshape>(), {x}, {M, K}, op.dtype, op.device});
     std::vector<Ref> ins = {x};
     if (g.norm) ins.push_back(mapped(g.gamma));
     std::vector<int64_t> widths;
     std::vector<bool> has_addend;
+    std::vector<std::optional<double>> lora_scale;
     for (uint32_t m : g.members) {
-      ins.push_back(mapped(t.ops[m].ins[1]));
-      widths.push_back(t.ops[m].shape[1]);
-      has_addend.push_back(t.ops[m].ins.size() == 3);
+      const Member& mb = *member[m];
+      Ref w = mapped(t.ops[m].ins[1]);
+      // The fused op takes every weight as [K, N]: a lora_linear's W [N, K] as its transpose.
+      if (mb.lora)
+        w = emit({std::make_shared<Transpose>(std::vector<int>{1, 0}),
+                  {w},
+                  {K, mb.N},
+                  op.dtype,
+                  op.device});
+      ins.push_back(w);
+      widths.push_back(mb.N);
+      has_addend.push_back(mb.addend.has_value());
+      lora_scale.push_back(mb.lora ? std::optional<double>(mb.scale) : std::nullopt);
     }
     for (uint32_t m : g.members)
-      if (t.ops[m].ins.size() == 3) ins.push_back(mapped(t.ops[m].ins[2]));
+      if (member[m]->addend) ins.push_back(mapped(*member[m]->addend));
+    for (uint32_t m : g.members)
+      if (member[m]->lora) {
+        ins.push_back(mapped(t.ops[m].ins[2]));
+        ins.push_back(mapped(t.ops[m].ins[3]));
+      }
     int64_t total = 0;
     for (int64_t w : widths) total += w;
     const Shape shape = {M, g.gated ? widths[0] : total};
-    fused[gi] = emit({std::make_shared<FusedLinear>(g.norm, g.eps, g.gated, widths, has_addend), std::move(ins), shape,
-                      op.dtype, op.device});
+    fused[gi] =
+        emit({std::make_shared<FusedLinear>(g.norm, g.eps, g.gated, widths, has_addend, lora_scale),
+              std::move(ins), shape, op.dtype, op.device});
     ++s.fused_patterns;
-    // Members' own values: slices of the output (a gated group's members have no other reader).
+    // Members' own values: slices of the output in their shapes (a gated group's members have no
+    // other reader).
     int64_t at = 0;
     for (size_t k = 0; k < g.members.size(); ++k) {
-      emitted[g.members[k]] = true;
-      if (!g.gated)
-        map[g.members[k]] = g.members.size() == 1
-                                ? fused[gi]
-                                : emit({std::make_shared<Slice>(std::vector<int64_t>{0, at}, std::vector<int64_t>{1, 1}),
-                                        {fused[gi]}, {M, widths[k]}, op.dtype, op.device});
+      const uint32_t m = g.members[k];
+      emitted[m] = true;
+      if (!g.gated) {
+        Ref v = g.members.size() == 1 ? fused[gi]
+                                      : emit({std::make_shared<Slice>(std::vector<int64_t>{0, at},
+                                                                      std::vector<int64_t>{1, 1}),
+                                              {fused[gi]},
+                                              {M, widths[k]},
+                                              op.dtype,
+                                              op.device});
+        if (t.ops[m].shape != Shape{M, widths[k]})
+          v = emit({std::make_shared<Reshape>(), {v}, t.ops[m].shape, op.dtype, op.device});
+        map[m] = v;
+      }
       at += widths[k];
     }
   }

@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "common/adapter_util.h"
 #include "common/compare.h"
 #include "common/train_util.h"
 #include "wick/wick.h"
@@ -111,6 +112,33 @@ TEST_P(CudaModel, CompiledStepsReplayCudaGraphsWithTheLazyStepsTokens) {
       EXPECT_EQ(runs[r].size(), greedy.size());
     }
   }
+}
+
+TEST_P(CudaModel, CompiledStepsWithAnAdapterGiveTheCpuLogits) {
+  // An adapter on q, v, gate and up: its rank-r paths run inside the fused GEMVs (one with the
+  // norm and q/k/v, one with silu(gate)·up), against the lazy steps on the CPU.
+  const std::vector<std::string> targets = {"q_proj", "v_proj", "gate_proj", "up_proj"};
+  auto model = CausalLM::load(fixture(GetParam())), cpu = CausalLM::load(fixture(GetParam()));
+  bool half = model->parameters().begin()->second.dtype() != f32;
+  wt::add_random_adapter(*model, targets, 11);
+  wt::add_random_adapter(*cpu, targets, 11);
+  model->to(kGpu);
+  KVCache gc = model->make_cache(1, 6), cc = cpu->make_cache(1, 6);
+  auto step = compile([&](const std::vector<Tensor>& in) {
+    return std::vector<Tensor>{model->decode_step(in[0], gc, in[1])};
+  });
+  for (int64_t p = 0; p < 6; ++p) {
+    Tensor id = Tensor::from_vector<int32_t>(
+        {std::vector<int32_t>{3, 1, 4, 1, 5, 9}[static_cast<size_t>(p)]}, {1, 1});
+    Tensor pos = Tensor::from_vector<int64_t>({p}, {1});
+    Tensor g = step({to(id, kGpu), to(pos, kGpu)})[0];
+    Tensor c = cpu->decode_step(id, cc, pos);
+    EXPECT_LE(wt::max_abs_diff(to(g, Device::cpu()), c), half ? 5e-2 : 1e-4)
+        << GetParam() << " position " << p;
+  }
+  const std::string plan = step.describe();
+  EXPECT_NE(plan.find("+lora"), std::string::npos) << plan;
+  EXPECT_EQ(plan.find("lora_linear"), std::string::npos) << plan;
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, CudaModel,

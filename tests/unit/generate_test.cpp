@@ -7,6 +7,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/adapter_util.h"
 #include "common/byte_tokenizer.h"
 #include "common/compare.h"
 #include "wick/wick.h"
@@ -180,6 +181,30 @@ TEST(Generate, CompiledDecodeStepFusesEachLayerIntoFiveKernels) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("write_at"), std::string::npos) << e.what();
   }
+}
+
+TEST(Generate, CompiledDecodeStepCarriesAnAdapterInsideItsFusedProjections) {
+  // A served adapter on q, v, gate and up: each adapted projection joins its fused GEMV with its
+  // rank-r path (q/k/v stay one op, gate/up with silu(gate)·up another), with the lazy step's
+  // logits.
+  auto model = CausalLM::load(fixture("qwen2-tied"));
+  wt::add_random_adapter(*model, {"q_proj", "v_proj", "gate_proj", "up_proj"}, 11);
+  KVCache lazy = model->make_cache(1, 4), fused = model->make_cache(1, 4);
+  auto step = compile([&](const std::vector<Tensor>& in) {
+    return std::vector<Tensor>{model->decode_step(in[0], fused, in[1])};
+  });
+  std::vector<int32_t> seq = {3, 1, 4, 1};
+  for (int64_t p = 0; p < 4; ++p) {
+    Tensor ids = Tensor::from_vector<int32_t>({seq[p]}, {1, 1}),
+           pos = Tensor::from_vector<int64_t>({p}, {1});
+    Tensor want = model->decode_step(ids, lazy, pos);
+    EXPECT_LE(wt::max_abs_diff(step({ids, pos})[0], want), 1e-5) << "position " << p;
+  }
+  const std::string plan = step.describe();
+  for (const char* op : {"fused_linear[rms_norm, 64+a+lora | 32+a | 32+a+lora]",
+                         "fused_linear[rms_norm, silu(gate)*up, 128+lora | 128+lora]"})
+    EXPECT_NE(plan.find(op), std::string::npos) << op << "\n" << plan;
+  EXPECT_EQ(plan.find("lora_linear"), std::string::npos) << plan;
 }
 
 TEST_P(Models, PipelinedSamplingEqualsSequential) {

@@ -34,10 +34,9 @@ struct Args {
   float eps;
   int split;  // warps per column, each over its share of K (a power of two up to kWarps)
   bool preload;  // GemvFusion::weights_untouched
-  const void* lora_a;  // GemvFusion's adapter, or null
-  const void* lora_b;
-  int64_t lora_rank, lora_lda, lora_ldb;
-  float lora_scale;
+  // The groups' adapters: x·Aᵀ of group i is rows [lora0[i], lora0[i + 1]) of the staged
+  // product, lora0[groups] of them in all (0: no adapter).
+  int64_t lora0[kMaxGemvGroups + 1];
 };
 
 /// Writes rows [M, K] of rms_norm(x)·g into xs, rounded to T once as norm_kernel does:
@@ -72,19 +71,23 @@ __device__ void stage_norm(const Args& a, T* xs) {
   }
 }
 
-/// Writes t[m·r + j] = Σ_k x[m, k]·A[j, k] for the adapter's r rows, in f32: each warp takes
-/// rows j of A and streams them with 16-byte loads. Every block computes all of t (r·K
+/// Writes t[m·R + j] = Σ_k x[m, k]·A[j, k] over the R rows of every group's A, in f32: each
+/// warp takes rows j and streams them with 16-byte loads. Every block computes all of t (R·K
 /// multiply-adds per row of x, A from L2 after the first block): the columns' epilogue needs it,
 /// and the alternative, a kernel of its own, costs more than the repeated work.
 template <class T, int MR>
 __device__ void stage_lora(const Args& a, const T* x, int64_t ldx, float* t) {
   constexpr int V = Packed16<T>::V;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const T* A = static_cast<const T*>(a.lora_a);
-  for (int64_t j = warp; j < a.lora_rank; j += kWarps) {
+  const int64_t R = a.lora0[a.groups];
+  for (int64_t j = warp; j < R; j += kWarps) {
+    int gi = 0;
+    while (j >= a.lora0[gi + 1]) ++gi;
+    const GemvLora& l = a.g[gi].lora;
+    const T* row = static_cast<const T*>(l.a) + (j - a.lora0[gi]) * l.lda;
     float acc[MR] = {};
     for (int64_t k = lane * V; k < a.K; k += 32 * V) {
-      const Packed16<T> w = load16(A + j * a.lora_lda + k);
+      const Packed16<T> w = load16(row + k);
 #pragma unroll
       for (int m = 0; m < MR; ++m) {
         const Packed16<T> xv = load16(x + m * ldx + k);
@@ -95,7 +98,7 @@ __device__ void stage_lora(const Args& a, const T* x, int64_t ldx, float* t) {
 #pragma unroll
     for (int m = 0; m < MR; ++m) {
       for (int o = 16; o > 0; o >>= 1) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], o);
-      if (lane == 0) t[m * a.lora_rank + j] = acc[m];
+      if (lane == 0) t[m * R + j] = acc[m];
     }
   }
 }
@@ -138,13 +141,15 @@ __device__ void store_column(const Args& a, int64_t n, const float (&acc)[GATED 
       const int gi = group_of<GATED>(a, n, r);
       const GemvGroup& g = a.g[gi];
       y[r] = a.alpha * acc[r][m] + (a.beta != 0.0f ? a.beta * static_cast<float>(ld(p)) : 0.0f);
-      if (g.add) y[r] += ld(static_cast<const T*>(g.add) + m * g.add_ld + (n - a.n0[gi] * !GATED));
-    }
-    if (!GATED && a.lora_a) {
-      const T* b = static_cast<const T*>(a.lora_b) + n * a.lora_ldb;
-      float d = 0;
-      for (int64_t j = 0; j < a.lora_rank; ++j) d += lora_t[m * a.lora_rank + j] * ld(b + j);
-      y[0] += a.lora_scale * d;
+      const int64_t j = n - a.n0[gi] * !GATED;  // the column within the group
+      if (g.add) y[r] += ld(static_cast<const T*>(g.add) + m * g.add_ld + j);
+      if (g.lora.a) {
+        const T* b = static_cast<const T*>(g.lora.b) + j * g.lora.ldb;
+        const float* t = lora_t + m * a.lora0[a.groups] + a.lora0[gi];
+        float d = 0;
+        for (int64_t i = 0; i < g.lora.rank; ++i) d += t[i] * ld(b + i);
+        y[r] += g.lora.scale * d;
+      }
     }
     if constexpr (GATED) {
       // As the unfused ops: both products, silu(gate) and the product each rounded to T.
@@ -163,7 +168,7 @@ __global__ void __launch_bounds__(32 * kWarps) gemv_kernel(const __grid_constant
   constexpr int64_t kStep = 32 * V, kChunk = L * kStep;
   extern __shared__ uint4 smem[];
   __shared__ float partial[kWarps][R * MR];
-  __shared__ float lora_t[GATED ? 1 : MR * kMaxGemvLoraRank];
+  __shared__ float lora_t[MR * kMaxGemvLoraRank];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, part = warp % a.split;
   const int64_t N = a.columns, columns = kWarps / a.split, stride = gridDim.x * columns;
   // This warp's share of K, in whole 16-byte loads.
@@ -212,7 +217,7 @@ __global__ void __launch_bounds__(32 * kWarps) gemv_kernel(const __grid_constant
     x = xs;
     ldx = a.K;
   }
-  if (!GATED && a.lora_a) {
+  if (a.lora0[a.groups] > 0) {
     stage_lora<T, MR>(a, x, ldx, lora_t);
     __syncthreads();
   }
@@ -262,6 +267,12 @@ __global__ void __launch_bounds__(32 * kWarps) gemv_kernel(const __grid_constant
 
 template <class T, int MR, bool NORM, bool GATED>
 void launch(const Args& a, size_t smem) {
+  // The staged rows (up to 48 KiB) come on top of the kernel's static shared memory, which
+  // counts against the same default limit unless the kernel is allowed more.
+  if (smem > 0)
+    check(cudaFuncSetAttribute(gemv_kernel<T, MR, NORM, GATED>,
+                               cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
+          "gemv shared memory");
   // At most as many blocks as stay resident together, each taking the same number of column
   // groups: 608 groups (gate/up) on 396 resident blocks left 212 of them a second round while
   // the rest idled; 304 blocks of two groups each measured faster.
@@ -294,9 +305,6 @@ bool gemv_groups(DType t, int64_t M, int64_t K, const void* x, int64_t ldx, std:
   if (f.gated && (groups.size() != 2 || groups[0].n != groups[1].n || beta != 0.0f)) return false;
   const int64_t v = 16 / static_cast<int64_t>(itemsize(t));
   if (K % v || ldx % v || !aligned16(x) || (f.gamma && !aligned16(f.gamma))) return false;
-  if (f.lora_a && (groups.size() != 1 || f.gamma || f.gated || f.lora_rank < 1 ||
-                   f.lora_rank > kMaxGemvLoraRank || f.lora_lda % v || !aligned16(f.lora_a)))
-    return false;
   Args a{};
   a.x = x;
   a.ldx = ldx;
@@ -305,9 +313,12 @@ bool gemv_groups(DType t, int64_t M, int64_t K, const void* x, int64_t ldx, std:
   for (size_t i = 0; i < groups.size(); ++i) {
     const GemvGroup& g = groups[i];
     if (g.n < 1 || g.ldw % v || !aligned16(g.w)) return false;
+    if (g.lora.a && (g.lora.rank < 1 || g.lora.lda % v || !aligned16(g.lora.a))) return false;
     a.g[i] = g;
     a.n0[i + 1] = a.n0[i] + g.n;
+    a.lora0[i + 1] = a.lora0[i] + (g.lora.a ? g.lora.rank : 0);
   }
+  if (a.lora0[groups.size()] > kMaxGemvLoraRank) return false;
   a.columns = f.gated ? groups[0].n : a.n0[groups.size()];
   if (a.columns > (int64_t(1) << 31) * kWarps) return false;
   // The normalised rows live in shared memory; past the default 48 KiB the caller splits the work.
@@ -320,12 +331,6 @@ bool gemv_groups(DType t, int64_t M, int64_t K, const void* x, int64_t ldx, std:
   a.gamma = f.gamma;
   a.eps = f.eps;
   a.preload = f.weights_untouched;
-  a.lora_a = f.lora_a;
-  a.lora_b = f.lora_b;
-  a.lora_rank = f.lora_rank;
-  a.lora_lda = f.lora_lda;
-  a.lora_ldb = f.lora_ldb;
-  a.lora_scale = f.lora_scale;
   // Split K over a column's warps until each share fits the loads a lane keeps in flight, and
   // further while the GPU would hold few warps (a 896-wide projection has 896 columns only).
   const int64_t chunk = kLoads / (f.gated ? 2 : 1) * 32 * v;

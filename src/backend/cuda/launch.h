@@ -172,29 +172,32 @@ void take_along_axis_grad(DType t, const void* g, const Walk& gs, DType it, cons
 // ---- matrix-vector products (gemv.cu) ----
 constexpr int64_t kMaxGemvRows = 8;
 constexpr int kMaxGemvGroups = 3;
-/// One weight of gemv_groups: n rows of w (ldw apart, dtype of the product), and an optional
-/// addend (add[m·add_ld + j]; add_ld 0 makes it a bias vector).
+/// A LoRA adapter on one weight of gemv_groups: A [rank, K] (rows lda apart) and B [n, rank]
+/// (rows ldb apart), dtype of the product; the weight's columns get scale·(x·Aᵀ)·Bᵀ added before
+/// their one rounding, x·Aᵀ kept in f32 (as the CPU's lora_linear computes).
+struct GemvLora {
+  const void* a = nullptr;
+  const void* b = nullptr;
+  int64_t rank = 0, lda = 0, ldb = 0;
+  float scale = 0.0f;
+};
+/// One weight of gemv_groups: n rows of w (ldw apart, dtype of the product), an optional
+/// addend (add[m·add_ld + j]; add_ld 0 makes it a bias vector) and an optional adapter.
 struct GemvGroup {
   const void* w;
   int64_t ldw, n;
   const void* add;
   int64_t add_ld;
+  GemvLora lora{};
 };
-constexpr int64_t kMaxGemvLoraRank = 128;
+constexpr int64_t kMaxGemvLoraRank = 128;  // the adapters' ranks of one gemv_groups call, summed
 /// What gemv_groups folds in: with gamma (dtype t, [K]), x becomes rms_norm(x)·gamma before the
 /// product; gated (two weights of one width: gate and up) writes silu(gate)·up [M, n] instead of
 /// both products. Each is rounded to the dtype where the unfused ops would round.
-/// With lora_a (one weight, no norm, not gated): a LoRA adapter's A [r, K] (rows lda apart) and
-/// B [N, r] (rows ldb apart), both dtype t, add lora_scale·(x·Aᵀ)·Bᵀ to each product before it
-/// is rounded once, the rank-r product kept in f32 (as the CPU's lora_linear does).
 struct GemvFusion {
   const void* gamma = nullptr;
   float eps = 0.0f;
   bool gated = false;
-  const void* lora_a = nullptr;
-  const void* lora_b = nullptr;
-  int64_t lora_rank = 0, lora_lda = 0, lora_ldb = 0;
-  float lora_scale = 0.0f;
   // The weights may be read before the kernel waits for the kernels ahead of it (no kernel of
   // this launch unit wrote them, context.h): their first loads then overlap the previous kernel.
   bool weights_untouched = false;

@@ -326,7 +326,8 @@ void FusedLinear::eval_cuda(std::span<Node* const> in, Node& out) {
   bool direct = x.strides[1] == 1 || K == 1;
   std::vector<std::shared_ptr<detail::Storage>> holds(G + 1);
   std::vector<GemvGroup> groups(G);
-  size_t next_addend = w0 + G;
+  size_t next_addend = w0 + G, next_lora = next_addend;
+  for (size_t g = 0; g < G; ++g) next_lora += has_addend[g] ? 1 : 0;
   GemvFusion f;
   f.weights_untouched = true;
   for (size_t g = 0; g < G; ++g) {
@@ -338,6 +339,14 @@ void FusedLinear::eval_cuda(std::span<Node* const> in, Node& out) {
       const Node& a = *in[next_addend++];
       groups[g].add = dense(a, holds[g]);
       groups[g].add_ld = a.shape.size() == 1 ? 0 : widths[g];
+    }
+    if (lora_scale[g]) {
+      // A [r, K] and B [N, r] with contiguous rows (adapter weights always are).
+      const Node &la = *in[next_lora], &lb = *in[next_lora + 1];
+      next_lora += 2;
+      direct = direct && la.strides[1] == 1 && lb.strides[1] == 1;
+      groups[g].lora = {la.raw(),      lb.raw(),      la.shape[0],
+                        la.strides[0], lb.strides[0], static_cast<float>(*lora_scale[g])};
     }
   }
   f.gated = gated;
@@ -380,15 +389,12 @@ void LoraLinear::eval_cuda(std::span<Node* const> in, Node& out) {
   // product to each output as it is written.
   const bool rows_contiguous = w.strides[1] == 1 && la.strides[1] == 1 && lb.strides[1] == 1;
   if (rows_contiguous && M <= kMaxGemvRows && r > 0) {
-    GemvGroup g{w.raw(), w.strides[0], n_out, bias, 0};
+    GemvGroup g{
+        w.raw(), w.strides[0],
+        n_out,   bias,
+        0,       {la.raw(), lb.raw(), r, la.strides[0], lb.strides[0], static_cast<float>(scale)}};
     GemvFusion f;
     f.weights_untouched = untouched(w);  // A and B are read after the wait
-    f.lora_a = la.raw();
-    f.lora_b = lb.raw();
-    f.lora_rank = r;
-    f.lora_lda = la.strides[0];
-    f.lora_ldb = lb.strides[0];
-    f.lora_scale = static_cast<float>(scale);
     if (gemv_groups(out.dtype, M, n_in, X.ptr, X.ld, {&g, 1}, out.raw(), n_out, 1.0f, 0.0f, f))
       return;
   }
