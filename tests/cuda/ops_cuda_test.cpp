@@ -259,9 +259,10 @@ TEST_F(Cuda, Matmul) {
     // f32 adapter weights on a half model run in the model's dtype.
     same(one([](auto& v) { return lora_linear(v[0], v[1], std::nullopt, v[2], v[3], 0.5); }),
          {randn({3, 16}, 59, t), w, randn({4, 16}, 60), randn({24, 4}, 61)}, tol(t), "lora_linear f32 adapter " + n);
-    // A few rows take the GEMV kernel with the adapter's product in its epilogue: ranks that a
-    // warp covers in one or several rounds, the largest it takes, and one past it (cuBLASLt's
-    // three products), with and without a bias, over 1000 columns (blocks walking columns).
+    // A few rows take the GEMV kernel with the adapter's product in its epilogue: ranks whose
+    // rows a block's warps cover in one round or in three (r 24, half types), and ranks past the
+    // kernel's limits (its A over 80 KiB, rank over 128: cuBLASLt's three products), with and
+    // without a bias, over 1000 columns (blocks walking columns).
     Tensor wd = randn({1000, 896}, 65, t, 0.05f), bd = randn({1000}, 66, t);
     for (int64_t r : {8, 24, 128, 136})
       for (int64_t m : {1, 5, 8}) {

@@ -19,6 +19,7 @@ namespace {
 
 constexpr int kWarps = 8;
 constexpr int kLoads = 8;  // 16-byte weight loads each lane keeps in flight
+constexpr int kLoraLoads = 4;  // the same for an adapter's A (stage_lora)
 
 struct Args {
   const void* x;
@@ -86,13 +87,26 @@ __device__ void stage_lora(const Args& a, const T* x, int64_t ldx, float* t) {
     const GemvLora& l = a.g[gi].lora;
     const T* row = static_cast<const T*>(l.a) + (j - a.lora0[gi]) * l.lda;
     float acc[MR] = {};
-    for (int64_t k = lane * V; k < a.K; k += 32 * V) {
-      const Packed16<T> w = load16(row + k);
+    // kLoraLoads loads of the row in flight before any is used: one at a time, a 4864-long row
+    // waited for memory 19 times in a row. (Eight held the kernel's registers above 80, which
+    // cost every GEMV a resident block.)
+    for (int64_t k0 = lane * V; k0 < a.K; k0 += kLoraLoads * 32 * V) {
+      uint4 w[kLoraLoads];
 #pragma unroll
-      for (int m = 0; m < MR; ++m) {
-        const Packed16<T> xv = load16(x + m * ldx + k);
+      for (int u = 0; u < kLoraLoads; ++u) {
+        const int64_t k = k0 + u * 32 * V;
+        w[u] = k < a.K ? *reinterpret_cast<const uint4*>(row + k) : make_uint4(0, 0, 0, 0);
+      }
 #pragma unroll
-        for (int e = 0; e < V; ++e) acc[m] += w[e] * xv[e];
+      for (int u = 0; u < kLoraLoads; ++u) {
+        const int64_t k = k0 + u * 32 * V;
+        if (k >= a.K) break;
+#pragma unroll
+        for (int m = 0; m < MR; ++m) {
+          const Packed16<T> xv = load16(x + m * ldx + k), wv{w[u]};
+#pragma unroll
+          for (int e = 0; e < V; ++e) acc[m] += wv[e] * xv[e];
+        }
       }
     }
 #pragma unroll
@@ -127,10 +141,56 @@ __device__ __forceinline__ const T* weight_row(const Args& a, int64_t n, int r) 
   return static_cast<const T*>(a.g[gi].w) + (n - a.n0[gi] * !GATED) * a.g[gi].ldw;
 }
 
-/// Writes column n of the M rows from the dot products acc[r][m] of its R weight rows.
-template <class T, int MR, bool GATED>
+constexpr int kLoraPerLane = kMaxGemvLoraRank / 32;
+
+/// Loads, for column n, lane's elements i = lane + 32·c of its adapters' B rows (0 past a rank,
+/// or without an adapter), issued with the column's weight loads so that they have long arrived
+/// when the epilogue needs them (one lane reading them at the store waited for memory per
+/// column, ~8 µs a gate/up projection).
+template <class T, bool GATED>
+__device__ __forceinline__ void load_lora_row(const Args& a, int64_t n, int lane,
+                                              float (&bv)[GATED ? 2 : 1][kLoraPerLane]) {
+#pragma unroll
+  for (int r = 0; r < (GATED ? 2 : 1); ++r) {
+    const int gi = group_of<GATED>(a, n, r);
+    const GemvLora& l = a.g[gi].lora;
+    const T* b = static_cast<const T*>(l.b) + (n - a.n0[gi] * !GATED) * l.ldb;
+#pragma unroll
+    for (int c = 0; c < kLoraPerLane; ++c) {
+      const int64_t i = lane + 32 * c;
+      bv[r][c] = l.a && i < l.rank ? static_cast<float>(ld(b + i)) : 0.0f;
+    }
+  }
+}
+
+/// This lane's share of column n's adapter terms, scale·Σ_i t[m, i]·B[n, i] (summed over the
+/// warp with the dot products).
+template <int MR, bool GATED>
+__device__ __forceinline__ void lora_partials(const Args& a, int64_t n, int lane,
+                                              const float (&bv)[GATED ? 2 : 1][kLoraPerLane],
+                                              const float* lora_t, float (&dl)[GATED ? 2 : 1][MR]) {
+#pragma unroll
+  for (int r = 0; r < (GATED ? 2 : 1); ++r) {
+    const int gi = group_of<GATED>(a, n, r);
+    const GemvLora& l = a.g[gi].lora;
+    if (!l.a) continue;
+#pragma unroll
+    for (int m = 0; m < MR; ++m) {
+      const float* t = lora_t + m * a.lora0[a.groups] + a.lora0[gi];
+      float v = 0;
+#pragma unroll
+      for (int c = 0; c < kLoraPerLane; ++c)
+        if (lane + 32 * c < l.rank) v += t[lane + 32 * c] * bv[r][c];
+      dl[r][m] = l.scale * v;
+    }
+  }
+}
+
+/// Writes column n of the M rows from the dot products acc[r][m] of its R weight rows and the
+/// adapter terms dl[r][m].
+template <class T, int MR, bool GATED, bool LORA>
 __device__ void store_column(const Args& a, int64_t n, const float (&acc)[GATED ? 2 : 1][MR],
-                             const float* lora_t) {
+                             const float (&dl)[GATED ? 2 : 1][MR]) {
   constexpr int R = GATED ? 2 : 1;
 #pragma unroll
   for (int m = 0; m < MR; ++m) {
@@ -143,13 +203,7 @@ __device__ void store_column(const Args& a, int64_t n, const float (&acc)[GATED 
       y[r] = a.alpha * acc[r][m] + (a.beta != 0.0f ? a.beta * static_cast<float>(ld(p)) : 0.0f);
       const int64_t j = n - a.n0[gi] * !GATED;  // the column within the group
       if (g.add) y[r] += ld(static_cast<const T*>(g.add) + m * g.add_ld + j);
-      if (g.lora.a) {
-        const T* b = static_cast<const T*>(g.lora.b) + j * g.lora.ldb;
-        const float* t = lora_t + m * a.lora0[a.groups] + a.lora0[gi];
-        float d = 0;
-        for (int64_t i = 0; i < g.lora.rank; ++i) d += t[i] * ld(b + i);
-        y[r] += g.lora.scale * d;
-      }
+      if (LORA) y[r] += dl[r][m];
     }
     if constexpr (GATED) {
       // As the unfused ops: both products, silu(gate) and the product each rounded to T.
@@ -160,7 +214,10 @@ __device__ void store_column(const Args& a, int64_t n, const float (&acc)[GATED 
   }
 }
 
-template <class T, int MR, bool NORM, bool GATED>
+// LORA: some group has an adapter (its own instantiations, so that the others keep their
+// registers: the adapter's code took the multi-row kernels from 80 to ~100; holding it to 80
+// with spills measured no faster).
+template <class T, int MR, bool NORM, bool GATED, bool LORA>
 __global__ void __launch_bounds__(32 * kWarps) gemv_kernel(const __grid_constant__ Args a) {
   constexpr int V = Packed16<T>::V;  // elements per 16-byte load
   constexpr int R = GATED ? 2 : 1;  // weight rows per column (gate and up)
@@ -168,7 +225,7 @@ __global__ void __launch_bounds__(32 * kWarps) gemv_kernel(const __grid_constant
   constexpr int64_t kStep = 32 * V, kChunk = L * kStep;
   extern __shared__ uint4 smem[];
   __shared__ float partial[kWarps][R * MR];
-  __shared__ float lora_t[MR * kMaxGemvLoraRank];
+  __shared__ float lora_t[LORA ? MR * kMaxGemvLoraRank : 1];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, part = warp % a.split;
   const int64_t N = a.columns, columns = kWarps / a.split, stride = gridDim.x * columns;
   // This warp's share of K, in whole 16-byte loads.
@@ -178,7 +235,10 @@ __global__ void __launch_bounds__(32 * kWarps) gemv_kernel(const __grid_constant
   // barriers): the prologue is staged once per block, and the next column's first loads go out
   // while this column is reduced and stored, so the weights stream without gaps between waves.
   uint4 buf[R][L];
+  float bv[R][LORA ? kLoraPerLane : 1];  // the column's adapter rows (load_lora_row)
   auto load = [&](int64_t n, int64_t k0) {
+    if constexpr (LORA)
+      if (part == 0 && k0 == k_begin) load_lora_row<T, GATED>(a, n, lane, bv);
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       const T* wr = weight_row<T, GATED>(a, n, r);
@@ -217,7 +277,7 @@ __global__ void __launch_bounds__(32 * kWarps) gemv_kernel(const __grid_constant
     x = xs;
     ldx = a.K;
   }
-  if (a.lora0[a.groups] > 0) {
+  if constexpr (LORA) {
     stage_lora<T, MR>(a, x, ldx, lora_t);
     __syncthreads();
   }
@@ -243,12 +303,18 @@ __global__ void __launch_bounds__(32 * kWarps) gemv_kernel(const __grid_constant
           }
         }
       }
+    float dl[R][MR] = {};
+    if constexpr (LORA)
+      if (live && part == 0) lora_partials<MR, GATED>(a, n, lane, bv, lora_t, dl);
     if (n + stride < N) load(n + stride, k_begin);
 #pragma unroll
     for (int r = 0; r < R; ++r)
 #pragma unroll
       for (int m = 0; m < MR; ++m)
-        for (int o = 16; o > 0; o >>= 1) acc[r][m] += __shfl_xor_sync(0xffffffffu, acc[r][m], o);
+        for (int o = 16; o > 0; o >>= 1) {
+          acc[r][m] += __shfl_xor_sync(0xffffffffu, acc[r][m], o);
+          if constexpr (LORA) dl[r][m] += __shfl_xor_sync(0xffffffffu, dl[r][m], o);
+        }
     if (a.split > 1) {
       // The column's warps add their shares through shared memory.
       if (lane == 0)
@@ -261,37 +327,44 @@ __global__ void __launch_bounds__(32 * kWarps) gemv_kernel(const __grid_constant
             for (int w = 1; w < a.split; ++w) acc[r][m] += partial[warp + w][r * MR + m];
       __syncthreads();  // partial[] is written again by the next column
     }
-    if (live && part == 0 && lane == 0) store_column<T, MR, GATED>(a, n, acc, lora_t);
+    if (live && part == 0 && lane == 0) store_column<T, MR, GATED, LORA>(a, n, acc, dl);
   }
 }
 
-template <class T, int MR, bool NORM, bool GATED>
+template <class T, int MR, bool NORM, bool GATED, bool LORA>
 void launch(const Args& a, size_t smem) {
   // The staged rows (up to 48 KiB) come on top of the kernel's static shared memory, which
   // counts against the same default limit unless the kernel is allowed more.
   if (smem > 0)
-    check(cudaFuncSetAttribute(gemv_kernel<T, MR, NORM, GATED>,
+    check(cudaFuncSetAttribute(gemv_kernel<T, MR, NORM, GATED, LORA>,
                                cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
           "gemv shared memory");
   // At most as many blocks as stay resident together, each taking the same number of column
   // groups: 608 groups (gate/up) on 396 resident blocks left 212 of them a second round while
   // the rest idled; 304 blocks of two groups each measured faster.
   int per_sm = 1;
-  check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, gemv_kernel<T, MR, NORM, GATED>, 32 * kWarps, smem),
+  check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+            &per_sm, gemv_kernel<T, MR, NORM, GATED, LORA>, 32 * kWarps, smem),
         "gemv occupancy");
   const int64_t columns = kWarps / a.split, needed = (a.columns + columns - 1) / columns;
   const int64_t resident = int64_t(active().sms) * std::max(per_sm, 1);
   const int64_t rounds = (needed + resident - 1) / resident;
   const unsigned blocks = static_cast<unsigned>((needed + rounds - 1) / rounds);
-  launch_overlapped(gemv_kernel<T, MR, NORM, GATED>, blocks, 32 * kWarps, smem, a);
+  launch_overlapped(gemv_kernel<T, MR, NORM, GATED, LORA>, blocks, 32 * kWarps, smem, a);
+}
+
+template <class T, int MR, bool LORA>
+void launch_fused(const Args& a, bool norm, bool gated, size_t smem) {
+  if (norm && gated) return launch<T, MR, true, true, LORA>(a, smem);
+  if (norm) return launch<T, MR, true, false, LORA>(a, smem);
+  if (gated) return launch<T, MR, false, true, LORA>(a, 0);
+  return launch<T, MR, false, false, LORA>(a, 0);
 }
 
 template <class T, int MR>
 void launch_rows(const Args& a, bool norm, bool gated, size_t smem) {
-  if (norm && gated) return launch<T, MR, true, true>(a, smem);
-  if (norm) return launch<T, MR, true, false>(a, smem);
-  if (gated) return launch<T, MR, false, true>(a, 0);
-  return launch<T, MR, false, false>(a, 0);
+  if (a.lora0[a.groups] > 0) return launch_fused<T, MR, true>(a, norm, gated, smem);
+  return launch_fused<T, MR, false>(a, norm, gated, smem);
 }
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
@@ -318,7 +391,9 @@ bool gemv_groups(DType t, int64_t M, int64_t K, const void* x, int64_t ldx, std:
     a.n0[i + 1] = a.n0[i] + g.n;
     a.lora0[i + 1] = a.lora0[i] + (g.lora.a ? g.lora.rank : 0);
   }
-  if (a.lora0[groups.size()] > kMaxGemvLoraRank) return false;
+  if (a.lora0[groups.size()] > kMaxGemvLoraRank ||
+      a.lora0[groups.size()] * K * static_cast<int64_t>(itemsize(t)) > kMaxGemvLoraBytes)
+    return false;
   a.columns = f.gated ? groups[0].n : a.n0[groups.size()];
   if (a.columns > (int64_t(1) << 31) * kWarps) return false;
   // The normalised rows live in shared memory; past the default 48 KiB the caller splits the work.

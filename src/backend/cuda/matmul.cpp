@@ -345,6 +345,8 @@ void FusedLinear::eval_cuda(std::span<Node* const> in, Node& out) {
       const Node &la = *in[next_lora], &lb = *in[next_lora + 1];
       next_lora += 2;
       direct = direct && la.strides[1] == 1 && lb.strides[1] == 1;
+      // B's rows are loaded with the weights', before the kernel waits (gemv.cu).
+      f.weights_untouched = f.weights_untouched && untouched(lb);
       groups[g].lora = {la.raw(),      lb.raw(),      la.shape[0],
                         la.strides[0], lb.strides[0], static_cast<float>(*lora_scale[g])};
     }
@@ -389,12 +391,10 @@ void LoraLinear::eval_cuda(std::span<Node* const> in, Node& out) {
   // product to each output as it is written.
   const bool rows_contiguous = w.strides[1] == 1 && la.strides[1] == 1 && lb.strides[1] == 1;
   if (rows_contiguous && M <= kMaxGemvRows && r > 0) {
-    GemvGroup g{
-        w.raw(), w.strides[0],
-        n_out,   bias,
-        0,       {la.raw(), lb.raw(), r, la.strides[0], lb.strides[0], static_cast<float>(scale)}};
+    GemvGroup g{w.raw(), w.strides[0], n_out, bias, 0};
+    g.lora = {la.raw(), lb.raw(), r, la.strides[0], lb.strides[0], static_cast<float>(scale)};
     GemvFusion f;
-    f.weights_untouched = untouched(w);  // A and B are read after the wait
+    f.weights_untouched = untouched(w) && untouched(lb);  // W and B are read before the wait
     if (gemv_groups(out.dtype, M, n_in, X.ptr, X.ld, {&g, 1}, out.raw(), n_out, 1.0f, 0.0f, f))
       return;
   }
