@@ -42,9 +42,13 @@ void host_free(void*) {}
 std::shared_ptr<void> record_event(int) {
   unavailable("cuda event");
 }
+std::shared_ptr<void> record_event(int, int) {
+  unavailable("cuda event");
+}
 bool event_done(const std::shared_ptr<void>&) {
   return true;
 }
+void order_reads(const Node&) {}  // no CUDA storage exists without CUDA
 void synchronize(int) { unavailable("cuda synchronize"); }
 Marker mark(int) { unavailable("cuda synchronize"); }
 bool reached(const Marker&) { return true; }

@@ -2,6 +2,8 @@
 // input's buffer, and views.
 #include "backend/output.h"
 
+#include "core/lane.h"
+
 namespace wick::detail {
 
 void alloc_output(Node& out) {
@@ -21,6 +23,8 @@ bool alloc_output_donating(Node& out, std::span<Node* const> candidates) {
     if (in->storage->device != out.device) continue;
     // Memory wick does not own (a read-only file mapping, a caller's buffer) is never written.
     if (in->storage->external_owner) continue;
+    // Nor is a block another lane's queued kernels may still read (core/lane.h).
+    if (in->storage->lanes.load(std::memory_order_acquire) & ~lane_bit(this_lane)) continue;
     out.storage = in->storage;
     out.strides = contiguous_strides(out.shape);
     out.offset = 0;

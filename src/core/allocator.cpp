@@ -1,5 +1,8 @@
 #include "core/allocator.h"
 
+#include <algorithm>
+#include <array>
+#include <bit>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -7,6 +10,7 @@
 #include <vector>
 
 #include "core/cuda_api.h"
+#include "core/lane.h"
 #include "wick/error.h"
 #include "wick/memory.h"
 
@@ -36,21 +40,19 @@ struct BlockSource {
   }
 };
 
-/// Size-classed free lists over a BlockSource. On CUDA, a block freed while kernels that read it
-/// are still queued is safe to hand out again: every kernel of a device runs on one stream, so
-/// its next user runs after them.
+/// Size-classed free lists over a BlockSource, one set per lane. On CUDA, a block freed while
+/// kernels that use it are still queued is safe to hand out again on the lane that queued them:
+/// its next user runs after them on the same stream. A block that several lanes used waits
+/// among the shared blocks until an event recorded on each of them at its release has fired.
 class CachingAllocator {
  public:
   explicit CachingAllocator(Device d) : source_{d} {}
 
-  void* acquire(size_t bytes, size_t* capacity) {
+  void* acquire(size_t bytes, size_t* capacity, int lane) {
     size_t cap = size_class(bytes);
     std::lock_guard lock(mutex_);
     stats_.allocations++;
-    auto it = free_.find(cap);
-    if (it != free_.end() && !it->second.empty()) {
-      void* p = it->second.back();
-      it->second.pop_back();
+    if (void* p = reuse(cap, lane)) {
       stats_.cached -= cap;
       stats_.cache_hits++;
       account(cap);
@@ -80,14 +82,31 @@ class CachingAllocator {
     return p;
   }
 
-  void release(void* p, size_t cap) {
-    std::lock_guard lock(mutex_);
-    stats_.active -= cap;
-    if (stats_.limit && stats_.active + stats_.cached + cap > stats_.limit) {
+  /// `lanes`: the lane_bit()s of the lanes that used the block (0 on the host).
+  void release(void* p, size_t cap, uint32_t lanes) {
+    std::vector<std::shared_ptr<void>> events;
+    try {
+      if (lanes & (lanes - 1))
+        for (int l = 0; l < kLanes; ++l)
+          if (lanes & lane_bit(l))
+            events.push_back(cuda_api::record_event(source_.device.index, l));
+    } catch (const Error&) {
+      // No event (the device is failing or shutting down): the block is not kept for reuse.
+      std::lock_guard lock(mutex_);
+      stats_.active -= cap;
       source_.put(p);
       return;
     }
-    free_[cap].push_back(p);
+    std::lock_guard lock(mutex_);
+    stats_.active -= cap;
+    if (stats_.limit && stats_.active + stats_.cached + cap > stats_.limit) {
+      source_.put(p);  // (cudaFree waits for the device)
+      return;
+    }
+    if (events.empty())
+      free_[lanes ? std::countr_zero(lanes) : 0][cap].push_back(p);
+    else
+      shared_.emplace(cap, Shared{p, std::move(events)});
     stats_.cached += cap;
   }
 
@@ -114,17 +133,46 @@ class CachingAllocator {
     stats_.active += cap;
     if (stats_.active > stats_.peak) stats_.peak = stats_.active;
   }
-  void drop_cache() {
-    for (auto& [cap, blocks] : free_) {
-      for (void* b : blocks) source_.put(b);
-      stats_.cached -= cap * blocks.size();
-      blocks.clear();
+  /// A cached block of capacity `cap` that `lane` may use now, or nullptr.
+  void* reuse(size_t cap, int lane) {
+    auto it = free_[lane].find(cap);
+    if (it != free_[lane].end() && !it->second.empty()) {
+      void* p = it->second.back();
+      it->second.pop_back();
+      return p;
     }
+    for (auto [s, end] = shared_.equal_range(cap); s != end; ++s)
+      if (std::all_of(s->second.events.begin(), s->second.events.end(), cuda_api::event_done)) {
+        void* p = s->second.ptr;
+        shared_.erase(s);
+        return p;
+      }
+    return nullptr;
+  }
+  /// Returns every cached block to the source (cudaFree waits for the device, so blocks that
+  /// queued work may still use are safe to free).
+  void drop_cache() {
+    for (auto& lane : free_)
+      for (auto& [cap, blocks] : lane) {
+        for (void* b : blocks) source_.put(b);
+        stats_.cached -= cap * blocks.size();
+        blocks.clear();
+      }
+    for (auto& [cap, block] : shared_) {
+      source_.put(block.ptr);
+      stats_.cached -= cap;
+    }
+    shared_.clear();
   }
 
+  struct Shared {
+    void* ptr;
+    std::vector<std::shared_ptr<void>> events;  // one per lane that used it
+  };
   BlockSource source_;
   std::mutex mutex_;
-  std::map<size_t, std::vector<void*>> free_;
+  std::array<std::map<size_t, std::vector<void*>>, kLanes> free_;  // by lane, then capacity
+  std::multimap<size_t, Shared> shared_;                           // by capacity
   MemoryStats stats_;
 };
 
@@ -231,12 +279,13 @@ Storage::~Storage() {
     pinned_cache().release(ptr, capacity, std::move(read_by));
   else if (pool)
     pool->release(ptr, capacity);
-  else allocator_for(device).release(ptr, capacity);
+  else
+    allocator_for(device).release(ptr, capacity, lanes.load(std::memory_order_acquire));
 }
 
 PrivatePool::~PrivatePool() {
   CachingAllocator& a = allocator_for(device_);
-  for (auto [p, cap] : owned_) a.release(p, cap);
+  for (auto [p, cap] : owned_) a.release(p, cap, lane_bit(lane_));
 }
 
 void* PrivatePool::acquire(size_t bytes, size_t* capacity) {
@@ -251,7 +300,7 @@ void* PrivatePool::acquire(size_t bytes, size_t* capacity) {
     free_.erase(it);
     return p;
   }
-  void* p = allocator_for(device_).acquire(bytes, capacity);
+  void* p = allocator_for(device_).acquire(bytes, capacity, lane_);
   owned_.emplace_back(p, *capacity);
   bytes_ += *capacity;
   return p;
@@ -274,12 +323,15 @@ std::shared_ptr<Storage> allocate(size_t bytes, Device device) {
     s->pool = current_pool;
     s->bytes = bytes;
     s->device = device;
+    s->lanes.store(lane_bit(this_lane), std::memory_order_relaxed);
     return s;
   }
   CachingAllocator& a = allocator_for(device);
-  s->ptr = a.acquire(bytes, &s->capacity);
+  const bool cuda = device.type == Device::Type::cuda;
+  s->ptr = a.acquire(bytes, &s->capacity, cuda ? this_lane : 0);
   s->bytes = bytes;
   s->device = device;
+  if (cuda) s->lanes.store(lane_bit(this_lane), std::memory_order_relaxed);
   return s;
 }
 
@@ -293,15 +345,16 @@ std::shared_ptr<Storage> allocate_pinned(size_t bytes) {
   return s;
 }
 
-void note_device_read(Storage& s, int device, std::shared_ptr<void> event) {
+void note_device_read(Storage& s, int device, int lane, std::shared_ptr<void> event) {
   std::lock_guard lock(pinned_cache().read_mutex());
-  // One stream a device: the newest event there follows every earlier copy on it.
-  for (auto& [d, e] : s.read_by)
-    if (d == device) {
+  // One stream a lane: the newest event there follows every earlier copy on it.
+  const int key = device * kLanes + lane;
+  for (auto& [k, e] : s.read_by)
+    if (k == key) {
       e = std::move(event);
       return;
     }
-  s.read_by.emplace_back(device, std::move(event));
+  s.read_by.emplace_back(key, std::move(event));
 }
 
 std::shared_ptr<Storage> wrap_external(void* ptr, size_t bytes, std::shared_ptr<const void> owner,

@@ -20,6 +20,10 @@ struct Storage {
   /// The CUDA launch unit whose kernels last wrote the block (backend/cuda/context.h): a
   /// kernel may read it before waiting for the kernels ahead of it only from another unit.
   std::atomic<uint64_t> written_unit{0};
+  /// Device memory: the lanes (core/lane.h) whose queued work touches the block, as lane_bit()s.
+  /// A block one lane touched goes back to that lane's free list; one that several touched is
+  /// handed out again only after an event on each of them.
+  std::atomic<uint32_t> lanes{0};
   size_t bytes = 0;      // bytes asked for
   size_t capacity = 0;   // bytes of the block (size class)
   Device device;
@@ -30,8 +34,9 @@ struct Storage {
   std::shared_ptr<PrivatePool> pool;
   /// Page-locked host memory (allocate_pinned): copies from it to a device are asynchronous.
   bool pinned = false;
-  /// Pinned memory: per device, an event after the copies queued from it there so far
-  /// (note_device_read); they must complete before the block is handed out again.
+  /// Pinned memory: per device and lane (device · kLanes + lane), an event after the copies
+  /// queued from it there so far (note_device_read); they must complete before the block is
+  /// handed out again.
   std::vector<std::pair<int, std::shared_ptr<void>>> read_by;
   Storage() = default;
   Storage(const Storage&) = delete;
@@ -48,11 +53,11 @@ std::shared_ptr<Storage> allocate(size_t bytes, Device device = Device::cpu());
 /// never to the shared cache: a graph's kernels write its blocks on every replay, so no other
 /// tensor may ever be handed one. A freed block is handed out again inside the pool, which is
 /// safe because captured graphs run their kernels in the order they were recorded, one graph
-/// after another on the device's stream. The pool returns its blocks to the device's cache when
-/// the last of its storages is gone.
+/// after another on the stream of the pool's lane (a compiled function has a pool per device and
+/// lane). The pool returns its blocks to the device's cache when the last of its storages is gone.
 class PrivatePool {
  public:
-  explicit PrivatePool(Device d) : device_(d) {}
+  explicit PrivatePool(Device d, int lane = 0) : device_(d), lane_(lane) {}
   ~PrivatePool();
   PrivatePool(const PrivatePool&) = delete;
   PrivatePool& operator=(const PrivatePool&) = delete;
@@ -66,6 +71,7 @@ class PrivatePool {
 
  private:
   Device device_;
+  int lane_;
   std::mutex mutex_;  // storages die on whichever thread drops them last
   std::vector<std::pair<void*, size_t>> owned_;  // every block, with its capacity
   std::multimap<size_t, void*> free_;  // by capacity
@@ -88,9 +94,9 @@ class PoolScope {
 /// once the device copies queued from it have run. nullptr without a CUDA device. Throws
 /// wick::Error when the system has no page-locked memory left for it.
 std::shared_ptr<Storage> allocate_pinned(size_t bytes);
-/// Notes that work just queued on `device` reads the pinned storage `s`: `event` completes after
-/// it.
-void note_device_read(Storage& s, int device, std::shared_ptr<void> event);
+/// Notes that work just queued on `lane` of `device` reads the pinned storage `s`: `event`
+/// completes after it.
+void note_device_read(Storage& s, int device, int lane, std::shared_ptr<void> event);
 
 /// Storage over `bytes` of memory at `ptr` that `owner` keeps alive (zero-copy loading).
 std::shared_ptr<Storage> wrap_external(void* ptr, size_t bytes, std::shared_ptr<const void> owner,

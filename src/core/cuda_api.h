@@ -22,26 +22,35 @@ bool flash_attention_available(int device);
 /// Device memory, or nullptr when the device has none left.
 void* malloc(size_t bytes, int device);
 void free(void* p, int device);
-/// Waits for everything queued on the device's stream; throws wick::Error for a failed kernel or
-/// an error a kernel reported (an index out of range).
+/// Waits for everything queued on this thread's lane (core/lane.h) of the device; throws
+/// wick::Error for a failed kernel or an error a kernel reported (an index out of range).
 void synchronize(int device);
 
 /// Page-locked host memory, usable by every device's copies (cudaHostAlloc, portable), or
 /// nullptr when there is none left or no CUDA device.
 void* host_alloc(size_t bytes);
 void host_free(void* p);
-/// An event recorded on `device`'s stream now (the capture stream while recording): it
-/// completes once the work queued there so far has run. Destroyed with its last owner.
+/// An event recorded now on this thread's lane of `device` (the capture stream while
+/// recording): it completes once the work queued there so far has run. Destroyed with its last
+/// owner.
 std::shared_ptr<void> record_event(int device);
+/// The same on lane `lane` of `device`.
+std::shared_ptr<void> record_event(int device, int lane);
 /// Whether an event of record_event has completed.
 bool event_done(const std::shared_ptr<void>& event);
 
-/// A point in a device's stream: the work queued there before mark() was called.
+/// Before this thread's lane queues work that reads or writes `n` (evaluated, on any device):
+/// notes the lane among those that use n's storage and, where another lane may still be
+/// writing it (n not settled), makes this lane wait for that lane's work queued so far.
+void order_reads(const Node& n);
+
+/// A point in a lane's stream: the work queued there before mark() was called.
 struct Marker {
   int device = 0;
+  int lane = 0;
   int slot = -1;
 };
-/// Marks the work queued on `device` so far, without waiting for it.
+/// Marks the work queued so far on this thread's lane of `device`, without waiting for it.
 Marker mark(int device);
 /// Whether the marked work has finished (it may have failed: finish() says).
 bool reached(const Marker& m);
@@ -59,7 +68,8 @@ void begin_capture(int device);
 /// failed (an operation that cannot be captured), the recording is discarded; the latter throws
 /// wick::Error with CUDA's reason.
 std::shared_ptr<Graph> end_capture(int device, bool keep = true);
-/// Queues the graph on its device's stream.
+/// Queues the graph on this thread's lane of its device (the lane that captured it: its kernels
+/// use that lane's workspace and error flag).
 void launch(const Graph& g);
 /// Notes that the kernels just queued for the CUDA node `n` (over `inputs`) wrote its storage,
 /// unless it is a view of its input, so that kernels after them in the same launch unit do not

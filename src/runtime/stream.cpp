@@ -8,6 +8,7 @@
 #include <map>
 
 #include "core/cuda_api.h"
+#include "core/lane.h"
 #include "graph/primitives.h"
 #include "wick/error.h"
 
@@ -99,7 +100,8 @@ void record_profile(const Node& n, std::span<Node* const> ins, double us) {
 void launch_submission(Submission& s) {
   std::exception_ptr& first_error = s.error;
   // CUDA nodes are marked ready once launched: every later user of a device's values is a
-  // kernel on the same in-order stream, or a copy to the host that waits for it. The submission
+  // kernel on the same in-order stream, or on another lane that waits for it (order_reads), or a
+  // copy to the host that waits for it. The submission
   // completes only after its devices have finished (complete_submission), so a waiter sees
   // finished data and any error a kernel reported.
   uint32_t cuda_devices = 0;
@@ -117,6 +119,14 @@ void launch_submission(Submission& s) {
       }
       if (st == NodeState::failed && !input_error) input_error = in->error;
       ins.push_back(in);
+    }
+    if (!input_error) {
+      try {
+        // A value another lane computes (a CUDA stream of another wick stream) is waited for.
+        for (Node* in : ins) cuda_api::order_reads(*in);
+      } catch (...) {
+        input_error = as_wick_error(*n, std::current_exception());
+      }
     }
     if (!input_error) {
       try {
@@ -211,7 +221,11 @@ std::vector<ProfileEntry> profile_report(bool reset) {
 
 namespace wick::detail {
 
-StreamWorker::StreamWorker(Stream s) : stream_(s), thread_([this] { loop(); }) {}
+StreamWorker::StreamWorker(Stream s)
+    : stream_(s), thread_([this] {
+        this_lane = lane_of_stream(stream_.id);
+        loop();
+      }) {}
 
 StreamWorker::~StreamWorker() {
   {

@@ -194,7 +194,7 @@ struct CompiledFunction::Impl {
   CompileStats stats;
   std::shared_ptr<detail::Tape> last;
   // The memory of this function's CUDA graphs, by device index: shared by its signatures.
-  std::map<int, std::shared_ptr<detail::PrivatePool>> graph_pools;
+  std::map<int, std::shared_ptr<detail::GraphPools>> graph_pools;
 
   std::shared_ptr<detail::Tape> build(const std::vector<Tensor>& inputs) {
     auto tape = std::make_shared<detail::Tape>(detail::trace(fn, inputs));
@@ -263,7 +263,7 @@ std::vector<Tensor> CompiledFunction::operator()(const std::vector<Tensor>& inpu
       if (auto dev = graph_device(inputs)) {
         if (!entry->graph) {
           auto& pool = m.graph_pools[dev->index];
-          if (!pool) pool = std::make_shared<detail::PrivatePool>(*dev);
+          if (!pool) pool = std::make_shared<detail::GraphPools>(*dev);
           entry->graph = std::make_shared<detail::GraphPlan>(entry->tape, pool);
         }
         if (!entry->graph->failed()) graph = entry->graph;

@@ -77,33 +77,39 @@ std::vector<Tensor> run_tape(const Tape& t, const std::vector<Tensor>& inputs, b
 }
 
 struct GraphPlan::State {
+  /// One lane's graph and the buffers it was recorded over.
+  struct Recording {
+    std::shared_ptr<PrivatePool> pool;
+    std::vector<Tensor> slots;    // the graph's input buffers
+    std::vector<Tensor> results;  // the graph's outputs (op outputs of the tape; views allowed)
+    std::shared_ptr<cuda_api::Graph> graph;
+  };
   std::shared_ptr<const Tape> tape;
   Device device;
-  std::mutex mutex;  // one replay at a time uses the buffers
-  std::shared_ptr<PrivatePool> pool;
-  std::vector<Tensor> slots;    // the graph's input buffers
-  std::vector<Tensor> results;  // the graph's outputs (op outputs of the tape; views allowed)
-  std::shared_ptr<cuda_api::Graph> graph;
+  std::mutex mutex;  // one call at a time queues work on the recordings' buffers
+  std::shared_ptr<GraphPools> pools;
+  std::array<std::unique_ptr<Recording>, kLanes> lanes;
   GraphPlanStats stats;
   bool failed = false;
 
-  void capture() {
+  /// Records the tape into r; on failure marks the plan failed.
+  void capture(Recording& r) {
     std::exception_ptr error;
     {
-      PoolScope scope(pool);
+      PoolScope scope(r.pool);
       for (size_t i = 0; i < tape->input_shapes.size(); ++i)
-        slots.push_back(dense_tensor(tape->input_shapes[i], tape->input_dtypes[i], device));
+        r.slots.push_back(dense_tensor(tape->input_shapes[i], tape->input_dtypes[i], device));
       bool recording = false;
       try {
         cuda_api::begin_capture(device.index);
         recording = true;
-        results = run_tape(*tape, slots, true);
+        r.results = run_tape(*tape, r.slots, true);
       } catch (...) {
         error = std::current_exception();
       }
       if (recording) {
         try {
-          graph = cuda_api::end_capture(device.index, !error);
+          r.graph = cuda_api::end_capture(device.index, !error);
         } catch (...) {
           error = std::current_exception();
         }
@@ -117,33 +123,39 @@ struct GraphPlan::State {
       } catch (const std::exception& e) {
         stats.failure = e.what();
       }
-      slots.clear();
-      results.clear();
-      graph.reset();
       return;
     }
     stats.captures++;
   }
 
-  /// One call's outputs (one per tape output that is an op), evaluated.
+  /// One call's outputs (one per tape output that is an op), evaluated, on this thread's lane.
   std::vector<Tensor> execute(const std::vector<Tensor>& inputs) {
     std::lock_guard lock(mutex);
-    if (!graph && !failed) capture();
+    std::unique_ptr<Recording>& r = lanes[static_cast<size_t>(this_lane)];
+    if (!r && !failed) {
+      r = std::make_unique<Recording>();
+      r->pool = pools->for_lane(this_lane);
+      capture(*r);
+      if (failed) r.reset();
+    }
     if (failed) return op_outputs(run_tape(*tape, inputs, false));
     // Inputs in and outputs out, batched: a training step's graph has a thousand of each.
     std::vector<std::pair<const Node*, void*>> copies;
-    for (size_t i = 0; i < inputs.size(); ++i) copies.emplace_back(inputs[i].node(), slots[i].node()->raw());
+    for (size_t i = 0; i < inputs.size(); ++i)
+      copies.emplace_back(inputs[i].node(), r->slots[i].node()->raw());
     cuda_api::copy_dense_many(copies);
-    cuda_api::launch(*graph);
+    cuda_api::launch(*r->graph);
     stats.replays++;
     std::vector<Tensor> outs;
     copies.clear();
-    for (const Tensor& r : op_outputs(results)) {
-      Tensor o = dense_tensor(r.shape(), r.dtype(), device);
-      copies.emplace_back(r.node(), o.node()->raw());
+    for (const Tensor& res : op_outputs(r->results)) {
+      Tensor o = dense_tensor(res.shape(), res.dtype(), device);
+      copies.emplace_back(res.node(), o.node()->raw());
       outs.push_back(o);
     }
     cuda_api::copy_dense_many(copies);
+    // Another lane that reads an output waits for the copy (cuda_api::order_reads).
+    for (const Tensor& o : outs) cuda_api::wrote(*o.node(), {});
     return outs;
   }
 
@@ -202,11 +214,26 @@ class GraphOutput : public Primitive {
 
 }  // namespace
 
-GraphPlan::GraphPlan(std::shared_ptr<const Tape> tape, std::shared_ptr<PrivatePool> pool)
+std::shared_ptr<PrivatePool> GraphPools::for_lane(int lane) {
+  std::lock_guard lock(mutex_);
+  auto& p = pools_[static_cast<size_t>(lane)];
+  if (!p) p = std::make_shared<PrivatePool>(device_, lane);
+  return p;
+}
+
+size_t GraphPools::bytes() const {
+  std::lock_guard lock(mutex_);
+  size_t total = 0;
+  for (const auto& p : pools_)
+    if (p) total += p->bytes();
+  return total;
+}
+
+GraphPlan::GraphPlan(std::shared_ptr<const Tape> tape, std::shared_ptr<GraphPools> pools)
     : s_(std::make_shared<State>()) {
   s_->tape = std::move(tape);
-  s_->device = pool->device();
-  s_->pool = std::move(pool);
+  s_->device = pools->device();
+  s_->pools = std::move(pools);
 }
 
 bool GraphPlan::failed() const {

@@ -747,6 +747,113 @@ TEST_F(Cuda, QueuedEvaluationsAndReadsOfFinishedValues) {
   expect_close(to(x, Device::cpu()) * 3.0, x * 3.0, 0, "after a queued error");
 }
 
+/// tanh(h·w) applied `n` times: a chain of GEMMs that takes the device milliseconds, with values
+/// that stay bounded.
+Tensor slow_chain(Tensor h, const Tensor& w, int n) {
+  for (int i = 0; i < n; ++i) h = tanh(matmul(h, w));
+  return h;
+}
+
+TEST_F(Cuda, StreamsRunOnTheirOwnLanesAndWaitForEachOther) {
+  // Each stream's work goes to a CUDA stream of its own. A value one stream is still computing,
+  // used by another stream, is waited for on the device: without the event, the quick stream's
+  // kernel would read the slow one's buffer before the GEMMs had written it.
+  Stream s1 = new_stream(kGpu), s2 = new_stream(kGpu);
+  Tensor w = to(randn({2048, 2048}, 61, f32, 0.03f), kGpu).eval();
+  Tensor x = to(randn({2048, 2048}, 62), kGpu).eval();
+  Tensor h = slow_chain(x, w, 100);
+  Future slow = eval_async({h}, s1);
+  Tensor y = h * 2.0 + 1.0;
+  Future quick = eval_async({y}, s2);
+  // A host read on a third lane (the default stream's) of a value s2 has not finished.
+  Tensor z = y * 3.0;
+  Future z_done = eval_async({z}, s2);
+  std::vector<float> zv = z.to_vector<float>();
+  quick.get();
+  std::vector<float> hv = h.to_vector<float>(), yv = y.to_vector<float>();
+  ASSERT_EQ(yv.size(), hv.size());
+  size_t bad = 0;
+  for (size_t i = 0; i < hv.size(); ++i) {
+    bad += yv[i] != hv[i] * 2.0f + 1.0f;
+    bad += zv[i] != yv[i] * 3.0f;
+  }
+  EXPECT_EQ(bad, 0u) << "a stream read another's value before it was computed";
+  z_done.get();
+  slow.get();
+  // The same chain on the default stream gives the same values (each lane has its own cuBLASLt
+  // workspace).
+  expect_close(to(slow_chain(x, w, 100), Device::cpu()), h, 1e-6, "chain on a stream");
+}
+
+TEST_F(Cuda, StreamsReuseMemoryOnlyWhenOtherLanesAreDone) {
+  // Two streams allocate and drop buffers of the same sizes while each other's kernels are
+  // queued: a block one lane's queued kernels still use is never handed to the other lane, and a
+  // block both lanes used waits for both. Reference: the same work one evaluation at a time on
+  // the default stream.
+  Stream s1 = new_stream(kGpu), s2 = new_stream(kGpu);
+  Tensor w = to(randn({1024, 1024}, 63, f32, 0.04f), kGpu).eval();
+  std::vector<Tensor> xs;
+  for (int i = 0; i < 6; ++i) xs.push_back(to(randn({1024, 1024}, 64 + i), kGpu).eval());
+  auto work = [&](int i, const Tensor& shared) {
+    return tanh(slow_chain(xs[static_cast<size_t>(i)], w, 12) + shared);
+  };
+  std::vector<Tensor> want;
+  Tensor shared = slow_chain(xs[0], w, 4);
+  for (int i = 0; i < 6; ++i) want.push_back(work(i, shared).eval());
+  std::vector<Future> futures;
+  std::vector<Tensor> got;
+  Tensor shared2 = slow_chain(xs[0], w, 4);
+  eval_async({shared2}, s1);  // read by both lanes below, then dropped
+  for (int i = 0; i < 6; ++i) {
+    got.push_back(work(i, shared2));
+    futures.push_back(eval_async({got.back()}, i % 2 ? s2 : s1));
+  }
+  shared2 = Tensor();
+  for (Future& f : futures) f.get();
+  for (int i = 0; i < 6; ++i)
+    expect_close(to(want[static_cast<size_t>(i)], Device::cpu()), got[static_cast<size_t>(i)], 0,
+                 "work " + std::to_string(i));
+}
+
+TEST_F(Cuda, CompiledFunctionsReplayOnEachStreamsLane) {
+  // A compiled function called from two streams records a graph on each lane (its buffers,
+  // workspace and error flag are the lane's), and both replay at the same time with the values
+  // of a plain evaluation.
+  Function fn = [](const std::vector<Tensor>& v) {
+    Tensor h = tanh(matmul(v[0], v[1]));
+    return std::vector<Tensor>{softmax(h * 0.5), astype(argmax(h, -1), i32)};
+  };
+  auto gf = compile(fn);
+  Stream s1 = new_stream(kGpu), s2 = new_stream(kGpu);
+  Tensor w = randn({256, 512}, 71, f32, 0.1f);
+  Tensor gw = to(w, kGpu).eval();
+  std::vector<std::vector<Tensor>> outs, want;
+  std::vector<Future> futures;
+  for (int call = 0; call < 8; ++call) {
+    Tensor x = randn({8, 256}, 72 + call);
+    want.push_back(fn({x, w}));
+    outs.push_back(gf({to(x, kGpu), gw}));
+    futures.push_back(eval_async(outs.back(), call % 2 ? s2 : s1));
+  }
+  for (Future& f : futures) f.get();
+  for (size_t c = 0; c < outs.size(); ++c)
+    for (size_t i = 0; i < outs[c].size(); ++i)
+      expect_close(want[c][i], outs[c][i], 1e-5,
+                   "call " + std::to_string(c) + " output " + std::to_string(i));
+  CompileStats st = gf.stats();
+  EXPECT_EQ(st.graph_captures, 2u) << st.graph_failure;
+  EXPECT_EQ(st.graph_replays, 7u);  // every call after the first (a recording also replays)
+  // An error found on one lane is reported by that stream's evaluation alone.
+  Tensor gx = to(randn({64, 64}, 79), kGpu).eval();
+  Future fine = eval_async({slow_chain(gx, gx * 0.1, 20)}, s1);
+  Future bad = eval_async({take(gx, to(Tensor::from_vector<int64_t>({1, 64}, {2}), kGpu), 0)}, s2);
+  EXPECT_THROW(bad.get(), Error);
+  EXPECT_NO_THROW(fine.get());
+  Tensor after = gx * 3.0;
+  eval_async({after}, s2).get();
+  expect_close(to(gx, Device::cpu()) * 3.0, after, 0, "the stream after its error");
+}
+
 TEST_F(Cuda, Memory) {
   clear_memory_cache(kGpu);
   MemoryStats before = memory_stats(kGpu);

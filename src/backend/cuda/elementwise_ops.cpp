@@ -310,7 +310,7 @@ void ToDevice::eval_cuda(std::span<Node* const> in, Node& out) {
   const Node& x = *in[0];  // dense (the builder made it so)
   size_t bytes = out.size() * itemsize(out.dtype);
   if (x.device.type == Device::Type::cuda)
-    cuda_api::synchronize(x.device.index);  // its producer's stream
+    cuda_api::synchronize(x.device.index);  // this lane there, which waited for its producer
   on(out);
   alloc_output(out);
   if (!bytes) return;
@@ -327,7 +327,7 @@ void ToDevice::eval_cuda(std::span<Node* const> in, Node& out) {
     check(cudaMemcpyAsync(out.raw(), x.raw(), bytes, cudaMemcpyHostToDevice, launch_stream()),
           "copy to device");
     if (pinned)
-      detail::note_device_read(*x.storage, out.device.index,
+      detail::note_device_read(*x.storage, out.device.index, detail::this_lane,
                                cuda_api::record_event(out.device.index));
   } else {
     check(

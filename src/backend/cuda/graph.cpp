@@ -1,6 +1,6 @@
 // CUDA-graph capture for compiled functions (src/transforms/graph_plan.cpp): a thread records
-// its launches on a private stream, and the instantiated graph is later queued on the device's
-// stream, in order with everything else.
+// its launches on a private stream, and the instantiated graph is later queued on the stream of
+// the thread's lane, in order with everything else there.
 #include <mutex>
 #include <utility>
 
@@ -30,18 +30,19 @@ std::mutex& capture_mutex(int device) {
 
 cudaStream_t launch_stream() {
   Context& c = active();
-  return capturing(c) ? capture_stream : c.stream;
+  return capturing(c) ? capture_stream : lane(c, detail::this_lane).stream;
 }
 
 uint64_t current_unit() {
   Context& c = active();
-  return capturing(c) ? capture_unit : c.unit.load(std::memory_order_acquire);
+  return capturing(c) ? capture_unit
+                      : lane(c, detail::this_lane).unit.load(std::memory_order_acquire);
 }
 
 bool starts_unit() {
   Context& c = active();
   if (capturing(c)) return !std::exchange(capture_started, true);
-  return !c.unit_started.exchange(true, std::memory_order_acq_rel);
+  return !lane(c, detail::this_lane).unit_started.exchange(true, std::memory_order_acq_rel);
 }
 
 }  // namespace wick::cuda
@@ -97,10 +98,10 @@ std::shared_ptr<Graph> end_capture(int device, bool keep) {
 }
 
 void launch(const Graph& g) {
-  cuda::Context& c = cuda::activate(g.device);
-  cuda::check(cudaGraphLaunch(g.exec, c.stream), "graph launch");
+  cuda::Lane& l = cuda::lane(cuda::activate(g.device), this_lane);
+  cuda::check(cudaGraphLaunch(g.exec, l.stream), "graph launch");
   // Work queued after the graph waits for all of it (the graph's buffers are written there).
-  cuda::begin_unit(c);
+  cuda::begin_unit(l);
   // Kernels that validate indices may be in the graph: read the flag at the next sync.
   cuda::error_flag();
 }

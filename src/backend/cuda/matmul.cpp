@@ -266,9 +266,10 @@ void gemm(DType t, int64_t M, int64_t N, int64_t K, int64_t batch, const Mat& A,
     lt_check(lt().desc_set(P.L.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
              "descriptor");
   }
-  lt_check(lt().matmul(ctx.lt, P.L.op, ap, B.ptr, P.L.a, A.ptr, P.L.b, bp, c ? c : out, P.L.c, out,
-                       P.L.c, &P.algo, ctx.workspace, ctx.workspace_bytes, launch_stream()),
-           "matmul");
+  lt_check(
+      lt().matmul(ctx.lt, P.L.op, ap, B.ptr, P.L.a, A.ptr, P.L.b, bp, c ? c : out, P.L.c, out,
+                  P.L.c, &P.algo, active_lane().workspace, ctx.workspace_bytes, launch_stream()),
+      "matmul");
 }
 
 }  // namespace wick::cuda

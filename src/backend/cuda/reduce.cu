@@ -360,10 +360,11 @@ void greedy_pick(DType t, const void* x, int64_t rows, int64_t n, int64_t ld, fl
   if (rows == 0) return;
   const int64_t chunks = (n + kPickChunk - 1) / kPickChunk;
   auto* parts = static_cast<Pick*>(scratch);
-  // The device's counters, which each launch leaves at zero: a memset in front of the kernel cost
-  // a decoding step ~4 us (the set, and the kernel's start behind it). Kernels on the device's
-  // stream run in order, and a graph's replays too, so no two launches use them at once.
-  unsigned* done = active().pick_counters;
+  // The lane's counters, which each launch leaves at zero: a memset in front of the kernel cost
+  // a decoding step ~4 us (the set, and the kernel's start behind it). Kernels on the lane's
+  // stream run in order, and a graph replays on the lane that captured it, so no two launches
+  // use them at once.
+  unsigned* done = active_lane().pick_counters;
   if (rows > kPickCounters) {
     done = reinterpret_cast<unsigned*>(parts + rows * chunks);
     check(cudaMemsetAsync(done, 0, static_cast<size_t>(rows) * sizeof(unsigned), launch_stream()), "greedy_pick");

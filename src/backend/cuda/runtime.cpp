@@ -9,7 +9,9 @@
 #include "backend/cuda/context.h"
 #include "backend/cuda/cublaslt.h"
 #include "backend/cuda/launch.h"
+#include "core/allocator.h"
 #include "core/cuda_api.h"
+#include "graph/node.h"
 #include "wick/error.h"
 
 namespace wick::cuda {
@@ -28,6 +30,21 @@ std::mutex& context_mutex() {
 }
 thread_local Context* current = nullptr;
 
+Lane* create_lane(Context& c, int index) {
+  auto* l = new Lane();  // leaked with its context
+  l->index = index;
+  check(cudaStreamCreateWithFlags(&l->stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  check(cudaMalloc(&l->workspace, c.workspace_bytes), "cuBLASLt workspace");
+  check(cudaMalloc(reinterpret_cast<void**>(&l->error), 3 * sizeof(int64_t)), "error flag");
+  check(cudaMemsetAsync(l->error, 0, 3 * sizeof(int64_t), l->stream), "error flag");
+  check(cudaMalloc(reinterpret_cast<void**>(&l->pick_counters), kPickCounters * sizeof(unsigned)),
+        "greedy_pick");
+  check(cudaMemsetAsync(l->pick_counters, 0, kPickCounters * sizeof(unsigned), l->stream),
+        "greedy_pick");
+  begin_unit(*l);
+  return l;
+}
+
 Context* create(int device) {
   check(cudaSetDevice(device), "cudaSetDevice");
   auto* c = new Context();
@@ -37,16 +54,10 @@ Context* create(int device) {
   check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "cudaDeviceGetAttribute");
   const char* pdl = std::getenv("WICK_PDL");
   c->overlap = major >= 9 && !(pdl && std::string(pdl) == "0");
-  check(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), "cudaStreamCreate");
   check(cudaStreamCreateWithFlags(&c->copy_stream, cudaStreamNonBlocking), "cudaStreamCreate");
   if (lt().create(&c->lt) != CUBLAS_STATUS_SUCCESS) throw Error("cuda: cublasLtCreate failed");
   c->workspace_bytes = kWorkspaceBytes;
-  check(cudaMalloc(&c->workspace, c->workspace_bytes), "cuBLASLt workspace");
-  check(cudaMalloc(reinterpret_cast<void**>(&c->error), 3 * sizeof(int64_t)), "error flag");
-  check(cudaMemset(c->error, 0, 3 * sizeof(int64_t)), "error flag");
-  check(cudaMalloc(reinterpret_cast<void**>(&c->pick_counters), kPickCounters * sizeof(unsigned)), "greedy_pick");
-  check(cudaMemset(c->pick_counters, 0, kPickCounters * sizeof(unsigned)), "greedy_pick");
-  begin_unit(*c);
+  c->lanes[0].store(create_lane(*c, 0), std::memory_order_release);
   return c;
 }
 
@@ -73,9 +84,25 @@ uint64_t new_unit_id() {
   return next_unit.fetch_add(1, std::memory_order_relaxed);
 }
 
-void begin_unit(Context& c) {
-  c.unit.store(new_unit_id(), std::memory_order_release);
-  c.unit_started.store(false, std::memory_order_release);
+void begin_unit(Lane& l) {
+  l.unit.store(new_unit_id(), std::memory_order_release);
+  l.unit_started.store(false, std::memory_order_release);
+}
+
+Lane& lane(Context& c, int index) {
+  if (Lane* l = c.lanes[static_cast<size_t>(index)].load(std::memory_order_acquire)) return *l;
+  std::lock_guard lock(c.lanes_mutex);
+  Lane* l = c.lanes[static_cast<size_t>(index)].load(std::memory_order_acquire);
+  if (!l) {
+    check(cudaSetDevice(c.device), "cudaSetDevice");
+    l = create_lane(c, index);
+    c.lanes[static_cast<size_t>(index)].store(l, std::memory_order_release);
+  }
+  return *l;
+}
+
+Lane& active_lane() {
+  return lane(active(), detail::this_lane);
 }
 
 OverlapAttr overlap_attr() {
@@ -117,9 +144,9 @@ Context& active() {
 }
 
 int64_t* error_flag() {
-  Context& c = active();
-  c.error_check_pending = true;
-  return c.error;
+  Lane& l = active_lane();
+  l.error_check_pending.store(true, std::memory_order_release);
+  return l.error;
 }
 
 }  // namespace wick::cuda
@@ -169,13 +196,23 @@ void host_free(void* p) {
   cudaFreeHost(p);
 }
 
-std::shared_ptr<void> record_event(int device) {
-  cuda::activate(device);
+namespace {
+std::shared_ptr<void> record_on(cudaStream_t stream) {
   cudaEvent_t e = nullptr;
   cuda::check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate");
   std::shared_ptr<void> event(e, [](void* p) { cudaEventDestroy(static_cast<cudaEvent_t>(p)); });
-  cuda::check(cudaEventRecord(e, cuda::launch_stream()), "cudaEventRecord");
+  cuda::check(cudaEventRecord(e, stream), "cudaEventRecord");
   return event;
+}
+}  // namespace
+
+std::shared_ptr<void> record_event(int device) {
+  cuda::activate(device);
+  return record_on(cuda::launch_stream());
+}
+
+std::shared_ptr<void> record_event(int device, int lane) {
+  return record_on(cuda::lane(cuda::activate(device), lane).stream);
 }
 
 bool event_done(const std::shared_ptr<void>& event) {
@@ -183,11 +220,46 @@ bool event_done(const std::shared_ptr<void>& event) {
 }
 
 namespace {
-/// Throws the error a kernel reported through the flag (copied to e), after clearing the flag
-/// behind the work already queued.
-void throw_if_reported(cuda::Context& c, const int64_t (&e)[3]) {
+// Per device and lane, the unit that lane was in when this thread last made its own lane wait
+// for it: a value written in an earlier unit there is already waited for.
+thread_local std::array<std::array<uint64_t, kLanes>, cuda::kMaxDevices> waited_units{};
+}  // namespace
+
+void order_reads(const Node& n) {
+  Storage* s = n.storage.get();
+  if (!s || s->device.type != Device::Type::cuda || n.settled.load(std::memory_order_acquire))
+    return;
+  const uint32_t mine = lane_bit(this_lane);
+  uint32_t lanes = s->lanes.load(std::memory_order_acquire);
+  if (!(lanes & mine)) lanes = s->lanes.fetch_or(mine, std::memory_order_acq_rel) | mine;
+  if (!(lanes & ~mine)) return;
+  cuda::Context& c = cuda::activate(s->device.index);
+  cuda::Lane& me = cuda::lane(c, this_lane);
+  const uint64_t written = s->written_unit.load(std::memory_order_acquire);
+  bool waited = false;
+  for (int o = 0; o < kLanes; ++o) {
+    uint64_t& seen = waited_units[static_cast<size_t>(c.device)][static_cast<size_t>(o)];
+    if (o == this_lane || !(lanes & lane_bit(o)) || written < seen) continue;
+    cuda::Lane& other = cuda::lane(c, o);
+    // The unit is read before the event is recorded, so everything queued in earlier units of
+    // that lane is behind the event.
+    const uint64_t unit = other.unit.load(std::memory_order_acquire);
+    auto event = record_on(other.stream);
+    cuda::check(cudaStreamWaitEvent(me.stream, static_cast<cudaEvent_t>(event.get()), 0),
+                "cudaStreamWaitEvent");
+    seen = unit;
+    waited = true;
+  }
+  // The next kernel starts after the wait, not overlapped with the kernel before it.
+  if (waited) cuda::begin_unit(me);
+}
+
+namespace {
+/// Throws the error a kernel reported through the lane's flag (copied to e), after clearing the
+/// flag behind the work already queued.
+void throw_if_reported(cuda::Lane& l, const int64_t (&e)[3]) {
   if (e[0] == cuda::kNoError) return;
-  cuda::check(cudaMemsetAsync(c.error, 0, sizeof e, c.stream), "error flag");
+  cuda::check(cudaMemsetAsync(l.error, 0, sizeof e, l.stream), "error flag");
   throw Error(std::string(cuda::code_text(e[0])) + ": index " + std::to_string(e[1]) +
               " is out of range for size " + std::to_string(e[2]));
 }
@@ -200,17 +272,17 @@ cuda::MarkSlot& slot_of(cuda::Context& c, const Marker& marker) {
 }  // namespace
 
 void synchronize(int device) {
-  cuda::Context& c = cuda::activate(device);
-  cuda::check(cudaStreamSynchronize(c.stream), "kernel execution");
-  if (!c.error_check_pending) return;
-  c.error_check_pending = false;
+  cuda::Lane& l = cuda::lane(cuda::activate(device), this_lane);
+  cuda::check(cudaStreamSynchronize(l.stream), "kernel execution");
+  if (!l.error_check_pending.exchange(false, std::memory_order_acq_rel)) return;
   int64_t e[3] = {};
-  cuda::check(cudaMemcpy(e, c.error, sizeof e, cudaMemcpyDeviceToHost), "error flag");
-  throw_if_reported(c, e);
+  cuda::check(cudaMemcpy(e, l.error, sizeof e, cudaMemcpyDeviceToHost), "error flag");
+  throw_if_reported(l, e);
 }
 
 Marker mark(int device) {
   cuda::Context& c = cuda::activate(device);
+  cuda::Lane& l = cuda::lane(c, this_lane);
   int slot;
   cuda::MarkSlot* mp;
   {
@@ -231,14 +303,13 @@ Marker mark(int device) {
   }
   cuda::MarkSlot& m = *mp;
   // The flag is copied in stream order, so it holds what the kernels before the mark reported.
-  m.check = c.error_check_pending;
-  c.error_check_pending = false;
+  m.check = l.error_check_pending.exchange(false, std::memory_order_acq_rel);
   // A kernel, not a copy: a copy between two kernels costs the stream ~7 us each side (measured
   // between decoding steps), an overlapped kernel ~1.
-  if (m.check) cuda::copy_error_flag(c.error, m.flag_device);
-  cuda::check(cudaEventRecord(m.event, c.stream), "cudaEventRecord");
-  cuda::begin_unit(c);
-  return {device, slot};
+  if (m.check) cuda::copy_error_flag(l.error, m.flag_device);
+  cuda::check(cudaEventRecord(m.event, l.stream), "cudaEventRecord");
+  cuda::begin_unit(l);
+  return {device, l.index, slot};
 }
 
 bool reached(const Marker& marker) {
@@ -257,7 +328,7 @@ void finish(const Marker& marker) {
     c.free_marks.push_back(marker.slot);
   }
   cuda::check(done, "kernel execution");
-  throw_if_reported(c, e);
+  throw_if_reported(cuda::lane(c, marker.lane), e);
 }
 
 }  // namespace wick::detail::cuda_api
