@@ -122,6 +122,9 @@ struct GenerationOptions {
   /// CUDA device. Batches with padded prompts always decode lazily. Results are the same either
   /// way (attention sums over masked cache positions instead of a prefix).
   std::optional<bool> compiled_steps;
+  /// The stream the steps are evaluated on. Generations on different streams of one GPU run side
+  /// by side (each stream has a CUDA stream of its own), which serves several requests at once.
+  Stream stream = default_stream();
 };
 
 struct GenerationResult {

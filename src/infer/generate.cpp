@@ -229,7 +229,7 @@ class Run {
 
   void run_host(Clock::time_point) {
     Tensor logits = step_logits(prompt_ids());
-    logits.eval();
+    eval_async({logits}, options_.stream).get();
     std::vector<TokenChoice> choices = sample_rows(logits);
     prefill_end_ = Clock::now();
     for (;;) {
@@ -257,8 +257,9 @@ class Run {
 
   Future submit_step() {
     ++steps_;
-    if (step_fn_) return eval_async({compiled_step(to(feed_ids(), model_.device()))[0]});
-    return eval_async({step_logits(feed_ids())});
+    if (step_fn_)
+      return eval_async({compiled_step(to(feed_ids(), model_.device()))[0]}, options_.stream);
+    return eval_async({step_logits(feed_ids())}, options_.stream);
   }
 
   /// One compiled step after the prompt: its outputs, the next position taken off the end.
@@ -291,7 +292,7 @@ class Run {
 
   void run_chained(Clock::time_point) {
     auto [ids, lp] = pick(step_logits(prompt_ids()));
-    Future cur = eval_async({ids, lp});
+    Future cur = eval_async({ids, lp}, options_.stream);
     bool first = true;
     int64_t produced = 0;  // tokens per row so far (all rows advance together)
     for (;;) {
@@ -307,7 +308,7 @@ class Run {
           std::tie(nids, nlp) = pick(step_logits(ids));
         }
         ++steps_;
-        next.emplace(nids, nlp, eval_async({nids, nlp}));
+        next.emplace(nids, nlp, eval_async({nids, nlp}, options_.stream));
       }
       cur.get();
       if (first) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <thread>
 
 #include "common/adapter_util.h"
 #include "common/compare.h"
@@ -111,6 +112,37 @@ TEST_P(CudaModel, CompiledStepsReplayCudaGraphsWithTheLazyStepsTokens) {
     } else {
       EXPECT_EQ(runs[r].size(), greedy.size());
     }
+  }
+}
+
+TEST_P(CudaModel, GenerationsOnSeveralStreamsRunSideBySideWithTheSameTokens) {
+  // Three generations at once, each on a stream (and so a CUDA stream) of its own, replaying
+  // graphs of their own: the tokens equal those of one generation on the default stream.
+  auto j = nlohmann::json::parse(std::ifstream(fixture(GetParam()) + "/expected.json"));
+  auto seqs = j.at("sequences").get<std::vector<std::vector<int32_t>>>();
+  auto model = CausalLM::load(fixture(GetParam()));
+  model->to(kGpu);
+  GenerationOptions o;
+  o.max_new_tokens = 24;
+  o.sampling.do_sample = false;
+  const std::vector<int32_t> want = generate(*model, nullptr, seqs[0], o).tokens;
+  std::vector<std::vector<int32_t>> got(3);
+  std::vector<std::exception_ptr> errors(3);
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < got.size(); ++t)
+    threads.emplace_back([&, t] {
+      try {
+        GenerationOptions mine = o;
+        mine.stream = new_stream(kGpu);
+        got[t] = generate(*model, nullptr, seqs[0], mine).tokens;
+      } catch (...) {
+        errors[t] = std::current_exception();
+      }
+    });
+  for (std::thread& t : threads) t.join();
+  for (size_t t = 0; t < got.size(); ++t) {
+    if (errors[t]) std::rethrow_exception(errors[t]);
+    EXPECT_EQ(got[t], want) << GetParam() << " stream " << t;
   }
 }
 

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <latch>
 #include <memory>
 #include <string>
 #include <thread>
@@ -40,6 +41,7 @@ struct DecodeOptions {
   bool profile = false;
   int64_t lora_rank = 0;  // > 0: a random LoRA adapter of this rank is active while decoding
   std::vector<std::string> lora_targets = {"q_proj", "v_proj"};
+  int streams = 1;  // > 1: also decode that many sequences at once, a stream each
 };
 
 using Clock = std::chrono::steady_clock;
@@ -137,6 +139,48 @@ double decode_step_seconds(CausalLM& model, const std::vector<int32_t>& prompt, 
   return median(gaps);
 }
 
+/// Tokens per second over `streams` greedy generations run at once, each from its own thread on
+/// a stream of its own (as a server decoding several requests would), counted over the window
+/// in which all of them were past their first two tokens and none had finished.
+double concurrent_decode_tok_s(CausalLM& model, const std::vector<int32_t>& prompt, int64_t steps,
+                               int streams) {
+  std::vector<std::vector<Clock::time_point>> stamps(static_cast<size_t>(streams));
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(streams));
+  std::latch start(streams);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < stamps.size(); ++i)
+    threads.emplace_back([&, i] {
+      try {
+        GenerationOptions g;
+        g.max_new_tokens = steps + 2;
+        g.sampling.do_sample = false;
+        g.stream = new_stream(model.device());
+        start.arrive_and_wait();
+        generate(model, nullptr, prompt, g, [&](const TokenEvent&) {
+          stamps[i].push_back(Clock::now());
+          return true;
+        });
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+    });
+  for (std::thread& t : threads) t.join();
+  for (const std::exception_ptr& e : errors)
+    if (e) std::rethrow_exception(e);
+  Clock::time_point from = stamps[0][2], to = stamps[0].back();
+  for (const auto& s : stamps) {
+    from = std::max(from, s[2]);
+    to = std::min(to, s.back());
+  }
+  if (to <= from)
+    throw Error("bench decode --streams: the generations did not overlap; use more --steps");
+  int64_t tokens = 0;
+  for (const auto& s : stamps)
+    tokens +=
+        std::count_if(s.begin(), s.end(), [&](Clock::time_point t) { return t > from && t <= to; });
+  return static_cast<double>(tokens) / std::chrono::duration<double>(to - from).count();
+}
+
 /// Logits [B, 1, vocab] of the last position only: prefill needs no others.
 Tensor last_logits(CausalLM& model, const Tensor& ids, KVCache& cache) {
   Tensor h = model.hidden_states(ids, &cache);
@@ -218,6 +262,8 @@ int run_decode(const DecodeOptions& o) {
                            {"lazy steps", false, false}};
   if (!gpu) ways.erase(ways.begin());  // no graphs on the host
   for (Way& w : ways) w.step_s = decode_step_seconds(*model, first, o.steps, w.compiled, w.graphs);
+  const double together_tok_s =
+      o.streams > 1 ? concurrent_decode_tok_s(*model, first, o.steps, o.streams) : 0.0;
   // The default of generate(): graphs on a GPU, lazy steps on the host.
   const double step_s = gpu ? ways.front().step_s : ways.back().step_s;
   double prefill_s = median(prefill);
@@ -228,30 +274,32 @@ int run_decode(const DecodeOptions& o) {
   double bound_read_s = (weight_bytes + kv_bytes) / read_bw;
 
   if (o.json) {
-    nlohmann::json j = {{"model", shape},
-                        {"parameters", c.parameter_count()},
-                        {"weight_bytes", weight_bytes},
-                        {"copy_bandwidth_gbs", copy_bw / 1e9},
-                        {"read_bandwidth_gbs", read_bw / 1e9},
-                        {"host_to_device_pageable_gbs", host_copy.first / 1e9},
-                        {"host_to_device_pinned_gbs", host_copy.second / 1e9},
-                        {"device", o.device},
-                        {"prefill_batch", o.batch},
-                        {"prefill_tokens", o.prompt},
-                        {"prefill_s", prefill_s},
-                        {"prefill_tok_s", o.batch * o.prompt / prefill_s},
-                        {"decode_step_s", step_s},
-                        {"decode_tok_s", 1.0 / step_s},
-                        {"decode_ways",
-                         [&] {
-                           nlohmann::json a = nlohmann::json::array();
-                           for (const Way& w : ways)
-                             a.push_back({{"way", w.name}, {"tok_s", 1.0 / w.step_s}});
-                           return a;
-                         }()},
-                        {"decode_bound_tok_s", 1.0 / bound_s},
-                        {"decode_fraction_of_bound", bound_s / step_s},
-                        {"decode_fraction_of_read_bound", bound_read_s / step_s}};
+    nlohmann::json j = {
+        {"model", shape},
+        {"parameters", c.parameter_count()},
+        {"weight_bytes", weight_bytes},
+        {"copy_bandwidth_gbs", copy_bw / 1e9},
+        {"read_bandwidth_gbs", read_bw / 1e9},
+        {"host_to_device_pageable_gbs", host_copy.first / 1e9},
+        {"host_to_device_pinned_gbs", host_copy.second / 1e9},
+        {"device", o.device},
+        {"prefill_batch", o.batch},
+        {"prefill_tokens", o.prompt},
+        {"prefill_s", prefill_s},
+        {"prefill_tok_s", o.batch * o.prompt / prefill_s},
+        {"decode_step_s", step_s},
+        {"decode_tok_s", 1.0 / step_s},
+        {"decode_ways",
+         [&] {
+           nlohmann::json a = nlohmann::json::array();
+           for (const Way& w : ways) a.push_back({{"way", w.name}, {"tok_s", 1.0 / w.step_s}});
+           return a;
+         }()},
+        {"decode_streams", o.streams},
+        {"decode_streams_tok_s", o.streams > 1 ? nlohmann::json(together_tok_s) : nlohmann::json()},
+        {"decode_bound_tok_s", 1.0 / bound_s},
+        {"decode_fraction_of_bound", bound_s / step_s},
+        {"decode_fraction_of_read_bound", bound_read_s / step_s}};
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
@@ -266,6 +314,9 @@ int run_decode(const DecodeOptions& o) {
               static_cast<long long>(o.prompt), prefill_s * 1e3, o.batch * o.prompt / prefill_s);
   for (const Way& w : ways)
     std::printf("decode     batch 1, %s: %.2f ms/token = %.1f tok/s\n", w.name, w.step_s * 1e3, 1.0 / w.step_s);
+  if (o.streams > 1)
+    std::printf("decode     %d sequences at once, a stream each: %.1f tok/s in all (%.1f each)\n",
+                o.streams, together_tok_s, together_tok_s / o.streams);
   std::printf("bound      %.1f tok/s at the copy bandwidth: decode reaches %.0f%% (%.0f%% of the read bound)\n",
               1.0 / bound_s, 100.0 * bound_s / step_s, 100.0 * bound_read_s / step_s);
   return 0;
@@ -284,6 +335,10 @@ int run_decode(const DecodeOptions& o) {
       app.add_option("--batch", o->batch, "Prefill batch (decode runs at batch 1)")->check(CLI::Range(1, 4096));
       app.add_option("--device", o->device, "cpu or cuda (the GPU's copy bandwidth is measured instead of the host's)")
           ->capture_default_str();
+      app.add_option("--streams", o->streams,
+                     "Also decode this many sequences at once, each on a stream of its own "
+                     "(default 1: not)")
+          ->check(CLI::Range(1, 64));
       app.add_flag("--json", o->json, "One JSON object instead of text");
       app.add_flag("--profile", o->profile, "Print the kernel times of one prefill and of the decode steps (stderr)");
       app.add_option("--lora-rank", o->lora_rank,
