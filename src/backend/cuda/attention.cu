@@ -284,18 +284,13 @@ __global__ void __launch_bounds__(32 * W) decode_attention_kernel(const __grid_c
   __shared__ float cos_s[D / 2], sin_s[D / 2];
   __shared__ float part_m[W], part_l[W], part_acc[W][D];
   // RoPE's angles once per block, not once per lane and element, from the frequencies (kernel
-  // parameters: read per lane, they would be read one address at a time) and the position,
-  // which is read before the wait where no kernel ahead in this launch unit wrote it.
+  // parameters: read per lane, they would be read one address at a time) and the position.
   const bool rope = a.rope_half != 0;
   auto angles = [&](int64_t position) {
     for (int i = threadIdx.x; i < a.rope_half; i += blockDim.x)
       sincosf(static_cast<float>(position) * a.rope_freq[i], &sin_s[i], &cos_s[i]);
   };
-  const bool early = rope && a.position_untouched;
-  const int64_t early_position = early ? *a.rope_position : 0;
-  if (early) angles(early_position);
   allow_dependents();
-  wait_for_inputs();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, c = lane % C, kq = lane / C;
   // The grid is (split, Hq, B), so a block finds its row and share with three 32-bit divisions:
   // from a flat index it took seven 64-bit ones (ncu: 1225 → 1142 instructions a warp).
@@ -309,9 +304,6 @@ __global__ void __launch_bounds__(32 * W) decode_attention_kernel(const __grid_c
   const int S = static_cast<int>(a.S), share = (S + a.split - 1) / a.split, first = part * share;
   const int end = min(first + share, S), ks = static_cast<int>(a.ks[2]), vs = static_cast<int>(a.vs[2]);
   const int ms = static_cast<int>(a.ms[3]);
-  const int64_t position = early                            ? early_position
-                           : rope || a.position_window >= 0 ? *a.rope_position
-                                                            : 0;
   // A round's keys: their biases and rows. The first round's are loaded together whatever the
   // mask says (a hidden row may hold anything, NaN included: its score and value are replaced,
   // not used), so they go out before anything else and wait for memory once. A later round's
@@ -323,6 +315,7 @@ __global__ void __launch_bounds__(32 * W) decode_attention_kernel(const __grid_c
   // a block-uniform branch, since their instructions would be most of the kernel).
   auto batches_in = [&](int base) { return min(NI, (end - base + KB - 1) / KB); };
   auto key = [&](int base, int i) { return base + warp * KW + kq + i * KB; };
+  int64_t position = 0;
   auto load_biases = [&](int base, float (&out)[NI]) {
     const int batches = batches_in(base);
 #pragma unroll
@@ -342,8 +335,27 @@ __global__ void __launch_bounds__(32 * W) decode_attention_kernel(const __grid_c
       vp[i] = s < end ? load16(v + s * vs) : Packed16<T>{};
     }
   };
-  load_biases(first, bias);
-  load_rows(first);
+  // What no kernel ahead in this launch unit wrote is read before the wait: the position, and
+  // then RoPE's angles and, with the mask folded in, the first round of the caches (the step's
+  // own row among them is stale, and replaced below), so that after the wait only the step's
+  // new rows are waited for.
+  const bool uses_position = rope || a.position_window >= 0;
+  const bool position_early = uses_position && a.position_untouched;
+  if (position_early) {
+    position = *a.rope_position;
+    if (rope) angles(position);
+  }
+  const bool rows_early = a.cache_untouched && !mask && (position_early || !uses_position);
+  if (rows_early) {
+    load_biases(first, bias);
+    load_rows(first);
+  }
+  wait_for_inputs();
+  if (uses_position && !position_early) position = *a.rope_position;
+  if (!rows_early) {
+    load_biases(first, bias);
+    load_rows(first);
+  }
   // This lane's chunk of q and of the step's new key and value rows, loaded before anything
   // waits for memory.
   const T* q_row = static_cast<const T*>(a.q) + b * a.qs[0] + h * a.qs[1];
@@ -361,7 +373,7 @@ __global__ void __launch_bounds__(32 * W) decode_attention_kernel(const __grid_c
   const int fresh = a.k_new ? static_cast<int>(position) : -1;  // the key the step writes
   float cs[V], sn[V], qv[V], kn[V] = {}, vn[V] = {};
   if (rope) {
-    if (!early) angles(position);
+    if (!position_early) angles(position);
     __syncthreads();
 #pragma unroll
     for (int j = 0; j < V; ++j) {

@@ -279,6 +279,7 @@ struct AttentionArgs {
   const void *k_new = nullptr, *v_new = nullptr;
   int64_t kns[4], vns[4];
   int64_t* err = nullptr;
+  bool cache_untouched = false;  // no kernel of this launch unit wrote k or v (context.h)
   // >= 0 without a mask: keys are hidden by rope_position[0] as PositionMask(position_window)
   // would hide them (a decoding step's mask, folded in by compile).
   int64_t position_window = -1;

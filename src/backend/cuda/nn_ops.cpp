@@ -332,6 +332,7 @@ void CachedAttention::eval_cuda(std::span<Node* const> in, Node& out) {
       a.vns[d] = v.strides[d];
     }
     a.err = error_flag();
+    a.cache_untouched = untouched(kc) && untouched(vc);
     online_attention(a, out.device);
   }
   // Either way the step's rows were written into the caches in place.
