@@ -229,25 +229,55 @@ __global__ void flash_dvec_kernel(const __grid_constant__ FlashGradArgs f, float
   }
 }
 
-/// Shared memory of the gradient kernel, in elements of T: the key, value, query and
-/// output-gradient tiles (a row each) and dS [query row][key].
+/// Shared memory of the gradient kernel, in elements of T: the key and value tiles, two buffers
+/// of the query and output-gradient tiles (a row each; the next query tile is copied into one
+/// while the other is used), and dS [query row][key].
 template <int D>
 struct GradTiles {
   static constexpr int row = D + 8, col = kKeys + 8;
-  static constexpr int ks = 0, vs = ks + kKeys * row, qs = vs + kKeys * row, gs = qs + kRows * row,
-                       ds = gs + kRows * row, end = ds + kRows * col;
+  static constexpr int ks = 0, vs = ks + kKeys * row, qs = vs + kKeys * row,
+                       gs = qs + 2 * kRows * row, ds = gs + 2 * kRows * row, end = ds + kRows * col;
 };
 
-/// Loads rows [r0, r0 + 64) of a strided [rows, D] matrix (zeros past `limit`) into a row tile,
-/// 16 bytes at a time.
+/// Starts a copy of 16 (or 4) bytes from global to shared memory that completes at
+/// wait_copies() (cp.async); with `fill` false the destination gets zeros and src is not read.
+template <int N>
+__device__ __forceinline__ void copy_async(void* dst, const void* src, bool fill) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  if constexpr (N == 16)
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(d), "l"(src),
+                 "r"(fill ? 16 : 0)
+                 : "memory");
+  else
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(d), "l"(src),
+                 "r"(fill ? 4 : 0)
+                 : "memory");
+#else
+  if (N == 16)
+    *static_cast<uint4*>(dst) = fill ? *static_cast<const uint4*>(src) : uint4{0, 0, 0, 0};
+  else
+    *static_cast<uint32_t*>(dst) = fill ? *static_cast<const uint32_t*>(src) : 0u;
+#endif
+}
+
+/// Waits for this thread's copy_async()s (the others' need a __syncthreads after).
+__device__ __forceinline__ void wait_copies() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_all;" ::: "memory");
+#endif
+}
+
+/// Starts copying rows [r0, r0 + 64) of a strided [rows, D] matrix (zeros past `limit`) into a
+/// row tile, 16 bytes at a time.
 template <class T, int D>
-__device__ __forceinline__ void load_tile(const T* x, int64_t stride, int64_t r0, int64_t limit, T* rows) {
+__device__ __forceinline__ void load_tile_async(const T* x, int64_t stride, int64_t r0,
+                                                int64_t limit, T* rows) {
   constexpr int row = D + 8;
   for (int i = threadIdx.x; i < kRows * (D / 8); i += 32 * kWarps) {
     const int r = i / (D / 8), c = (i % (D / 8)) * 8;
-    uint4 v = {0, 0, 0, 0};
-    if (r0 + r < limit) v = *reinterpret_cast<const uint4*>(x + (r0 + r) * stride + c);
-    *reinterpret_cast<uint4*>(rows + r * row + c) = v;
+    const bool in = r0 + r < limit;
+    copy_async<16>(rows + r * row + c, x + (in ? r0 + r : 0) * stride + c, in);
   }
 }
 
@@ -271,9 +301,26 @@ __device__ __forceinline__ void c_to_a(uint32_t (&f)[4], const float (&c)[N][4],
 }
 
 /// Adds a warp's 16 × D C fragments (rows r0 + g and r0 + g + 8) to a dense f32 [rows, D]
-/// matrix with atomics, skipping rows at or past `limit`.
+/// matrix with atomics, skipping rows at or past `limit`. On Hopper, lanes t and t ^ 1 swap a
+/// pair first, so that each adds four adjacent values in one atomic (an even lane four of row
+/// g, an odd one four of row g + 8): the gradient kernel's dQ adds were ~16M scalar atomics a
+/// layer.
 template <int D>
 __device__ __forceinline__ void add_rows(float* m, const float (&c)[D / 8][4], int64_t r0, int64_t limit, int g, int t4) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  const bool even = (t4 & 1) == 0;
+  const int64_t row = r0 + g + (even ? 0 : 8);
+  const int col = 2 * (t4 & ~1);
+#pragma unroll
+  for (int dt = 0; dt < D / 8; ++dt) {
+    const float s0 = even ? c[dt][2] : c[dt][0], s1 = even ? c[dt][3] : c[dt][1];
+    const float r0v = __shfl_xor_sync(0xffffffffu, s0, 1),
+                r1v = __shfl_xor_sync(0xffffffffu, s1, 1);
+    const float4 v = even ? make_float4(c[dt][0], c[dt][1], r0v, r1v)
+                          : make_float4(r0v, r1v, c[dt][2], c[dt][3]);
+    if (row < limit) atomicAdd(reinterpret_cast<float4*>(m + row * D + dt * 8 + col), v);
+  }
+#else
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const int64_t row = r0 + g + r * 8;
@@ -284,6 +331,7 @@ __device__ __forceinline__ void add_rows(float* m, const float (&c)[D / 8][4], i
       atomicAdd(m + row * D + dt * 8 + 2 * t4 + 1, c[dt][2 * r + 1]);
     }
   }
+#endif
 }
 
 /// Grid: (key tiles, B·Hq). Warp w owns keys key0 + 16w ... + 15 and accumulates their dK and
@@ -297,8 +345,8 @@ __global__ void __launch_bounds__(32 * kWarps) flash_grad_kernel(const __grid_co
   extern __shared__ __align__(16) unsigned char smem[];
   using L = GradTiles<D>;
   T* sm = reinterpret_cast<T*>(smem);
-  float* lse_s = reinterpret_cast<float*>(sm + L::end);
-  float* dvec_s = lse_s + kRows;
+  float* lse_s = reinterpret_cast<float*>(sm + L::end);  // two buffers each
+  float* dvec_s = lse_s + 2 * kRows;
   const AttentionArgs& a = f.a;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
   const int64_t b = blockIdx.y / a.Hq, hq = blockIdx.y % a.Hq, hk = hq / (a.Hq / a.Hkv);
@@ -306,8 +354,9 @@ __global__ void __launch_bounds__(32 * kWarps) flash_grad_kernel(const __grid_co
   const float scale2 = a.scale * 1.4426950408889634f;
   const T* k = static_cast<const T*>(a.k) + b * a.ks[0] + hk * a.ks[1];
   const T* v = static_cast<const T*>(a.v) + b * a.vs[0] + hk * a.vs[1];
-  load_tile<T, D>(k, a.ks[2], key0, a.S, sm + L::ks);
-  load_tile<T, D>(v, a.vs[2], key0, a.S, sm + L::vs);
+  // The key and value tiles land with the first query tile (the loop's first wait).
+  load_tile_async<T, D>(k, a.ks[2], key0, a.S, sm + L::ks);
+  load_tile_async<T, D>(v, a.vs[2], key0, a.S, sm + L::vs);
 
   float dk[D / 8][4] = {}, dv[D / 8][4] = {};
   // Query rows that see this tile's first key: t + shift ≥ key0 when causal.
@@ -318,16 +367,29 @@ __global__ void __launch_bounds__(32 * kWarps) flash_grad_kernel(const __grid_co
     const float* lse = f.lse + (b * a.Hq + hq) * a.T;
     const float* dvec = f.dvec + (b * a.Hq + hq) * a.T;
     float* dq = f.dq + (b * a.Hq + hq) * a.T * D;
-    for (int64_t q0 = first; q0 < a.T; q0 += kRows) {
-      __syncthreads();  // the previous tiles are consumed
-      load_tile<T, D>(q, a.qs[2], q0, a.T, sm + L::qs);
-      load_tile<T, D>(dout, f.gs[2], q0, a.T, sm + L::gs);
+    // Query tile q0's rows, output-gradient rows and row statistics into buffer `buf`, in
+    // flight while the tile before it is used (the loop was bound by these loads' latency).
+    // Rows past T are zeros; their keys are masked, so lse and dvec are not used there.
+    auto fetch = [&](int64_t q0, int buf) {
+      load_tile_async<T, D>(q, a.qs[2], q0, a.T, sm + L::qs + buf * kRows * L::row);
+      load_tile_async<T, D>(dout, f.gs[2], q0, a.T, sm + L::gs + buf * kRows * L::row);
       if (threadIdx.x < kRows) {
         const bool in = q0 + threadIdx.x < a.T;
-        lse_s[threadIdx.x] = in ? lse[q0 + threadIdx.x] : INFINITY;
-        dvec_s[threadIdx.x] = in ? dvec[q0 + threadIdx.x] : 0.0f;
+        const int64_t r = in ? q0 + threadIdx.x : 0;
+        copy_async<4>(lse_s + buf * kRows + threadIdx.x, lse + r, in);
+        copy_async<4>(dvec_s + buf * kRows + threadIdx.x, dvec + r, in);
       }
-      __syncthreads();
+    };
+    if (first < a.T) fetch(first, 0);
+    for (int64_t q0 = first, it = 0; q0 < a.T; q0 += kRows, ++it) {
+      const int buf = static_cast<int>(it & 1);
+      wait_copies();
+      __syncthreads();  // this tile has landed; the previous tiles and dS are consumed
+      if (q0 + kRows < a.T) fetch(q0 + kRows, buf ^ 1);
+      const T* qt = sm + L::qs + buf * kRows * L::row;
+      const T* gt = sm + L::gs + buf * kRows * L::row;
+      const float* lse_t = lse_s + buf * kRows;
+      const float* dvec_t = dvec_s + buf * kRows;
 
       // Sᵀ (the warp's 16 keys × 64 query rows) = K·Qᵀ, and dPᵀ = V·dOᵀ.
       float sc[kRows / 8][4] = {}, dp[kRows / 8][4] = {};
@@ -338,8 +400,8 @@ __global__ void __launch_bounds__(32 * kWarps) flash_grad_kernel(const __grid_co
         a_frag(va, sm + L::vs, L::row, warp * 16, kc * 16, g, t4);
 #pragma unroll
         for (int nt = 0; nt < kRows / 8; ++nt) {
-          const T* qr = sm + L::qs + (nt * 8 + g) * L::row + kc * 16 + 2 * t4;
-          const T* gr = sm + L::gs + (nt * 8 + g) * L::row + kc * 16 + 2 * t4;
+          const T* qr = qt + (nt * 8 + g) * L::row + kc * 16 + 2 * t4;
+          const T* gr = gt + (nt * 8 + g) * L::row + kc * 16 + 2 * t4;
           mma16816<T>(sc[nt], ka, *reinterpret_cast<const uint32_t*>(qr), *reinterpret_cast<const uint32_t*>(qr + 8));
           mma16816<T>(dp[nt], va, *reinterpret_cast<const uint32_t*>(gr), *reinterpret_cast<const uint32_t*>(gr + 8));
         }
@@ -352,9 +414,9 @@ __global__ void __launch_bounds__(32 * kWarps) flash_grad_kernel(const __grid_co
           const int qi = nt * 8 + 2 * t4 + (j & 1);
           const int64_t key = key0 + warp * 16 + g + (j >> 1) * 8, row = q0 + qi;
           const bool seen = key < a.S && row < a.T && (!a.causal || key <= row + shift);
-          const float p = seen ? exp2f(sc[nt][j] * scale2 - lse_s[qi]) : 0.0f;
+          const float p = seen ? exp2f(sc[nt][j] * scale2 - lse_t[qi]) : 0.0f;
           sc[nt][j] = p;
-          dp[nt][j] = p * (dp[nt][j] - dvec_s[qi]) * a.scale;
+          dp[nt][j] = p * (dp[nt][j] - dvec_t[qi]) * a.scale;
         }
       // dV += Pᵀ·dO and dK += dSᵀ·Q (B operands from the transposed tiles); dS to shared memory.
 #pragma unroll
@@ -365,8 +427,8 @@ __global__ void __launch_bounds__(32 * kWarps) flash_grad_kernel(const __grid_co
 #pragma unroll
         for (int dt = 0; dt < D / 8; ++dt) {
           uint32_t g0, g1, q0b, q1b;
-          b_frag_t(g0, g1, sm + L::gs, L::row, kc * 16, dt * 8, lane);
-          b_frag_t(q0b, q1b, sm + L::qs, L::row, kc * 16, dt * 8, lane);
+          b_frag_t(g0, g1, gt, L::row, kc * 16, dt * 8, lane);
+          b_frag_t(q0b, q1b, qt, L::row, kc * 16, dt * 8, lane);
           mma16816<T>(dv[dt], pa, g0, g1);
           mma16816<T>(dk[dt], sa, q0b, q1b);
         }
@@ -471,7 +533,7 @@ void flash_attention_grad(FlashGradArgs f) {
       const dim3 rows_grid(static_cast<unsigned>((a.T + kRows - 1) / kRows), static_cast<unsigned>(a.B * a.Hq));
       flash_stats_kernel<T, 64><<<rows_grid, 32 * kWarps, 0, stream>>>(a, f.lse);
       flash_dvec_kernel<T><<<grid_for(rows * 32), 256, 0, stream>>>(f, f.dvec);
-      const size_t smem = GradTiles<64>::end * sizeof(T) + 2 * kRows * sizeof(float);
+      const size_t smem = GradTiles<64>::end * sizeof(T) + 4 * kRows * sizeof(float);
       check(cudaFuncSetAttribute(flash_grad_kernel<T, 64>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
             "attention gradient");
       const dim3 grid(static_cast<unsigned>((a.S + kKeys - 1) / kKeys), static_cast<unsigned>(a.B * a.Hq));
