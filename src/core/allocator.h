@@ -20,7 +20,9 @@ struct Storage {
   /// The CUDA launch unit whose kernels last wrote the block (backend/cuda/context.h): a
   /// kernel may read it before waiting for the kernels ahead of it only from another unit.
   std::atomic<uint64_t> written_unit{0};
-  /// Device memory: the lanes (core/lane.h) whose queued work touches the block, as lane_bit()s.
+  /// The lane (core/lane.h) of those kernels: another lane reads the block after an event there.
+  std::atomic<int> written_lane{0};
+  /// Device memory: the lanes whose queued work touches the block, as lane_bit()s.
   /// A block one lane touched goes back to that lane's free list; one that several touched is
   /// handed out again only after an event on each of them.
   std::atomic<uint32_t> lanes{0};

@@ -40,8 +40,9 @@ std::shared_ptr<void> record_event(int device, int lane);
 bool event_done(const std::shared_ptr<void>& event);
 
 /// Before this thread's lane queues work that reads or writes `n` (evaluated, on any device):
-/// notes the lane among those that use n's storage and, where another lane may still be
-/// writing it (n not settled), makes this lane wait for that lane's work queued so far.
+/// notes the lane among those that use n's storage and, where the kernels that last wrote it
+/// ran on another lane and this lane has not waited for them yet, makes this lane wait for
+/// that lane's work queued so far.
 void order_reads(const Node& n);
 
 /// A point in a lane's stream: the work queued there before mark() was called.

@@ -61,7 +61,9 @@ inline bool untouched(const Node& n) {
 /// Notes that the kernels just queued wrote n's storage (an output, or an input written in
 /// place): kernels after them in this launch unit must not read it before their wait.
 inline void mark_written(const Node& n) {
-  if (n.storage) n.storage->written_unit.store(current_unit(), std::memory_order_release);
+  if (!n.storage) return;
+  n.storage->written_lane.store(detail::this_lane, std::memory_order_relaxed);
+  n.storage->written_unit.store(current_unit(), std::memory_order_release);
 }
 
 /// A dense row-major copy of `n` when it is not one already; keeps the copy alive with `hold`.

@@ -227,31 +227,29 @@ thread_local std::array<std::array<uint64_t, kLanes>, cuda::kMaxDevices> waited_
 
 void order_reads(const Node& n) {
   Storage* s = n.storage.get();
-  if (!s || s->device.type != Device::Type::cuda || n.settled.load(std::memory_order_acquire))
-    return;
+  if (!s || s->device.type != Device::Type::cuda) return;
   const uint32_t mine = lane_bit(this_lane);
-  uint32_t lanes = s->lanes.load(std::memory_order_acquire);
-  if (!(lanes & mine)) lanes = s->lanes.fetch_or(mine, std::memory_order_acq_rel) | mine;
-  if (!(lanes & ~mine)) return;
-  cuda::Context& c = cuda::activate(s->device.index);
-  cuda::Lane& me = cuda::lane(c, this_lane);
+  if (!(s->lanes.load(std::memory_order_acquire) & mine))
+    s->lanes.fetch_or(mine, std::memory_order_acq_rel);
+  // The unit first: a writer stores its lane, then its unit (glue.h: mark_written). Settled or
+  // not, a block may have been written in place since (a cache), so the writer decides.
   const uint64_t written = s->written_unit.load(std::memory_order_acquire);
-  bool waited = false;
-  for (int o = 0; o < kLanes; ++o) {
-    uint64_t& seen = waited_units[static_cast<size_t>(c.device)][static_cast<size_t>(o)];
-    if (o == this_lane || !(lanes & lane_bit(o)) || written < seen) continue;
-    cuda::Lane& other = cuda::lane(c, o);
-    // The unit is read before the event is recorded, so everything queued in earlier units of
-    // that lane is behind the event.
-    const uint64_t unit = other.unit.load(std::memory_order_acquire);
-    auto event = record_on(other.stream);
-    cuda::check(cudaStreamWaitEvent(me.stream, static_cast<cudaEvent_t>(event.get()), 0),
-                "cudaStreamWaitEvent");
-    seen = unit;
-    waited = true;
-  }
+  const int writer = s->written_lane.load(std::memory_order_relaxed);
+  if (writer == this_lane) return;  // stream order
+  cuda::Context& c = cuda::activate(s->device.index);
+  uint64_t& seen = waited_units[static_cast<size_t>(c.device)][static_cast<size_t>(writer)];
+  if (written < seen) return;  // written in a unit that ended before this lane's last wait there
+  cuda::Lane& me = cuda::lane(c, this_lane);
+  cuda::Lane& other = cuda::lane(c, writer);
+  // The unit is read before the event is recorded, so everything queued in earlier units of
+  // that lane is behind the event.
+  const uint64_t unit = other.unit.load(std::memory_order_acquire);
+  auto event = record_on(other.stream);
+  cuda::check(cudaStreamWaitEvent(me.stream, static_cast<cudaEvent_t>(event.get()), 0),
+              "cudaStreamWaitEvent");
+  seen = unit;
   // The next kernel starts after the wait, not overlapped with the kernel before it.
-  if (waited) cuda::begin_unit(me);
+  cuda::begin_unit(me);
 }
 
 namespace {
