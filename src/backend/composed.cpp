@@ -34,7 +34,7 @@ std::unique_ptr<Node> run_now(Primitive& p, std::vector<Node*> ins, Shape shape,
 
 void fused_linear_unfused(const FusedLinear& f, std::span<Node* const> in, Node& out) {
   const int64_t M = out.shape[0];
-  const size_t G = f.widths.size(), w0 = f.norm ? 2 : 1;
+  const size_t G = f.widths.size(), w0 = f.first_weight();
   const int64_t K = in[w0]->shape[0];
   std::unique_ptr<Node> normed;
   Node* x = in[0];
@@ -45,8 +45,7 @@ void fused_linear_unfused(const FusedLinear& f, std::span<Node* const> in, Node&
   }
   std::vector<std::unique_ptr<Node>> parts;
   std::vector<Node*> part_ptrs;
-  size_t next_addend = w0 + G, next_lora = next_addend;
-  for (size_t g = 0; g < G; ++g) next_lora += f.has_addend[g] ? 1 : 0;
+  size_t next_addend = w0 + G, next_lora = f.first_adapter();
   for (size_t g = 0; g < G; ++g) {
     Node* addend = f.has_addend[g] ? in[next_addend++] : nullptr;
     if (f.lora_scale[g]) {

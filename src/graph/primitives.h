@@ -188,6 +188,13 @@ class FusedLinear : public Primitive {
   }
   WICK_PRIMITIVE(FusedLinear, "fused_linear")
   void print(std::ostream& os) const override;
+  /// The input index of the first weight, and of the first adapter's A (see above).
+  size_t first_weight() const { return norm ? 2 : 1; }
+  size_t first_adapter() const {
+    size_t i = first_weight() + widths.size();
+    for (bool a : has_addend) i += a ? 1 : 0;
+    return i;
+  }
   bool norm;
   double eps;  // of rms_norm
   bool gated;

@@ -10,6 +10,9 @@
 // product the same way (x·Aᵀ staged per block, (x·Aᵀ)·Bᵀ added in the epilogue), so an adapted
 // projection is one kernel, as the bare one is.
 #include <algorithm>
+#include <array>
+#include <atomic>
+#include <mutex>
 
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/ops.cuh"
@@ -334,11 +337,22 @@ __global__ void __launch_bounds__(32 * kWarps) gemv_kernel(const __grid_constant
 template <class T, int MR, bool NORM, bool GATED, bool LORA>
 void launch(const Args& a, size_t smem) {
   // The staged rows (up to 48 KiB) come on top of the kernel's static shared memory, which
-  // counts against the same default limit unless the kernel is allowed more.
-  if (smem > 0)
-    check(cudaFuncSetAttribute(gemv_kernel<T, MR, NORM, GATED, LORA>,
+  // counts against the same default limit unless the kernel is allowed more. Allowed once per
+  // device and size reached (each call is a trip into the driver, on every eager launch).
+  // Under the lock the allowance only grows, so `most` never exceeds it.
+  static std::array<std::atomic<int>, 16> allowed{};
+  static std::mutex grow;
+  std::atomic<int>& most = allowed[static_cast<size_t>(active().device)];
+  if (static_cast<int>(smem) > most.load(std::memory_order_acquire)) {
+    std::lock_guard lock(grow);
+    if (static_cast<int>(smem) > most.load(std::memory_order_acquire)) {
+      check(
+          cudaFuncSetAttribute(gemv_kernel<T, MR, NORM, GATED, LORA>,
                                cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
           "gemv shared memory");
+      most.store(static_cast<int>(smem), std::memory_order_release);
+    }
+  }
   // At most as many blocks as stay resident together, each taking the same number of column
   // groups: 608 groups (gate/up) on 396 resident blocks left 212 of them a second round while
   // the rest idled; 304 blocks of two groups each measured faster.

@@ -319,7 +319,7 @@ void Matmul::eval_cuda(std::span<Node* const> in, Node& out) {
 
 void FusedLinear::eval_cuda(std::span<Node* const> in, Node& out) {
   on(out);
-  const size_t w0 = norm ? 2 : 1, G = widths.size();
+  const size_t w0 = first_weight(), G = widths.size();
   const Node& x = *in[0];
   const int64_t M = out.shape[0], K = in[w0]->shape[0];
   // One GEMV kernel when x's rows and each weight's rows are contiguous; otherwise the ops it
@@ -327,8 +327,7 @@ void FusedLinear::eval_cuda(std::span<Node* const> in, Node& out) {
   bool direct = x.strides[1] == 1 || K == 1;
   std::vector<std::shared_ptr<detail::Storage>> holds(G + 1);
   std::vector<GemvGroup> groups(G);
-  size_t next_addend = w0 + G, next_lora = next_addend;
-  for (size_t g = 0; g < G; ++g) next_lora += has_addend[g] ? 1 : 0;
+  size_t next_addend = w0 + G, next_lora = first_adapter();
   GemvFusion f;
   f.weights_untouched = true;
   for (size_t g = 0; g < G; ++g) {
