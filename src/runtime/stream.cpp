@@ -100,10 +100,10 @@ void record_profile(const Node& n, std::span<Node* const> ins, double us) {
 void launch_submission(Submission& s) {
   std::exception_ptr& first_error = s.error;
   // CUDA nodes are marked ready once launched: every later user of a device's values is a
-  // kernel on the same in-order stream, or on another lane that waits for it (order_reads), or a
-  // copy to the host that waits for it. The submission
-  // completes only after its devices have finished (complete_submission), so a waiter sees
-  // finished data and any error a kernel reported.
+  // kernel on the same in-order stream, a kernel on another lane that waits for it
+  // (order_reads), or a copy to the host that waits for it. The submission completes only
+  // after its devices have finished (complete_submission), so a waiter sees finished data and
+  // any error a kernel reported.
   uint32_t cuda_devices = 0;
   std::vector<Node*> ins;
   for (Node* n : s.order) {

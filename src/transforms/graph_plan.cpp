@@ -138,10 +138,11 @@ struct GraphPlan::State {
       capture(*r);
       if (failed) r.reset();
     }
-    if (failed) return op_outputs(run_tape(*tape, inputs, false));
-    // The graph reads the trace's constants (a model's weights) where they lie: wait for
-    // another lane still writing them (the inputs were waited for as the launch's inputs).
+    // The graph (or the plain replay) reads the trace's constants (a model's weights) where they
+    // lie: wait for another lane still writing them (the inputs were waited for as the launch's
+    // inputs).
     for (const Tensor& c : tape->constants) cuda_api::order_reads(*c.node());
+    if (failed) return op_outputs(run_tape(*tape, inputs, false));
     // Inputs in and outputs out, batched: a training step's graph has a thousand of each.
     std::vector<std::pair<const Node*, void*>> copies;
     for (size_t i = 0; i < inputs.size(); ++i)
