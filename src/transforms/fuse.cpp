@@ -330,6 +330,27 @@ RegClass fusable(const Tape& t, const TapeOp& op) {
   return c == RegClass::none ? RegClass::f32 : c;  // all-bool chains use float registers
 }
 
+/// Whether op j, whose value `readers` fused chains would each read, is better recomputed in
+/// each of them: it reads one tensor (a unary op, a cast, or a binary op with a one-element
+/// constant), and reading that tensor in every chain moves no more bytes than writing j's value
+/// and reading it back. silu(gate) of a training step is the case: the forward's product and the
+/// backward's both recompute it from gate, and its value is never stored.
+bool recomputable(const Tape& t, uint32_t j, size_t readers) {
+  const TapeOp& op = t.ops[j];
+  Ref src = op.ins[0];
+  if (dynamic_cast<Binary*>(op.prim.get())) {
+    auto scalar = [&](Ref r) {
+      return r.kind == Ref::Kind::constant && t.constants[r.index].numel() == 1;
+    };
+    if (op.ins.size() != 2 || scalar(op.ins[0]) == scalar(op.ins[1])) return false;
+    src = scalar(op.ins[0]) ? op.ins[1] : op.ins[0];
+  } else if (!dynamic_cast<Unary*>(op.prim.get()) && !dynamic_cast<AsType*>(op.prim.get())) {
+    return false;
+  }
+  const size_t in = itemsize(t.dtype_of(src)), out = itemsize(op.dtype);
+  return in * (readers - 1) <= out * (readers + 1);
+}
+
 }  // namespace
 
 void fuse_elementwise(Tape& t, PassStats& s) {
@@ -342,28 +363,46 @@ void fuse_elementwise(Tape& t, PassStats& s) {
   std::vector<std::vector<uint32_t>> consumers(t.ops.size());
   for (uint32_t i = 0; i < t.ops.size(); ++i)
     for (const Ref& r : t.ops[i].ins)
-      if (r.kind == Ref::Kind::op) consumers[r.index].push_back(i);
+      if (r.kind == Ref::Kind::op && (consumers[r.index].empty() || consumers[r.index].back() != i))
+        consumers[r.index].push_back(i);
   std::vector<bool> is_output(t.ops.size(), false);
   for (const Ref& r : t.outputs)
     if (r.kind == Ref::Kind::op) is_output[r.index] = true;
   std::vector<uint32_t> group(t.ops.size());
-  std::vector<bool> absorbed(t.ops.size(), false);
+  std::vector<bool> absorbed(t.ops.size(), false), recompute(t.ops.size(), false);
   for (uint32_t j = static_cast<uint32_t>(t.ops.size()); j-- > 0;) {
     group[j] = j;
     if (cls[j] == RegClass::none || is_output[j] || consumers[j].empty()) continue;
+    auto joins = [&](uint32_t c) {
+      return !recompute[c] && cls[c] == cls[j] && t.ops[c].shape == t.ops[j].shape;
+    };
     uint32_t g = group[consumers[j][0]];
-    bool ok = cls[g] == cls[j] && t.ops[g].shape == t.ops[j].shape;
-    for (uint32_t c : consumers[j]) ok = ok && group[c] == g && cls[c] != RegClass::none;
+    bool ok = joins(g);
+    for (uint32_t c : consumers[j]) ok = ok && group[c] == g && joins(c);
     if (ok) {
       group[j] = g;
       absorbed[j] = true;
+    } else if (recomputable(t, j, consumers[j].size()) &&
+               std::all_of(consumers[j].begin(), consumers[j].end(), joins)) {
+      recompute[j] = absorbed[j] = true;
     }
   }
   std::vector<std::vector<uint32_t>> members(t.ops.size());
-  for (uint32_t i = 0; i < t.ops.size(); ++i) members[group[i]].push_back(i);
+  for (uint32_t i = 0; i < t.ops.size(); ++i)
+    if (!recompute[i]) members[group[i]].push_back(i);
+  // An op recomputed in several groups joins each of them, in tape order.
+  for (uint32_t j = 0; j < t.ops.size(); ++j) {
+    if (!recompute[j]) continue;
+    for (uint32_t c : consumers[j]) {
+      std::vector<uint32_t>& m = members[group[c]];
+      auto at = std::lower_bound(m.begin(), m.end(), j);
+      if (at == m.end() || *at != j) m.insert(at, j);
+    }
+  }
 
   std::vector<TapeOp> out;
   std::vector<Ref> map(t.ops.size());
+  std::vector<uint32_t> mark(t.ops.size(), UINT32_MAX);  // the group being built: its members
   auto mapped = [&](Ref r) { return r.kind == Ref::Kind::op ? map[r.index] : r; };
   for (uint32_t i = 0; i < t.ops.size(); ++i) {
     if (absorbed[i]) continue;
@@ -376,11 +415,13 @@ void fuse_elementwise(Tape& t, PassStats& s) {
       continue;
     }
     // Build the program in tape order (members are topologically ordered already).
+    for (uint32_t m : members[i]) mark[m] = i;
+    auto inside = [&](Ref r) { return r.kind == Ref::Kind::op && mark[r.index] == i; };
     std::vector<Ref> inputs;
     std::vector<FusedElementwise::Instr> prog;
     std::vector<int> reg(t.ops.size(), -1);
     auto operand = [&](Ref r) {
-      if (r.kind == Ref::Kind::op && group[r.index] == i && reg[r.index] >= 0) return reg[r.index];
+      if (inside(r) && reg[r.index] >= 0) return reg[r.index];
       Ref m = mapped(r);
       auto it = std::find(inputs.begin(), inputs.end(), m);
       if (it != inputs.end()) return static_cast<int>(it - inputs.begin());
@@ -393,7 +434,7 @@ void fuse_elementwise(Tape& t, PassStats& s) {
       const TapeOp& m = t.ops[members[i][k]];
       for (size_t a = 0; a < m.ins.size(); ++a) {
         Ref r = m.ins[a];
-        if (!(r.kind == Ref::Kind::op && group[r.index] == i)) args[k][a] = operand(r);
+        if (!inside(r)) args[k][a] = operand(r);
       }
     }
     int n_in = static_cast<int>(inputs.size());
@@ -405,7 +446,7 @@ void fuse_elementwise(Tape& t, PassStats& s) {
       int* slots[3] = {&ins.a, &ins.b, &ins.c};
       for (size_t a = 0; a < m.ins.size(); ++a) {
         Ref r = m.ins[a];
-        *slots[a] = (r.kind == Ref::Kind::op && group[r.index] == i) ? reg[r.index] : args[k][a];
+        *slots[a] = inside(r) ? reg[r.index] : args[k][a];
       }
       if (auto* u = dynamic_cast<Unary*>(m.prim.get())) {
         ins.kind = FusedElementwise::Kind::unary;

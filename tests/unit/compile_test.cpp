@@ -53,6 +53,30 @@ TEST(Compile, SwigluChainIsOneKernel) {
   EXPECT_EQ(fused, 1u);
 }
 
+TEST(Compile, SwigluGradientRecomputesSiluInsteadOfStoringIt) {
+  // silu(g)·u and its gradient: silu(g) is read by the forward product and by u's gradient,
+  // so it is computed in both fused chains rather than written once and read twice.
+  for (DType dt : {DType::f32, DType::bf16}) {
+    SCOPED_TRACE(wick::dtype_name(dt));
+    Case c{[](const std::vector<Tensor>& v) {
+             auto [outs, g] = wick::value_and_grad(
+                 [](const std::vector<Tensor>& p) {
+                   return std::vector<Tensor>{wick::sum(wick::silu(p[0]) * p[1] * p[2])};
+                 },
+                 {0, 1})({v[0], v[1], v[2]});
+             return std::vector<Tensor>{outs[0], g[0], g[1]};
+           },
+           {wick::astype(rnd({16, 40}, 5), dt), wick::astype(rnd({16, 40}, 6), dt),
+            wick::astype(rnd({16, 40}, 7), dt)}};
+    auto [plain, fused] = compare(c);
+    auto compiled = wick::compile(c.fn);
+    compiled(c.inputs);
+    // Three chains (the product, u's gradient, g's gradient) and no silu kernel of its own.
+    EXPECT_EQ(compiled.stats().fused_elementwise, 3u);
+    EXPECT_LT(fused, plain);
+  }
+}
+
 TEST(Compile, LongChainsWithBroadcastsAndHalfPrecisionFuse) {
   for (DType dt : {DType::f32, DType::bf16, DType::f16, DType::f64}) {
     SCOPED_TRACE(wick::dtype_name(dt));
