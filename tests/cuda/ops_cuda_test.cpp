@@ -315,6 +315,16 @@ TEST_F(Cuda, RowsAndAttention) {
     same(one([](auto& v) { return layer_norm(v[0], v[1], v[2], 1e-5); }), {x, w, b}, tol(t), "layer_norm " + n);
     Tensor q = randn({2, 4, 9, 16}, 38, t), k = randn({2, 2, 13, 16}, 39, t), vv = randn({2, 2, 13, 16}, 40, t);
     same(one([](auto& v) { return rope(v[0], 10000.0, 3); }), {q}, tol(t), "rope " + n);
+    // Heads split from a projection ([B, T, H, D] read as [B, H, T, D] in place, 16-byte words),
+    // and a head dim whose halves are not whole words (a dense copy first).
+    same(one([](auto& v) {
+           return rope(transpose(v[0], {0, 2, 1, 3}), 10000.0, 5);
+         }),
+         {randn({2, 9, 3, 64}, 95, t)}, tol(t), "rope of split heads " + n);
+    same(one([](auto& v) {
+           return rope(transpose(v[0], {0, 2, 1, 3}), 500.0);
+         }),
+         {randn({2, 9, 3, 12}, 96, t)}, tol(t), "rope, D 12 " + n);
     same(one([](auto& v) { return scaled_dot_product_attention(v[0], v[1], v[2], 0.25, true); }), {q, k, vv}, tol(t), "causal gqa " + n);
     Tensor mask = randn({2, 1, 9, 13}, 41, f32);
     same(one([](auto& v) { return scaled_dot_product_attention(v[0], v[1], v[2], 0.25, false, v[3]); }), {q, k, vv, mask}, tol(t), "masked " + n);

@@ -146,6 +146,10 @@ struct RopeDest {
 /// x dense [lead, T, D]; position of row t is offset + t (+ position[0] when given).
 void rope(DType t, const void* x, void* out, int64_t lead, int64_t T, int64_t D,
           const float* inv_freq_host, int64_t offset, const int64_t* position, RopeDest dest = {});
+/// rope over x [B, H, T, D] read through strides xs (elements; the last axis unit-stride) into
+/// dense out. Returns false, launching nothing, where its 16-byte accesses do not fit.
+bool rope_rows(DType t, const void* x, const int64_t (&xs)[3], void* out, int64_t B, int64_t H,
+               int64_t T, int64_t D, const float* inv_freq_host, int64_t offset);
 /// Per-row loss (out f32, or f64 for f64 logits; 0 where ignored); labels and g dense.
 void cross_entropy(DType t, const void* logits, DType lt, const void* labels, void* out,
                    DType out_t, int64_t N, int64_t V, int64_t ignore_index, double smoothing);

@@ -94,10 +94,17 @@ void Rope::eval_cuda(std::span<Node* const> in, Node& out) {
     throw Error("rope: x " + shape_str(x.shape) +
                 " needs [..., T, D] with D even and D/2 frequencies");
   on(out);
+  int64_t D = x.shape.back(), T = x.shape[x.shape.size() - 2];
+  alloc_output(out);
+  // Heads split from a projection's output ([B, T, H, D] seen as [B, H, T, D]) are read in place.
+  if (x.shape.size() == 4 && in.size() == 1 && (x.strides[3] == 1 || D == 1)) {
+    const int64_t xs[3] = {x.strides[0], x.strides[1], x.strides[2]};
+    if (rope_rows(out.dtype, x.raw(), xs, out.raw(), x.shape[0], x.shape[1], T, D, inv_freq.data(),
+                  offset))
+      return;
+  }
   std::shared_ptr<Storage> hold;
   const void* xp = dense(x, hold);
-  alloc_output(out);
-  int64_t D = x.shape.back(), T = x.shape[x.shape.size() - 2];
   int64_t lead = T * D != 0 ? x.size() / (T * D) : 0;
   // A position input (see rope_at) is read by the kernel, so a replayed graph sees its new value.
   const int64_t* position = in.size() > 1 ? static_cast<const int64_t*>(in[1]->raw()) : nullptr;

@@ -211,6 +211,44 @@ __global__ void rope_kernel(const T* x, T* out, int64_t lead, int64_t T_, int64_
   }
 }
 
+/// rope_kernel for the rows of a 4-d x [B, H, T, D] read through its strides (the transposed view
+/// of a projection's output, so no dense copy comes first) into dense out: P adjacent pairs a
+/// thread, both halves read and written 16 bytes at a time. The arithmetic is rope_kernel's.
+template <class T, int P>
+__global__ void rope_rows_kernel(const T* x, T* out, uint32_t H, uint32_t T_, uint32_t D,
+                                 uint32_t s0, uint32_t s1, uint32_t s2, uint32_t n,
+                                 const __grid_constant__ Freqs fr, int64_t offset) {
+  allow_dependents();
+  wait_for_inputs();
+  const uint32_t h = D / 2, per_row = h / P;
+  __shared__ float freq[512];
+  for (uint32_t j = threadIdx.x; j < h; j += blockDim.x) freq[j] = fr.f[j];
+  __syncthreads();
+  for (uint32_t e = blockIdx.x * blockDim.x + threadIdx.x; e < n; e += gridDim.x * blockDim.x) {
+    const uint32_t row = e / per_row, i0 = (e - row * per_row) * P, t = row % T_, bh = row / T_;
+    const T* xr = x + (bh / H) * s0 + (bh % H) * s1 + t * s2 + i0;
+    const uint4 lo = *reinterpret_cast<const uint4*>(xr),
+                hi = *reinterpret_cast<const uint4*>(xr + h);
+    const T* a = reinterpret_cast<const T*>(&lo);
+    const T* b = reinterpret_cast<const T*>(&hi);
+    uint4 olo, ohi;
+    T* oa = reinterpret_cast<T*>(&olo);
+    T* ob = reinterpret_cast<T*>(&ohi);
+    const float pos = static_cast<float>(offset + t);
+#pragma unroll
+    for (int k = 0; k < P; ++k) {
+      float c, sn;
+      sincos(pos * freq[i0 + k], &sn, &c);
+      const float x1 = static_cast<float>(a[k]), x2 = static_cast<float>(b[k]);
+      oa[k] = static_cast<T>(x1 * c - x2 * sn);
+      ob[k] = static_cast<T>(x2 * c + x1 * sn);
+    }
+    T* o = out + size_t(row) * D + i0;
+    *reinterpret_cast<uint4*>(o) = olo;
+    *reinterpret_cast<uint4*>(o + h) = ohi;
+  }
+}
+
 /// Row loss: logsumexp(x) − (1−ε)·x[y] − (ε/V)·Σx; 0 for ignored rows.
 template <class T>
 __global__ void ce_kernel(const T* logits, DType lt, const void* labels, void* out, bool out64,
@@ -523,6 +561,32 @@ void rope(DType t, const void* x, void* out, int64_t lead, int64_t T, int64_t D,
                         static_cast<X*>(out), lead, T, D, fr, offset, position, dest, err);
   });
   check_launch("rope");
+}
+
+bool rope_rows(DType t, const void* x, const int64_t (&xs)[3], void* out, int64_t B, int64_t H,
+               int64_t T, int64_t D, const float* inv_freq_host, int64_t offset) {
+  if (t != DType::f32 && t != DType::bf16 && t != DType::f16) return false;
+  const int64_t size = static_cast<int64_t>(itemsize(t)), P = 16 / size,
+                n = B * H * T * (D / 2 / P);
+  // 16-byte words: both halves of every row must start on one, and the indices fit 32 bits.
+  bool fits = D / 2 <= 512 && (D / 2) % P == 0 && n < (int64_t(1) << 31) &&
+              B * H * T * D < (int64_t(1) << 32) && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+              reinterpret_cast<uintptr_t>(out) % 16 == 0;
+  for (int64_t s : xs) fits = fits && (s * size) % 16 == 0 && s >= 0 && s < (int64_t(1) << 32);
+  if (!fits) return false;
+  if (n == 0) return true;
+  Freqs fr;
+  for (int64_t i = 0; i < D / 2; ++i) fr.f[i] = inv_freq_host[i];
+  const unsigned blocks = std::min<unsigned>(grid_for(n), static_cast<unsigned>(active().sms) * 16);
+  auto u = [](int64_t v) { return static_cast<uint32_t>(v); };
+  dispatch_float(t, "rope", [&]<class X>() {
+    if constexpr (!std::is_same_v<X, double>)
+      launch_overlapped(rope_rows_kernel<X, 16 / sizeof(X)>, blocks, 256, 0,
+                        static_cast<const X*>(x), static_cast<X*>(out), u(H), u(T), u(D), u(xs[0]),
+                        u(xs[1]), u(xs[2]), u(n), fr, offset);
+  });
+  check_launch("rope");
+  return true;
 }
 
 void cross_entropy(DType t, const void* logits, DType lt, const void* labels, void* out,
