@@ -26,6 +26,7 @@ bool alloc_output_donating(Node& out, std::span<Node* const> candidates) {
     // Nor is a block another lane's queued kernels may still read (core/lane.h).
     if (in->storage->lanes.load(std::memory_order_acquire) & ~lane_bit(this_lane)) continue;
     out.storage = in->storage;
+    out.storage->side_tag.store(0, std::memory_order_relaxed);
     out.strides = contiguous_strides(out.shape);
     out.offset = 0;
     return true;

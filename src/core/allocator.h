@@ -26,6 +26,12 @@ struct Storage {
   /// A block one lane touched goes back to that lane's free list; one that several touched is
   /// handed out again only after an event on each of them.
   std::atomic<uint32_t> lanes{0};
+  /// A by-product the block's writer left after its value, which a later reader of that value
+  /// may use instead of recomputing it (flash attention's log-sum-exp rows, for its gradient):
+  /// a tag saying what it is (0: none) and its byte offset in the block. A block handed to
+  /// another value, or written in place, loses it.
+  std::atomic<uint64_t> side_tag{0};
+  size_t side_offset = 0;
   size_t bytes = 0;      // bytes asked for
   size_t capacity = 0;   // bytes of the block (size class)
   Device device;

@@ -508,10 +508,12 @@ TEST_F(Cuda, NormGradients) {
 
 TEST_F(Cuda, FlashAttentionGradients) {
   // Half types at head dim 64 without a mask: the gradient is one AttentionGrad op (the tensor-
-  // core kernels: stats pass, dK/dV per key tile, dQ summed over tiles). Grouped heads, causal or
-  // not, partial tiles, fewer and more query rows than keys, q as a transposed view.
+  // core kernels: dK/dV per key tile, dQ summed over tiles). Its rows' log-sum-exp come from the
+  // flash forward, or from its own stats pass where the forward was another kernel (one query
+  // row). Grouped heads, causal or not, partial tiles, fewer and more query rows than keys, q as
+  // a transposed view.
   for (DType t : {bf16, f16})
-    for (auto [T, S] : {std::pair<int64_t, int64_t>{100, 100}, {37, 150}, {130, 70}})
+    for (auto [T, S] : {std::pair<int64_t, int64_t>{100, 100}, {37, 150}, {130, 70}, {1, 70}})
       for (bool causal : {true, false}) {
         Tensor q = randn({2, T, 4, 64}, 109, t), k = randn({2, 2, S, 64}, 110, t), v = randn({2, 2, S, 64}, 111, t);
         Tensor w = randn({2, 4, T, 64}, 112);

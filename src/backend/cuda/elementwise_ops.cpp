@@ -136,6 +136,7 @@ void WriteAt::eval_cuda(std::span<Node* const> in, Node& out) {
   const Node& buf = *in[0];
   const Node& u = *in[1];
   make_view(out, buf, buf.strides, buf.offset);
+  out.storage->side_tag.store(0, std::memory_order_relaxed);  // written in place
   const size_t nd = buf.shape.size();
   if (!rope.empty() && u.size() > 0) {
     // One kernel rotates the rows and writes them at the position when the buffer is dense

@@ -4,6 +4,7 @@
 // scores are never written, where the GEMM path writes them in f32, reads them back for the
 // softmax and writes the probabilities in the half type.
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "backend/cuda/common.cuh"
@@ -59,9 +60,9 @@ __device__ __forceinline__ void b_frag_t(uint32_t& b0, uint32_t& b1, const T* x,
 }
 
 /// Grid: (query tiles, B·Hq). Rows of q, k and v are unit-stride (AttentionArgs strides in
-/// elements); out is dense [B, Hq, T, D]. With kStats (the gradient's first pass) nothing is
-/// multiplied by v: each row's log-sum-exp (log2 units, +inf for a row that sees no key) goes
-/// to lse instead.
+/// elements); out is dense [B, Hq, T, D]. Each row's log-sum-exp (log2 units, +inf for a row
+/// that sees no key) goes to lse where it is given. With kStats (the gradient's first pass)
+/// nothing is multiplied by v and only lse is written.
 template <class T, int D, bool kStats>
 __device__ __forceinline__ void flash_forward(const AttentionArgs& a, float* lse) {
   // Padded rows: the fragment loads of 8 rows × 4 lanes then hit 32 different banks.
@@ -182,14 +183,12 @@ __device__ __forceinline__ void flash_forward(const AttentionArgs& a, float* lse
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
   }
-  if constexpr (kStats) {
-    if (t4 == 0)
-      for (int r = 0; r < 2; ++r) {
-        const int64_t row = row0 + g + r * 8;
-        if (row < a.T) lse[bh * a.T + row] = l[r] > 0.0f ? m[r] + log2f(l[r]) : INFINITY;
-      }
-    return;
-  }
+  if (lse && t4 == 0)
+    for (int r = 0; r < 2; ++r) {
+      const int64_t row = row0 + g + r * 8;
+      if (row < a.T) lse[bh * a.T + row] = l[r] > 0.0f ? m[r] + log2f(l[r]) : INFINITY;
+    }
+  if constexpr (kStats) return;
   T* out = static_cast<T*>(a.out) + (b * a.Hq + h) * a.T * D;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -203,8 +202,9 @@ __device__ __forceinline__ void flash_forward(const AttentionArgs& a, float* lse
 }
 
 template <class T, int D>
-__global__ void __launch_bounds__(32 * kWarps) flash_attention_kernel(const __grid_constant__ AttentionArgs a) {
-  flash_forward<T, D, false>(a, nullptr);
+__global__ void __launch_bounds__(32 * kWarps)
+    flash_attention_kernel(const __grid_constant__ AttentionArgs a, float* lse) {
+  flash_forward<T, D, false>(a, lse);
 }
 
 template <class T, int D>
@@ -212,20 +212,33 @@ __global__ void __launch_bounds__(32 * kWarps) flash_stats_kernel(const __grid_c
   flash_forward<T, D, true>(a, lse);
 }
 
-/// dvec[row] = Σ_d dO[row, d]·O[row, d] in f32, a warp per row of [B, Hq, T, D] (strided rows).
-template <class T>
+/// dvec[row] = Σ_d dO[row, d]·O[row, d] in f32 over the rows of [B, Hq, T, D] (strided, 16-byte
+/// aligned): D / 8 lanes a row, 16 bytes of each a lane (a warp per row left most lanes idle).
+template <class T, int D>
 __global__ void flash_dvec_kernel(const __grid_constant__ FlashGradArgs f, float* dvec) {
+  constexpr int kPer = D / 8;  // lanes a row
+  static_assert(32 % kPer == 0);
   const AttentionArgs& a = f.a;
-  const int lane = threadIdx.x & 31;
-  const int64_t rows = a.B * a.Hq * a.T;
-  for (int64_t r = blockIdx.x * int64_t(blockDim.x / 32) + threadIdx.x / 32; r < rows; r += gridDim.x * int64_t(blockDim.x / 32)) {
-    const int64_t t = r % a.T, h = (r / a.T) % a.Hq, b = r / (a.T * a.Hq);
-    const T* o = static_cast<const T*>(f.o) + b * f.os[0] + h * f.os[1] + t * f.os[2];
-    const T* g = static_cast<const T*>(f.g) + b * f.gs[0] + h * f.gs[1] + t * f.gs[2];
+  const int lane = threadIdx.x & 31, sub = lane % kPer;
+  const int64_t rows = a.B * a.Hq * a.T, stride = int64_t(gridDim.x) * blockDim.x / kPer;
+  // w, the warp's first row, is the same for all its lanes, so every lane takes the shuffles.
+  for (int64_t w = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x - lane) / kPer; w < rows;
+       w += stride) {
+    const int64_t r = w + lane / kPer;
     float acc = 0.0f;
-    for (int64_t d = lane; d < a.D; d += 32) acc += float(ld(o + d)) * float(ld(g + d));
-    acc = warp_sum(acc);
-    if (lane == 0) dvec[r] = acc;
+    if (r < rows) {
+      const int64_t t = r % a.T, h = (r / a.T) % a.Hq, b = r / (a.T * a.Hq);
+      const T* o = static_cast<const T*>(f.o) + b * f.os[0] + h * f.os[1] + t * f.os[2] + sub * 8;
+      const T* g = static_cast<const T*>(f.g) + b * f.gs[0] + h * f.gs[1] + t * f.gs[2] + sub * 8;
+      const uint4 ov = *reinterpret_cast<const uint4*>(o), gv = *reinterpret_cast<const uint4*>(g);
+      const T* oe = reinterpret_cast<const T*>(&ov);
+      const T* ge = reinterpret_cast<const T*>(&gv);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) acc += float(oe[i]) * float(ge[i]);
+    }
+#pragma unroll
+    for (int m = kPer / 2; m > 0; m /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, m);
+    if (r < rows && sub == 0) dvec[r] = acc;
   }
 }
 
@@ -495,16 +508,32 @@ bool flash_fits(const AttentionArgs& a) {
 
 }  // namespace
 
-bool flash_attention(const AttentionArgs& a) {
+bool flash_attention_fits(const AttentionArgs& a) {
+  return flash_fits(a);
+}
+
+uint64_t flash_stats_tag(const AttentionArgs& a) {
+  // FNV-1a over the values; a collision would need equal shapes anyway (the gradient checks O's).
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&](uint64_t v) { h = (h ^ v) * 1099511628211ull; };
+  for (int64_t v : {a.B, a.Hq, a.Hkv, a.T, a.S, a.D}) mix(static_cast<uint64_t>(v));
+  uint32_t bits;
+  std::memcpy(&bits, &a.scale, sizeof bits);
+  mix(bits);
+  mix(a.causal ? 1 : 2);
+  return h;
+}
+
+bool flash_attention(const AttentionArgs& a, float* lse) {
   if (!flash_fits(a)) return false;
   if (a.B * a.Hq == 0 || a.T == 0) return true;
   const dim3 grid(static_cast<unsigned>((a.T + kRows - 1) / kRows), static_cast<unsigned>(a.B * a.Hq));
   dispatch_float(a.t, "scaled_dot_product_attention", [&]<class T>() {
     if constexpr (is_half_v<T>) {
       if (a.D == 64)
-        flash_attention_kernel<T, 64><<<grid, 32 * kWarps, 0, launch_stream()>>>(a);
+        flash_attention_kernel<T, 64><<<grid, 32 * kWarps, 0, launch_stream()>>>(a, lse);
       else
-        flash_attention_kernel<T, 128><<<grid, 32 * kWarps, 0, launch_stream()>>>(a);
+        flash_attention_kernel<T, 128><<<grid, 32 * kWarps, 0, launch_stream()>>>(a, lse);
     }
   });
   check_launch("flash_attention");
@@ -531,8 +560,8 @@ void flash_attention_grad(FlashGradArgs f) {
   dispatch_float(a.t, "scaled_dot_product_attention", [&]<class T>() {
     if constexpr (is_half_v<T>) {
       const dim3 rows_grid(static_cast<unsigned>((a.T + kRows - 1) / kRows), static_cast<unsigned>(a.B * a.Hq));
-      flash_stats_kernel<T, 64><<<rows_grid, 32 * kWarps, 0, stream>>>(a, f.lse);
-      flash_dvec_kernel<T><<<grid_for(rows * 32), 256, 0, stream>>>(f, f.dvec);
+      if (!f.lse_ready) flash_stats_kernel<T, 64><<<rows_grid, 32 * kWarps, 0, stream>>>(a, f.lse);
+      flash_dvec_kernel<T, 64><<<grid_for(rows * 8), 256, 0, stream>>>(f, f.dvec);
       const size_t smem = GradTiles<64>::end * sizeof(T) + 4 * kRows * sizeof(float);
       check(cudaFuncSetAttribute(flash_grad_kernel<T, 64>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
             "attention gradient");

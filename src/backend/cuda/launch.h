@@ -293,18 +293,26 @@ void attention(const AttentionArgs& a);
 int attention_split(const AttentionArgs& a);
 /// The same on the tensor cores for many query rows (flash_attention.cu): half types, D of 64
 /// or 128, no mask or fused RoPE, unit-stride rows. Returns false, launching nothing, for
-/// arguments it does not take (or with WICK_FLASH=0).
-bool flash_attention(const AttentionArgs& a);
-/// The attention gradient on the tensor cores: a stats pass (each query row's log-sum-exp),
-/// dvec = rowsum(dO∘O), then one kernel over key tiles and query heads that adds dQ, dK and dV
-/// in f32 (zeroed here) with atomics, so their last bits depend on the order blocks finish. The
-/// buffers are the caller's: lse and dvec [B, Hq, T]; dq [B, Hq, T, D], dk and dv [B, Hkv, S, D]
-/// dense. O and dO have unit-stride rows (strides os, gs).
+/// arguments it does not take (or with WICK_FLASH=0). With `lse`, each query row's log-sum-exp
+/// [B, Hq, T] goes there too, as the gradient's stats pass would compute it (bit for bit).
+bool flash_attention(const AttentionArgs& a, float* lse = nullptr);
+/// Whether flash_attention takes `a`.
+bool flash_attention_fits(const AttentionArgs& a);
+/// What a forward's log-sum-exp rows depend on besides q and k (shapes, scale, causal): the
+/// gradient uses the rows its forward left beside O only when these agree.
+uint64_t flash_stats_tag(const AttentionArgs& a);
+/// The attention gradient on the tensor cores: a stats pass (each query row's log-sum-exp,
+/// skipped when lse_ready: the forward wrote them), dvec = rowsum(dO∘O), then one kernel over key
+/// tiles and query heads that adds dQ, dK and dV in f32 (zeroed here) with atomics, so their last
+/// bits depend on the order blocks finish. The buffers are the caller's: lse and dvec [B, Hq, T];
+/// dq [B, Hq, T, D], dk and dv [B, Hkv, S, D] dense. O and dO have unit-stride rows (strides os,
+/// gs).
 struct FlashGradArgs {
   AttentionArgs a;
   const void *o, *g;
   int64_t os[4], gs[4];
   float *lse, *dvec, *dq, *dk, *dv;
+  bool lse_ready;
 };
 /// Whether the tensor-core kernels run on `device` (compute capability 8.0 on, WICK_FLASH not 0).
 bool flash_available(int device);

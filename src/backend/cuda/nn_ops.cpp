@@ -247,6 +247,14 @@ void AttentionGrad::eval_cuda(std::span<Node* const> in, Node& out) {
   f.dv = f.dk + kv * f.a.D;
   f.lse = f.dq + total;
   f.dvec = f.lse + rows;
+  // The forward's log-sum-exp rows, when O is still the block it wrote them beside.
+  const Node& o_in = *in[3];
+  f.lse_ready = o_in.storage->side_tag.load(std::memory_order_relaxed) == flash_stats_tag(f.a) &&
+                o_in.offset == 0 && o_in.contiguous() &&
+                o_in.shape == Shape{f.a.B, f.a.Hq, f.a.T, f.a.D};
+  if (f.lse_ready)
+    f.lse =
+        reinterpret_cast<float*>(static_cast<char*>(o_in.storage->ptr) + o_in.storage->side_offset);
   flash_attention_grad(f);
   // Each was summed in f32 (over key tiles, query rows and grouped heads); rounded once here.
   Space sp;
@@ -291,7 +299,18 @@ void Attention::eval_cuda(std::span<Node* const> in, Node& out) {
     rotate_q_online(a, rope_q, *in.back());
   }
   // Many query rows in a half type: the tensor-core kernel, which keeps the scores on chip.
-  if (a.T > 1 && flash_attention(a)) return;
+  if (a.T > 1 && flash_attention_fits(a)) {
+    // Each query row's log-sum-exp goes after O in its block: the gradient (AttentionGrad)
+    // reads it there instead of running its stats pass, a third of the forward's work again.
+    const size_t o_bytes = (static_cast<size_t>(out.size()) * itemsize(out.dtype) + 15) / 16 * 16;
+    out.storage = detail::allocate(o_bytes + static_cast<size_t>(a.B * a.Hq * a.T) * sizeof(float),
+                                   out.device);
+    a.out = out.raw();
+    flash_attention(a, reinterpret_cast<float*>(static_cast<char*>(out.storage->ptr) + o_bytes));
+    out.storage->side_offset = o_bytes;
+    out.storage->side_tag.store(flash_stats_tag(a), std::memory_order_relaxed);
+    return;
+  }
   if (gemms) {
     auto probs =
         detail::allocate(static_cast<size_t>(a.B * a.Hq * a.T * a.S) * itemsize(a.t), out.device);
