@@ -312,6 +312,9 @@ TEST_F(Cuda, RowsAndAttention) {
     same(one([](auto& v) { return softmax(transpose(v[0], {0, 2, 1})); }), {x}, tol(t), "softmax of a view " + n);
     Tensor w = randn({40}, 36, bf16), b = randn({40}, 37, t);
     same(one([](auto& v) { return rms_norm(v[0], v[1], 1e-6); }), {x, w}, tol(t), "rms_norm " + n);
+    same(one([](auto& v) { return rms_norm(v[0], v[1], 1e-6); }),
+         {randn({7, 904}, 97, t, 3.0f), randn({904}, 98, bf16)}, tol(t),
+         "rms_norm of wide rows " + n);
     same(one([](auto& v) { return layer_norm(v[0], v[1], v[2], 1e-5); }), {x, w, b}, tol(t), "layer_norm " + n);
     Tensor q = randn({2, 4, 9, 16}, 38, t), k = randn({2, 2, 13, 16}, 39, t), vv = randn({2, 2, 13, 16}, 40, t);
     same(one([](auto& v) { return rope(v[0], 10000.0, 3); }), {q}, tol(t), "rope " + n);
@@ -490,9 +493,12 @@ TEST_F(Cuda, AttentionGradients) {
 TEST_F(Cuda, NormGradients) {
   // rms_norm's input gradient is one row kernel on the GPU (RmsNormGrad); the CPU composes ops.
   // With and without a weight (in another dtype), and a cotangent that is a transposed view.
+  // Rows of 96 take one 16-byte pack a lane, rows of 904 several with the last partly used.
   for (DType t : kFloats)
-    for (bool weighted : {true, false}) {
-      Tensor x = randn({6, 5, 96}, 113, t, 2.0f), w = randn({96}, 114, bf16), c = randn({5, 6, 96}, 115);
+    for (auto [width, weighted] : {std::pair<int64_t, bool>{96, true}, {96, false}, {904, true}}) {
+      SCOPED_TRACE(width);
+      Tensor x = randn({6, 5, width}, 113, t, 2.0f), w = randn({width}, 114, bf16),
+             c = randn({5, 6, width}, 115);
       Fn f = [weighted](const std::vector<Tensor>& v) {
         Tensor y = weighted ? rms_norm(v[0], v[1], 1e-6) : rms_norm(v[0], std::nullopt, 1e-6);
         return std::vector<Tensor>{sum(astype(transpose(y, {1, 0, 2}), f32) * v[2])};

@@ -167,6 +167,83 @@ __global__ void norm_grad_kernel(const T* x, const G* g, T* out, int64_t rows, i
   }
 }
 
+/// rms_norm for rows of at most K 16-byte packs a lane: a warp per row, read once, no block-wide
+/// reductions (norm_kernel's block per row spent most of its time waiting at them). The same
+/// arithmetic as norm_kernel, summed in another order.
+template <class T, int K>
+__global__ void rms_norm_warp_kernel(const T* x, T* out, int64_t rows, int64_t n, float eps,
+                                     const void* w, DType wt) {
+  constexpr int W = Pack<T>::n;
+  const int lane = threadIdx.x & 31;
+  const int64_t warps = blockDim.x >> 5;
+  for (int64_t r = blockIdx.x * warps + (threadIdx.x >> 5); r < rows; r += gridDim.x * warps) {
+    Pack<T> xv[K];
+    float q = 0.0f;
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      const int64_t c = (int64_t(k) * 32 + lane) * W;
+      if (c >= n) continue;
+      xv[k] = ld_pack<W>(x + r * n + c);
+#pragma unroll
+      for (int j = 0; j < W; ++j) q += float(ld(&xv[k].v[j])) * float(ld(&xv[k].v[j]));
+    }
+    const float inv = 1.0f / sqrtf(warp_sum(q) / static_cast<float>(n) + eps);
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      const int64_t c = (int64_t(k) * 32 + lane) * W;
+      if (c >= n) continue;
+      float o[W];
+#pragma unroll
+      for (int j = 0; j < W; ++j) {
+        o[j] = float(ld(&xv[k].v[j])) * inv;
+        if (w) o[j] *= static_cast<float>(ld_any(w, wt, c + j));
+      }
+      st_pack<T, W>(out + r * n + c, o);
+    }
+  }
+}
+
+/// norm_grad_kernel for rows of at most K 16-byte packs a lane (x and g of one type): a warp
+/// per row, both read once.
+template <class T, int K>
+__global__ void rms_norm_grad_warp_kernel(const T* x, const T* g, T* out, int64_t rows, int64_t n,
+                                          float eps, const void* w, DType wt) {
+  constexpr int W = Pack<T>::n;
+  const int lane = threadIdx.x & 31;
+  const int64_t warps = blockDim.x >> 5;
+  for (int64_t r = blockIdx.x * warps + (threadIdx.x >> 5); r < rows; r += gridDim.x * warps) {
+    Pack<T> xv[K];
+    float gw[K][W];
+    float ss = 0.0f, dot = 0.0f;
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      const int64_t c = (int64_t(k) * 32 + lane) * W;
+      if (c >= n) continue;
+      xv[k] = ld_pack<W>(x + r * n + c);
+      const Pack<T> gv = ld_pack<W>(g + r * n + c);
+#pragma unroll
+      for (int j = 0; j < W; ++j) {
+        const float xj = float(ld(&xv[k].v[j]));
+        gw[k][j] = float(ld(&gv.v[j]));
+        if (w) gw[k][j] *= static_cast<float>(ld_any(w, wt, c + j));
+        ss += xj * xj;
+        dot += gw[k][j] * xj;
+      }
+    }
+    const float inv = 1.0f / sqrtf(warp_sum(ss) / static_cast<float>(n) + eps);
+    const float cf = inv * inv * warp_sum(dot) / static_cast<float>(n);
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      const int64_t c = (int64_t(k) * 32 + lane) * W;
+      if (c >= n) continue;
+      float o[W];
+#pragma unroll
+      for (int j = 0; j < W; ++j) o[j] = inv * (gw[k][j] - float(ld(&xv[k].v[j])) * cf);
+      st_pack<T, W>(out + r * n + c, o);
+    }
+  }
+}
+
 struct Freqs {
   float f[512];
 };
@@ -509,8 +586,17 @@ void rms_norm(DType t, const void* x, void* out, int64_t rows, int64_t n, double
               DType wt) {
   if (rows == 0 || n == 0) return;
   dispatch_float(t, "rms_norm", [&]<class T>() {
-    norm_kernel<T><<<row_blocks(rows), kThreads, 0, launch_stream()>>>(
-        static_cast<const T*>(x), static_cast<T*>(out), rows, n, eps, false, w, wt, nullptr, wt);
+    bool warp_rows = false;
+    if constexpr (!std::is_same_v<T, double>)
+      warp_rows = packs_fit<T>(x, n) && packs_fit<T>(out, n) &&
+                  with_chunks(n, 32 * Pack<T>::n, [&]<int K>() {
+                    rms_norm_warp_kernel<T, K><<<warp_blocks(rows), kThreads, 0, launch_stream()>>>(
+                        static_cast<const T*>(x), static_cast<T*>(out), rows, n,
+                        static_cast<float>(eps), w, wt);
+                  });
+    if (!warp_rows)
+      norm_kernel<T><<<row_blocks(rows), kThreads, 0, launch_stream()>>>(
+          static_cast<const T*>(x), static_cast<T*>(out), rows, n, eps, false, w, wt, nullptr, wt);
   });
   check_launch("rms_norm");
 }
@@ -520,10 +606,21 @@ void rms_norm_grad(DType t, const void* x, DType gt, const void* g, void* out, i
   if (rows == 0 || n == 0) return;
   dispatch_float(t, "rms_norm", [&]<class T>() {
     dispatch_float(gt, "rms_norm", [&]<class G>() {
-      if constexpr (!std::is_same_v<T, double> && !std::is_same_v<G, double>)
-        norm_grad_kernel<T, G><<<row_blocks(rows), kThreads, 0, launch_stream()>>>(
-            static_cast<const T*>(x), static_cast<const G*>(g), static_cast<T*>(out), rows, n, eps, w, wt);
-      else
+      if constexpr (!std::is_same_v<T, double> && !std::is_same_v<G, double>) {
+        bool warp_rows = false;
+        if constexpr (std::is_same_v<T, G>)
+          warp_rows = packs_fit<T>(x, n) && packs_fit<T>(g, n) && packs_fit<T>(out, n) &&
+                      with_chunks(n, 32 * Pack<T>::n, [&]<int K>() {
+                        rms_norm_grad_warp_kernel<T, K>
+                            <<<warp_blocks(rows), kThreads, 0, launch_stream()>>>(
+                                static_cast<const T*>(x), static_cast<const T*>(g),
+                                static_cast<T*>(out), rows, n, static_cast<float>(eps), w, wt);
+                      });
+        if (!warp_rows)
+          norm_grad_kernel<T, G><<<row_blocks(rows), kThreads, 0, launch_stream()>>>(
+              static_cast<const T*>(x), static_cast<const G*>(g), static_cast<T*>(out), rows, n,
+              eps, w, wt);
+      } else
         throw Error("rms_norm: f64 gradients compose from ops on CUDA");
     });
   });
