@@ -39,6 +39,25 @@ __device__ __forceinline__ void walk_row(const T* xr, int64_t n, bool packed, F&
   }
 }
 
+/// Calls f(r) for the rows of a kernel that gives each row one warp.
+template <class F>
+__device__ __forceinline__ void for_warp_rows(int64_t rows, F&& f) {
+  const int64_t warps = blockDim.x >> 5;
+  for (int64_t r = blockIdx.x * warps + (threadIdx.x >> 5); r < rows; r += gridDim.x * warps) f(r);
+}
+
+/// Calls f(k, c) for this lane's K packs of W elements in a row of n: pack k starts at column c
+/// (lanes take adjacent packs; those past n are skipped).
+template <int K, int W, class F>
+__device__ __forceinline__ void for_lane_packs(int64_t n, F&& f) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int k = 0; k < K; ++k) {
+    const int64_t c = (int64_t(k) * 32 + lane) * W;
+    if (c < n) f(k, c);
+  }
+}
+
 /// Adds values to a running max m and sum s of exp(x − m) (one pass instead of a max pass and
 /// a sum pass over a row).
 template <class C, int N>
@@ -174,24 +193,16 @@ template <class T, int K>
 __global__ void rms_norm_warp_kernel(const T* x, T* out, int64_t rows, int64_t n, float eps,
                                      const void* w, DType wt) {
   constexpr int W = Pack<T>::n;
-  const int lane = threadIdx.x & 31;
-  const int64_t warps = blockDim.x >> 5;
-  for (int64_t r = blockIdx.x * warps + (threadIdx.x >> 5); r < rows; r += gridDim.x * warps) {
+  for_warp_rows(rows, [&](int64_t r) {
     Pack<T> xv[K];
     float q = 0.0f;
-#pragma unroll
-    for (int k = 0; k < K; ++k) {
-      const int64_t c = (int64_t(k) * 32 + lane) * W;
-      if (c >= n) continue;
+    for_lane_packs<K, W>(n, [&](int k, int64_t c) {
       xv[k] = ld_pack<W>(x + r * n + c);
 #pragma unroll
       for (int j = 0; j < W; ++j) q += float(ld(&xv[k].v[j])) * float(ld(&xv[k].v[j]));
-    }
+    });
     const float inv = 1.0f / sqrtf(warp_sum(q) / static_cast<float>(n) + eps);
-#pragma unroll
-    for (int k = 0; k < K; ++k) {
-      const int64_t c = (int64_t(k) * 32 + lane) * W;
-      if (c >= n) continue;
+    for_lane_packs<K, W>(n, [&](int k, int64_t c) {
       float o[W];
 #pragma unroll
       for (int j = 0; j < W; ++j) {
@@ -199,8 +210,8 @@ __global__ void rms_norm_warp_kernel(const T* x, T* out, int64_t rows, int64_t n
         if (w) o[j] *= static_cast<float>(ld_any(w, wt, c + j));
       }
       st_pack<T, W>(out + r * n + c, o);
-    }
-  }
+    });
+  });
 }
 
 /// norm_grad_kernel for rows of at most K 16-byte packs a lane (x and g of one type): a warp
@@ -209,16 +220,11 @@ template <class T, int K>
 __global__ void rms_norm_grad_warp_kernel(const T* x, const T* g, T* out, int64_t rows, int64_t n,
                                           float eps, const void* w, DType wt) {
   constexpr int W = Pack<T>::n;
-  const int lane = threadIdx.x & 31;
-  const int64_t warps = blockDim.x >> 5;
-  for (int64_t r = blockIdx.x * warps + (threadIdx.x >> 5); r < rows; r += gridDim.x * warps) {
+  for_warp_rows(rows, [&](int64_t r) {
     Pack<T> xv[K];
     float gw[K][W];
     float ss = 0.0f, dot = 0.0f;
-#pragma unroll
-    for (int k = 0; k < K; ++k) {
-      const int64_t c = (int64_t(k) * 32 + lane) * W;
-      if (c >= n) continue;
+    for_lane_packs<K, W>(n, [&](int k, int64_t c) {
       xv[k] = ld_pack<W>(x + r * n + c);
       const Pack<T> gv = ld_pack<W>(g + r * n + c);
 #pragma unroll
@@ -229,19 +235,16 @@ __global__ void rms_norm_grad_warp_kernel(const T* x, const T* g, T* out, int64_
         ss += xj * xj;
         dot += gw[k][j] * xj;
       }
-    }
+    });
     const float inv = 1.0f / sqrtf(warp_sum(ss) / static_cast<float>(n) + eps);
     const float cf = inv * inv * warp_sum(dot) / static_cast<float>(n);
-#pragma unroll
-    for (int k = 0; k < K; ++k) {
-      const int64_t c = (int64_t(k) * 32 + lane) * W;
-      if (c >= n) continue;
+    for_lane_packs<K, W>(n, [&](int k, int64_t c) {
       float o[W];
 #pragma unroll
       for (int j = 0; j < W; ++j) o[j] = inv * (gw[k][j] - float(ld(&xv[k].v[j])) * cf);
       st_pack<T, W>(out + r * n + c, o);
-    }
-  }
+    });
+  });
 }
 
 struct Freqs {
@@ -477,31 +480,24 @@ __global__ void attention_softmax_warp_kernel(const float* scores, P* p, int64_t
 template <class T, int K>
 __global__ void softmax_grad_warp_kernel(const T* p, const T* dp, T* out, int64_t rows, int64_t n, float scale) {
   constexpr int W = Pack<T>::n;
-  const int lane = threadIdx.x & 31;
-  const int64_t warps = blockDim.x >> 5;
-  for (int64_t r = blockIdx.x * warps + (threadIdx.x >> 5); r < rows; r += gridDim.x * warps) {
+  for_warp_rows(rows, [&](int64_t r) {
     Pack<T> pv[K], gv[K];
     float dot = 0.0f;
-#pragma unroll
-    for (int k = 0; k < K; ++k) {
-      const int64_t c = (int64_t(k) * 32 + lane) * W;
-      if (c >= n) continue;
+    for_lane_packs<K, W>(n, [&](int k, int64_t c) {
       pv[k] = ld_pack<W>(p + r * n + c);
       gv[k] = ld_pack<W>(dp + r * n + c);
 #pragma unroll
       for (int j = 0; j < W; ++j) dot += float(ld(&pv[k].v[j])) * float(ld(&gv[k].v[j]));
-    }
+    });
     dot = warp_sum(dot);
-#pragma unroll
-    for (int k = 0; k < K; ++k) {
-      const int64_t c = (int64_t(k) * 32 + lane) * W;
-      if (c >= n) continue;
+    for_lane_packs<K, W>(n, [&](int k, int64_t c) {
       float o[W];
 #pragma unroll
-      for (int j = 0; j < W; ++j) o[j] = scale * float(ld(&pv[k].v[j])) * (float(ld(&gv[k].v[j])) - dot);
+      for (int j = 0; j < W; ++j)
+        o[j] = scale * float(ld(&pv[k].v[j])) * (float(ld(&gv[k].v[j])) - dot);
       st_pack<T, W>(out + r * n + c, o);
-    }
-  }
+    });
+  });
 }
 
 template <class T>
