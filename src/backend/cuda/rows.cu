@@ -668,6 +668,8 @@ bool rope_rows(DType t, const void* x, const int64_t (&xs)[3], void* out, int64_
   for (int64_t s : xs) fits = fits && (s * size) % 16 == 0 && s >= 0 && s < (int64_t(1) << 32);
   if (!fits) return false;
   if (n == 0) return true;
+  // The kernel's offsets into x are 32-bit: the farthest element must be within reach of them.
+  if ((B - 1) * xs[0] + (H - 1) * xs[1] + (T - 1) * xs[2] + D >= (int64_t(1) << 32)) return false;
   Freqs fr;
   for (int64_t i = 0; i < D / 2; ++i) fr.f[i] = inv_freq_host[i];
   const unsigned blocks = std::min<unsigned>(grid_for(n), static_cast<unsigned>(active().sms) * 16);
