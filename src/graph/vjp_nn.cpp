@@ -104,13 +104,14 @@ std::vector<Tensor> Rope::vjp(const std::vector<Tensor>& p, const Tensor&, const
 }
 
 /// The gradient as one AttentionGrad op where the GPU's tensor-core kernel takes it (half types,
-/// head dim 64, no mask): dQ, dK and dV are views of its output.
+/// head dim 64 or 128, no mask): dQ, dK and dV are views of its output.
 std::optional<std::vector<Tensor>> Attention::flash_vjp(const std::vector<Tensor>& p, const Tensor& out,
                                                         const Tensor& g) const {
   const Device dev = p[0].device();
   const DType t = p[0].dtype();
   if (dev.type != Device::Type::cuda || has_mask || !(t == DType::bf16 || t == DType::f16) ||
-      p[0].shape()[3] != 64 || p[1].dtype() != t || p[2].dtype() != t || p[0].shape()[0] * p[0].shape()[1] > 65535 ||
+      !(p[0].shape()[3] == 64 || p[0].shape()[3] == 128) || p[1].dtype() != t ||
+      p[2].dtype() != t || p[0].shape()[0] * p[0].shape()[1] > 65535 ||
       !cuda_api::flash_attention_available(dev.index))
     return std::nullopt;
   const Shape& qs = p[0].shape();

@@ -1,6 +1,7 @@
 // The decoding step's own kernels against the CPU: the attention over the two cache writes it
 // reads (rotated key, value) and its position mask, which compile fuses into one CachedAttention
-// kernel, and greedy_pick's one-launch argmax and log-probability. Skips without a GPU.
+// kernel, and greedy_pick's one-launch argmax and log-probability; and which attention gradient
+// training's vjp builds on the GPU. Skips without a GPU.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -11,6 +12,7 @@
 #include "wick/compile.h"
 #include "wick/ops.h"
 #include "wick/runtime.h"
+#include "wick/transforms.h"
 
 using namespace wick;
 
@@ -186,4 +188,29 @@ TEST(GreedyPick, OneLaunchGivesTheCpuIndexAndLogprob) {
       EXPECT_EQ(want[5], float(n / 2)) << what;
       EXPECT_TRUE(std::isnan(want[4]) && std::isnan(want[6]) && std::isnan(want[8])) << what;
     }
+}
+
+TEST(FlashAttentionGrad, HeadDims64And128BuildTheTensorCoreGradient) {
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  // Cuda.FlashAttentionGradients checks the values; this checks which path gave them, since the
+  // GEMM-based gradient would pass that test too. Head dim 96 still takes the GEMM path.
+  for (int64_t D : {64, 96, 128}) {
+    Tensor q = to(randn({1, 2, 70, D}, 3, DType::bf16), kGpu),
+           k = to(randn({1, 1, 70, D}, 4, DType::bf16), kGpu),
+           v = to(randn({1, 1, 70, D}, 5, DType::bf16), kGpu);
+    Function f = [](const std::vector<Tensor>& x) {
+      return std::vector<Tensor>{scaled_dot_product_attention(x[0], x[1], x[2], 0.125, true)};
+    };
+    auto [out, grads] = vjp(f, {q, k, v}, {ones_like(q)});
+    // Walk the lazy graph behind dQ for the fused gradient op.
+    bool fused = false;
+    std::vector<detail::Node*> todo = {grads[0].node()};
+    for (size_t i = 0; i < todo.size() && i < 1000; ++i) {
+      const detail::Node* n = todo[i];
+      if (n->primitive && std::string(n->primitive->name()) == "attention_grad") fused = true;
+      for (const Tensor& in : n->inputs) todo.push_back(in.node());
+    }
+    EXPECT_EQ(fused, D != 96) << "head dim " << D;
+    EXPECT_TRUE(std::isfinite(sum(astype(grads[0], DType::f32)).item<float>())) << "head dim " << D;
+  }
 }

@@ -513,27 +513,34 @@ TEST_F(Cuda, NormGradients) {
 }
 
 TEST_F(Cuda, FlashAttentionGradients) {
-  // Half types at head dim 64 without a mask: the gradient is one AttentionGrad op (the tensor-
-  // core kernels: dK/dV per key tile, dQ summed over tiles). Its rows' log-sum-exp come from the
-  // flash forward, or from its own stats pass where the forward was another kernel (one query
-  // row). Grouped heads, causal or not, partial tiles, fewer and more query rows than keys, q as
-  // a transposed view.
-  for (DType t : {bf16, f16})
-    for (auto [T, S] : {std::pair<int64_t, int64_t>{100, 100}, {37, 150}, {130, 70}, {1, 70}})
-      for (bool causal : {true, false}) {
-        Tensor q = randn({2, T, 4, 64}, 109, t), k = randn({2, 2, S, 64}, 110, t), v = randn({2, 2, S, 64}, 111, t);
-        Tensor w = randn({2, 4, T, 64}, 112);
-        Fn f = [causal](const std::vector<Tensor>& x) {
-          Tensor o = scaled_dot_product_attention(transpose(x[0], {0, 2, 1, 3}), x[1], x[2], 0.125, causal);
-          return std::vector<Tensor>{sum(astype(o, f32) * x[3])};
-        };
-        auto vg = value_and_grad(f, {0, 1, 2});
-        auto [cv, cg] = vg({q, k, v, w});
-        auto [gv, gg] = vg({to(q, kGpu), to(k, kGpu), to(v, kGpu), to(w, kGpu)});
-        std::string n = std::string(dtype_name(t)) + " T " + std::to_string(T) + " S " + std::to_string(S) + (causal ? " causal" : "");
-        // (The loss, a sum with cancellations, is no test of the forward: RowsAndAttention is.)
-        for (size_t i = 0; i < 3; ++i) expect_close(cg[i], gg[i], t == bf16 ? 3e-2 : 5e-3, "flash grad " + std::to_string(i) + " " + n);
-      }
+  // Half types at head dims 64 and 128 (query tiles of 64 and 32 rows, dQ split by columns at
+  // 128) without a mask: the gradient is one AttentionGrad op (the tensor-core kernels: dK/dV
+  // per key tile, dQ summed over tiles). Its rows' log-sum-exp come from the flash forward, or
+  // from its own stats pass where the forward was another kernel (one query row). Grouped
+  // heads, causal or not, partial tiles, fewer and more query rows than keys, q as a transposed
+  // view.
+  for (int64_t D : {64, 128})
+    for (DType t : {bf16, f16})
+      for (auto [T, S] : {std::pair<int64_t, int64_t>{100, 100}, {37, 150}, {130, 70}, {1, 70}})
+        for (bool causal : {true, false}) {
+          Tensor q = randn({2, T, 4, D}, 109, t), k = randn({2, 2, S, D}, 110, t),
+                 v = randn({2, 2, S, D}, 111, t);
+          Tensor w = randn({2, 4, T, D}, 112);
+          Fn f = [causal](const std::vector<Tensor>& x) {
+            Tensor o = scaled_dot_product_attention(transpose(x[0], {0, 2, 1, 3}), x[1], x[2],
+                                                    0.125, causal);
+            return std::vector<Tensor>{sum(astype(o, f32) * x[3])};
+          };
+          auto vg = value_and_grad(f, {0, 1, 2});
+          auto [cv, cg] = vg({q, k, v, w});
+          auto [gv, gg] = vg({to(q, kGpu), to(k, kGpu), to(v, kGpu), to(w, kGpu)});
+          std::string n = std::string(dtype_name(t)) + " D " + std::to_string(D) + " T " +
+                          std::to_string(T) + " S " + std::to_string(S) + (causal ? " causal" : "");
+          // (The loss, a sum with cancellations, is no test of the forward: RowsAndAttention is.)
+          for (size_t i = 0; i < 3; ++i)
+            expect_close(cg[i], gg[i], t == bf16 ? 3e-2 : 5e-3,
+                         "flash grad " + std::to_string(i) + " " + n);
+        }
 }
 
 TEST_F(Cuda, CompiledFusion) {

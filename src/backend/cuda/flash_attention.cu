@@ -59,10 +59,72 @@ __device__ __forceinline__ void b_frag_t(uint32_t& b0, uint32_t& b1, const T* x,
 #endif
 }
 
+/// Starts a copy of 16 (or 4) bytes from global to shared memory that completes at
+/// wait_copies() (cp.async); with `fill` false the destination gets zeros and src is not read.
+template <int N>
+__device__ __forceinline__ void copy_async(void* dst, const void* src, bool fill) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  if constexpr (N == 16)
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(d), "l"(src),
+                 "r"(fill ? 16 : 0)
+                 : "memory");
+  else
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(d), "l"(src),
+                 "r"(fill ? 4 : 0)
+                 : "memory");
+#else
+  if (N == 16)
+    *static_cast<uint4*>(dst) = fill ? *static_cast<const uint4*>(src) : uint4{0, 0, 0, 0};
+  else
+    *static_cast<uint32_t*>(dst) = fill ? *static_cast<const uint32_t*>(src) : 0u;
+#endif
+}
+
+/// Waits for this thread's copy_async()s (the others' need a __syncthreads after).
+__device__ __forceinline__ void wait_copies() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_all;" ::: "memory");
+#endif
+}
+
+/// Closes a group of this thread's copy_async()s (possibly empty), for wait_groups().
+__device__ __forceinline__ void commit_copies() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
+
+/// Waits until at most N of this thread's committed groups, the latest ones, are in flight.
+template <int N>
+__device__ __forceinline__ void wait_groups() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+#endif
+}
+
+/// Starts copying rows [r0, r0 + R) of a strided [rows, D] matrix (zeros past `limit`) into a
+/// row tile, 16 bytes at a time.
+template <class T, int D, int R>
+__device__ __forceinline__ void load_tile_async(const T* x, int64_t stride, int64_t r0,
+                                                int64_t limit, T* rows) {
+  constexpr int row = D + 8;
+  for (int i = threadIdx.x; i < R * (D / 8); i += 32 * kWarps) {
+    const int r = i / (D / 8), c = (i % (D / 8)) * 8;
+    const bool in = r0 + r < limit;
+    copy_async<16>(rows + r * row + c, x + (in ? r0 + r : 0) * stride + c, in);
+  }
+}
+
 /// Grid: (query tiles, B·Hq). Rows of q, k and v are unit-stride (AttentionArgs strides in
 /// elements); out is dense [B, Hq, T, D]. Each row's log-sum-exp (log2 units, +inf for a row
 /// that sees no key) goes to lse where it is given. With kStats (the gradient's first pass)
 /// nothing is multiplied by v and only lse is written.
+///
+/// Causal grids run the last query tiles, which see the most keys, first, so the short ones
+/// fill the last wave. The next key tile is copied (cp.async) while p·v of this one is
+/// computed, and the next value tile while the next scores are; only tiles that cross S or the
+/// causal diagonal test each score against the mask.
 template <class T, int D, bool kStats>
 __device__ __forceinline__ void flash_forward(const AttentionArgs& a, float* lse) {
   // Padded rows: the fragment loads of 8 rows × 4 lanes then hit 32 different banks.
@@ -70,7 +132,8 @@ __device__ __forceinline__ void flash_forward(const AttentionArgs& a, float* lse
   __shared__ alignas(16) T vs[kKeys][D + 8];   // the value tile, a key a row
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
   const int64_t bh = blockIdx.y, b = bh / a.Hq, h = bh % a.Hq, hk = h / (a.Hq / a.Hkv);
-  const int64_t row0 = int64_t(blockIdx.x) * kRows + warp * 16;  // this warp's first query row
+  const int64_t tile = a.causal ? gridDim.x - 1 - blockIdx.x : blockIdx.x;
+  const int64_t row0 = tile * kRows + warp * 16;  // this warp's first query row
   const T* q = static_cast<const T*>(a.q) + b * a.qs[0] + h * a.qs[1];
   const T* k = static_cast<const T*>(a.k) + b * a.ks[0] + hk * a.ks[1];
   const T* v = static_cast<const T*>(a.v) + b * a.vs[0] + hk * a.vs[1];
@@ -96,23 +159,19 @@ __device__ __forceinline__ void flash_forward(const AttentionArgs& a, float* lse
   float o[D / 8][4] = {};
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // rows g and g + 8, log2 domain
   const float scale = a.scale * 1.4426950408889634f;         // exp(x) = exp2(x·log2 e)
-  const int64_t block_last = int64_t(blockIdx.x) * kRows + kRows - 1;
+  const int64_t block_last = tile * kRows + kRows - 1;
   const int64_t key_end = a.causal && block_last + shift + 1 < a.S ? block_last + shift + 1 : a.S;
 
+  // Copy groups in flight at the top of each pass: this key tile's, then this value tile's
+  // (empty with kStats). Keys past S are zeros.
+  if (key_end > 0) load_tile_async<T, D, kKeys>(k, a.ks[2], 0, a.S, &ks[0][0]);
+  commit_copies();
+  if (!kStats && key_end > 0) load_tile_async<T, D, kKeys>(v, a.vs[2], 0, a.S, &vs[0][0]);
+  commit_copies();
   for (int64_t key0 = 0; key0 < key_end; key0 += kKeys) {
-    __syncthreads();  // the previous tile is consumed
-    // 16-byte chunks of the tile's rows; keys past S are zero.
-    for (int i = threadIdx.x; i < kKeys * (D / 8); i += 32 * kWarps) {
-      const int r = i / (D / 8), c = (i % (D / 8)) * 8;
-      uint4 kv = {0, 0, 0, 0}, vv = {0, 0, 0, 0};
-      if (key0 + r < a.S) {
-        kv = *reinterpret_cast<const uint4*>(k + (key0 + r) * a.ks[2] + c);
-        if constexpr (!kStats) vv = *reinterpret_cast<const uint4*>(v + (key0 + r) * a.vs[2] + c);
-      }
-      *reinterpret_cast<uint4*>(&ks[r][c]) = kv;
-      if constexpr (!kStats) *reinterpret_cast<uint4*>(&vs[r][c]) = vv;
-    }
-    __syncthreads();
+    const bool more = key0 + kKeys < key_end;
+    wait_groups<1>();
+    __syncthreads();  // the key tile has landed
 
     // Scores of the warp's 16 rows against the tile's 64 keys: 8 fragments of 8 keys.
     float s[kKeys / 8][4] = {};
@@ -126,12 +185,14 @@ __device__ __forceinline__ void flash_forward(const AttentionArgs& a, float* lse
 
     // Mask (keys past S or past the causal limit), then the online softmax per row.
     float top[2] = {-INFINITY, -INFINITY};
+    const bool whole = key0 + kKeys <= a.S && (!a.causal || key0 + kKeys - 1 <= row0 + shift);
 #pragma unroll
     for (int nt = 0; nt < kKeys / 8; ++nt)
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
-        const int64_t key = key0 + nt * 8 + 2 * t4 + (j & 1), row = row0 + g + (j >> 1) * 8;
-        const bool seen = key < a.S && (!a.causal || key <= row + shift);
+        const int key = nt * 8 + 2 * t4 + (j & 1), row = g + (j >> 1) * 8;  // from key0, row0
+        const bool seen =
+            whole || (key0 + key < a.S && (!a.causal || key0 + key <= row0 + row + shift));
         s[nt][j] = seen ? s[nt][j] * scale : -INFINITY;
         top[j >> 1] = fmaxf(top[j >> 1], s[nt][j]);
       }
@@ -161,20 +222,30 @@ __device__ __forceinline__ void flash_forward(const AttentionArgs& a, float* lse
       o[dt][3] *= alpha[1];
     }
 
-    // o += p·v: the score fragments of 16 keys are the A fragment (rounded to T, as the GEMM
-    // path rounds its probabilities).
-    if constexpr (kStats) continue;
+    wait_groups<0>();
+    __syncthreads();  // the value tile has landed, and every warp is done with the key tile
+    if (more) load_tile_async<T, D, kKeys>(k, a.ks[2], key0 + kKeys, a.S, &ks[0][0]);
+    commit_copies();
+    if constexpr (!kStats) {
+      // o += p·v: the score fragments of 16 keys are the A fragment (rounded to T, as the GEMM
+      // path rounds its probabilities).
 #pragma unroll
-    for (int kc = 0; kc < kKeys / 16; ++kc) {
-      const uint32_t pa[4] = {pack2<T>(s[2 * kc][0], s[2 * kc][1]), pack2<T>(s[2 * kc][2], s[2 * kc][3]),
-                              pack2<T>(s[2 * kc + 1][0], s[2 * kc + 1][1]), pack2<T>(s[2 * kc + 1][2], s[2 * kc + 1][3])};
+      for (int kc = 0; kc < kKeys / 16; ++kc) {
+        const uint32_t pa[4] = {pack2<T>(s[2 * kc][0], s[2 * kc][1]),
+                                pack2<T>(s[2 * kc][2], s[2 * kc][3]),
+                                pack2<T>(s[2 * kc + 1][0], s[2 * kc + 1][1]),
+                                pack2<T>(s[2 * kc + 1][2], s[2 * kc + 1][3])};
 #pragma unroll
-      for (int dt = 0; dt < D / 8; ++dt) {
-        uint32_t b0, b1;
-        b_frag_t(b0, b1, &vs[0][0], D + 8, kc * 16, dt * 8, lane);
-        mma16816<T>(o[dt], pa, b0, b1);
+        for (int dt = 0; dt < D / 8; ++dt) {
+          uint32_t b0, b1;
+          b_frag_t(b0, b1, &vs[0][0], D + 8, kc * 16, dt * 8, lane);
+          mma16816<T>(o[dt], pa, b0, b1);
+        }
       }
+      __syncthreads();  // every warp is done with the value tile
+      if (more) load_tile_async<T, D, kKeys>(v, a.vs[2], key0 + kKeys, a.S, &vs[0][0]);
     }
+    commit_copies();
   }
 
   // Each lane holds part of its rows' sums: the four lanes of a row add theirs.
@@ -201,8 +272,9 @@ __device__ __forceinline__ void flash_forward(const AttentionArgs& a, float* lse
   }
 }
 
+// Four blocks an SM at head dim 64 (128 registers a lane, which the copy pipeline would pass).
 template <class T, int D>
-__global__ void __launch_bounds__(32 * kWarps)
+__global__ void __launch_bounds__(32 * kWarps, D == 64 ? 4 : 1)
     flash_attention_kernel(const __grid_constant__ AttentionArgs a, float* lse) {
   flash_forward<T, D, false>(a, lse);
 }
@@ -243,56 +315,14 @@ __global__ void flash_dvec_kernel(const __grid_constant__ FlashGradArgs f, float
 }
 
 /// Shared memory of the gradient kernel, in elements of T: the key and value tiles, two buffers
-/// of the query and output-gradient tiles (a row each; the next query tile is copied into one
-/// while the other is used), and dS [query row][key].
-template <int D>
+/// of the query and output-gradient tiles of QR rows (a row each; the next query tile is copied
+/// into one while the other is used), and dS [query row][key].
+template <int D, int QR>
 struct GradTiles {
   static constexpr int row = D + 8, col = kKeys + 8;
-  static constexpr int ks = 0, vs = ks + kKeys * row, qs = vs + kKeys * row,
-                       gs = qs + 2 * kRows * row, ds = gs + 2 * kRows * row, end = ds + kRows * col;
+  static constexpr int ks = 0, vs = ks + kKeys * row, qs = vs + kKeys * row, gs = qs + 2 * QR * row,
+                       ds = gs + 2 * QR * row, end = ds + QR * col;
 };
-
-/// Starts a copy of 16 (or 4) bytes from global to shared memory that completes at
-/// wait_copies() (cp.async); with `fill` false the destination gets zeros and src is not read.
-template <int N>
-__device__ __forceinline__ void copy_async(void* dst, const void* src, bool fill) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-  if constexpr (N == 16)
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(d), "l"(src),
-                 "r"(fill ? 16 : 0)
-                 : "memory");
-  else
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(d), "l"(src),
-                 "r"(fill ? 4 : 0)
-                 : "memory");
-#else
-  if (N == 16)
-    *static_cast<uint4*>(dst) = fill ? *static_cast<const uint4*>(src) : uint4{0, 0, 0, 0};
-  else
-    *static_cast<uint32_t*>(dst) = fill ? *static_cast<const uint32_t*>(src) : 0u;
-#endif
-}
-
-/// Waits for this thread's copy_async()s (the others' need a __syncthreads after).
-__device__ __forceinline__ void wait_copies() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.wait_all;" ::: "memory");
-#endif
-}
-
-/// Starts copying rows [r0, r0 + 64) of a strided [rows, D] matrix (zeros past `limit`) into a
-/// row tile, 16 bytes at a time.
-template <class T, int D>
-__device__ __forceinline__ void load_tile_async(const T* x, int64_t stride, int64_t r0,
-                                                int64_t limit, T* rows) {
-  constexpr int row = D + 8;
-  for (int i = threadIdx.x; i < kRows * (D / 8); i += 32 * kWarps) {
-    const int r = i / (D / 8), c = (i % (D / 8)) * 8;
-    const bool in = r0 + r < limit;
-    copy_async<16>(rows + r * row + c, x + (in ? r0 + r : 0) * stride + c, in);
-  }
-}
 
 /// One A fragment (16 rows × 16 columns from column c) of a row-major tile with row stride ld.
 template <class T>
@@ -313,25 +343,26 @@ __device__ __forceinline__ void c_to_a(uint32_t (&f)[4], const float (&c)[N][4],
   f[3] = pack2<T>(c[2 * k + 1][2], c[2 * k + 1][3]);
 }
 
-/// Adds a warp's 16 × D C fragments (rows r0 + g and r0 + g + 8) to a dense f32 [rows, D]
-/// matrix with atomics, skipping rows at or past `limit`. On Hopper, lanes t and t ^ 1 swap a
-/// pair first, so that each adds four adjacent values in one atomic (an even lane four of row
-/// g, an odd one four of row g + 8): the gradient kernel's dQ adds were ~16M scalar atomics a
-/// layer.
-template <int D>
-__device__ __forceinline__ void add_rows(float* m, const float (&c)[D / 8][4], int64_t r0, int64_t limit, int g, int t4) {
+/// Adds a warp's 16 × N C fragments (rows r0 + g and r0 + g + 8) to the first N columns of an
+/// f32 matrix of row stride ld with atomics, skipping rows at or past `limit`. On Hopper, lanes t
+/// and t ^ 1 swap a pair first, so that each adds four adjacent values in one atomic (an even lane
+/// four of row g, an odd one four of row g + 8): the gradient kernel's dQ adds were ~16M scalar
+/// atomics a layer.
+template <int N>
+__device__ __forceinline__ void add_rows(float* m, int64_t ld, const float (&c)[N / 8][4],
+                                         int64_t r0, int64_t limit, int g, int t4) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   const bool even = (t4 & 1) == 0;
   const int64_t row = r0 + g + (even ? 0 : 8);
   const int col = 2 * (t4 & ~1);
 #pragma unroll
-  for (int dt = 0; dt < D / 8; ++dt) {
+  for (int dt = 0; dt < N / 8; ++dt) {
     const float s0 = even ? c[dt][2] : c[dt][0], s1 = even ? c[dt][3] : c[dt][1];
     const float r0v = __shfl_xor_sync(0xffffffffu, s0, 1),
                 r1v = __shfl_xor_sync(0xffffffffu, s1, 1);
     const float4 v = even ? make_float4(c[dt][0], c[dt][1], r0v, r1v)
                           : make_float4(r0v, r1v, c[dt][2], c[dt][3]);
-    if (row < limit) atomicAdd(reinterpret_cast<float4*>(m + row * D + dt * 8 + col), v);
+    if (row < limit) atomicAdd(reinterpret_cast<float4*>(m + row * ld + dt * 8 + col), v);
   }
 #else
 #pragma unroll
@@ -339,9 +370,9 @@ __device__ __forceinline__ void add_rows(float* m, const float (&c)[D / 8][4], i
     const int64_t row = r0 + g + r * 8;
     if (row >= limit) continue;
 #pragma unroll
-    for (int dt = 0; dt < D / 8; ++dt) {
-      atomicAdd(m + row * D + dt * 8 + 2 * t4, c[dt][2 * r]);
-      atomicAdd(m + row * D + dt * 8 + 2 * t4 + 1, c[dt][2 * r + 1]);
+    for (int dt = 0; dt < N / 8; ++dt) {
+      atomicAdd(m + row * ld + dt * 8 + 2 * t4, c[dt][2 * r]);
+      atomicAdd(m + row * ld + dt * 8 + 2 * t4 + 1, c[dt][2 * r + 1]);
     }
   }
 #endif
@@ -353,13 +384,22 @@ __device__ __forceinline__ void add_rows(float* m, const float (&c)[D / 8][4], i
 /// (one block per key tile and KV head was too few for the GPU). P is recomputed from the stats
 /// pass's lse; dS = P∘(dP − dvec)·scale is rounded to T once, as the GEMM path's softmax
 /// gradient is.
-template <class T, int D>
-__global__ void __launch_bounds__(32 * kWarps) flash_grad_kernel(const __grid_constant__ FlashGradArgs f) {
+///
+/// Query tiles have QR rows: 64 at head dim 64, 32 at 128, where a warp's dK and dV sums alone
+/// take 128 registers a lane and the score fragments must shrink to leave room. The tile's dQ
+/// is split among the warps by 16 query rows and, where there are fewer row groups than warps,
+/// by columns.
+template <class T, int D, int QR>
+__global__ void __launch_bounds__(32 * kWarps)
+    flash_grad_kernel(const __grid_constant__ FlashGradArgs f) {
+  static_assert(QR % 16 == 0 && kWarps % (QR / 16) == 0);
+  // dQ: the tile's groups of 16 rows, and the columns a warp takes.
+  constexpr int kGroups = QR / 16, kCols = D / (kWarps / kGroups);
   extern __shared__ __align__(16) unsigned char smem[];
-  using L = GradTiles<D>;
+  using L = GradTiles<D, QR>;
   T* sm = reinterpret_cast<T*>(smem);
   float* lse_s = reinterpret_cast<float*>(sm + L::end);  // two buffers each
-  float* dvec_s = lse_s + 2 * kRows;
+  float* dvec_s = lse_s + 2 * QR;
   const AttentionArgs& a = f.a;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
   const int64_t b = blockIdx.y / a.Hq, hq = blockIdx.y % a.Hq, hk = hq / (a.Hq / a.Hkv);
@@ -368,12 +408,12 @@ __global__ void __launch_bounds__(32 * kWarps) flash_grad_kernel(const __grid_co
   const T* k = static_cast<const T*>(a.k) + b * a.ks[0] + hk * a.ks[1];
   const T* v = static_cast<const T*>(a.v) + b * a.vs[0] + hk * a.vs[1];
   // The key and value tiles land with the first query tile (the loop's first wait).
-  load_tile_async<T, D>(k, a.ks[2], key0, a.S, sm + L::ks);
-  load_tile_async<T, D>(v, a.vs[2], key0, a.S, sm + L::vs);
+  load_tile_async<T, D, kKeys>(k, a.ks[2], key0, a.S, sm + L::ks);
+  load_tile_async<T, D, kKeys>(v, a.vs[2], key0, a.S, sm + L::vs);
 
   float dk[D / 8][4] = {}, dv[D / 8][4] = {};
   // Query rows that see this tile's first key: t + shift ≥ key0 when causal.
-  const int64_t first = a.causal ? (key0 - shift > 0 ? (key0 - shift) / kRows * kRows : 0) : 0;
+  const int64_t first = a.causal ? (key0 - shift > 0 ? (key0 - shift) / QR * QR : 0) : 0;
   {
     const T* q = static_cast<const T*>(a.q) + b * a.qs[0] + hq * a.qs[1];
     const T* dout = static_cast<const T*>(f.g) + b * f.gs[0] + hq * f.gs[1];
@@ -384,35 +424,35 @@ __global__ void __launch_bounds__(32 * kWarps) flash_grad_kernel(const __grid_co
     // flight while the tile before it is used (the loop was bound by these loads' latency).
     // Rows past T are zeros; their keys are masked, so lse and dvec are not used there.
     auto fetch = [&](int64_t q0, int buf) {
-      load_tile_async<T, D>(q, a.qs[2], q0, a.T, sm + L::qs + buf * kRows * L::row);
-      load_tile_async<T, D>(dout, f.gs[2], q0, a.T, sm + L::gs + buf * kRows * L::row);
-      if (threadIdx.x < kRows) {
+      load_tile_async<T, D, QR>(q, a.qs[2], q0, a.T, sm + L::qs + buf * QR * L::row);
+      load_tile_async<T, D, QR>(dout, f.gs[2], q0, a.T, sm + L::gs + buf * QR * L::row);
+      if (threadIdx.x < QR) {
         const bool in = q0 + threadIdx.x < a.T;
         const int64_t r = in ? q0 + threadIdx.x : 0;
-        copy_async<4>(lse_s + buf * kRows + threadIdx.x, lse + r, in);
-        copy_async<4>(dvec_s + buf * kRows + threadIdx.x, dvec + r, in);
+        copy_async<4>(lse_s + buf * QR + threadIdx.x, lse + r, in);
+        copy_async<4>(dvec_s + buf * QR + threadIdx.x, dvec + r, in);
       }
     };
     if (first < a.T) fetch(first, 0);
-    for (int64_t q0 = first, it = 0; q0 < a.T; q0 += kRows, ++it) {
+    for (int64_t q0 = first, it = 0; q0 < a.T; q0 += QR, ++it) {
       const int buf = static_cast<int>(it & 1);
       wait_copies();
       __syncthreads();  // this tile has landed; the previous tiles and dS are consumed
-      if (q0 + kRows < a.T) fetch(q0 + kRows, buf ^ 1);
-      const T* qt = sm + L::qs + buf * kRows * L::row;
-      const T* gt = sm + L::gs + buf * kRows * L::row;
-      const float* lse_t = lse_s + buf * kRows;
-      const float* dvec_t = dvec_s + buf * kRows;
+      if (q0 + QR < a.T) fetch(q0 + QR, buf ^ 1);
+      const T* qt = sm + L::qs + buf * QR * L::row;
+      const T* gt = sm + L::gs + buf * QR * L::row;
+      const float* lse_t = lse_s + buf * QR;
+      const float* dvec_t = dvec_s + buf * QR;
 
-      // Sᵀ (the warp's 16 keys × 64 query rows) = K·Qᵀ, and dPᵀ = V·dOᵀ.
-      float sc[kRows / 8][4] = {}, dp[kRows / 8][4] = {};
+      // Sᵀ (the warp's 16 keys × QR query rows) = K·Qᵀ, and dPᵀ = V·dOᵀ.
+      float sc[QR / 8][4] = {}, dp[QR / 8][4] = {};
 #pragma unroll
       for (int kc = 0; kc < D / 16; ++kc) {
         uint32_t ka[4], va[4];
         a_frag(ka, sm + L::ks, L::row, warp * 16, kc * 16, g, t4);
         a_frag(va, sm + L::vs, L::row, warp * 16, kc * 16, g, t4);
 #pragma unroll
-        for (int nt = 0; nt < kRows / 8; ++nt) {
+        for (int nt = 0; nt < QR / 8; ++nt) {
           const T* qr = qt + (nt * 8 + g) * L::row + kc * 16 + 2 * t4;
           const T* gr = gt + (nt * 8 + g) * L::row + kc * 16 + 2 * t4;
           mma16816<T>(sc[nt], ka, *reinterpret_cast<const uint32_t*>(qr), *reinterpret_cast<const uint32_t*>(qr + 8));
@@ -421,7 +461,7 @@ __global__ void __launch_bounds__(32 * kWarps) flash_grad_kernel(const __grid_co
       }
       // Pᵀ and dSᵀ, masked as the forward masks.
 #pragma unroll
-      for (int nt = 0; nt < kRows / 8; ++nt)
+      for (int nt = 0; nt < QR / 8; ++nt)
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
           const int qi = nt * 8 + 2 * t4 + (j & 1);
@@ -433,7 +473,7 @@ __global__ void __launch_bounds__(32 * kWarps) flash_grad_kernel(const __grid_co
         }
       // dV += Pᵀ·dO and dK += dSᵀ·Q (B operands from the transposed tiles); dS to shared memory.
 #pragma unroll
-      for (int kc = 0; kc < kRows / 16; ++kc) {
+      for (int kc = 0; kc < QR / 16; ++kc) {
         uint32_t pa[4], sa[4];
         c_to_a<T>(pa, sc, kc);
         c_to_a<T>(sa, dp, kc);
@@ -448,30 +488,32 @@ __global__ void __launch_bounds__(32 * kWarps) flash_grad_kernel(const __grid_co
       }
       T* ds = sm + L::ds;  // [query row][key], rounded as dk's operand was
 #pragma unroll
-      for (int nt = 0; nt < kRows / 8; ++nt)
+      for (int nt = 0; nt < QR / 8; ++nt)
 #pragma unroll
         for (int j = 0; j < 4; ++j) st(ds + (nt * 8 + 2 * t4 + (j & 1)) * L::col + warp * 16 + g + (j >> 1) * 8, dp[nt][j]);
       __syncthreads();
-      // dQ (the warp's 16 query rows × D) = dS·K over the tile's keys.
-      float dqa[D / 8][4] = {};
+      // dQ (the warp's 16 query rows × kCols columns) = dS·K over the tile's keys.
+      const int rows16 = (kGroups == kWarps ? warp : warp % kGroups) * 16,
+                col0 = kGroups == kWarps ? 0 : warp / kGroups * kCols;
+      float dqa[kCols / 8][4] = {};
 #pragma unroll
       for (int kc = 0; kc < kKeys / 16; ++kc) {
         uint32_t sa[4];
-        a_frag(sa, ds, L::col, warp * 16, kc * 16, g, t4);
+        a_frag(sa, ds, L::col, rows16, kc * 16, g, t4);
 #pragma unroll
-        for (int dt = 0; dt < D / 8; ++dt) {
+        for (int dt = 0; dt < kCols / 8; ++dt) {
           uint32_t b0, b1;
-          b_frag_t(b0, b1, sm + L::ks, L::row, kc * 16, dt * 8, lane);
+          b_frag_t(b0, b1, sm + L::ks, L::row, kc * 16, col0 + dt * 8, lane);
           mma16816<T>(dqa[dt], sa, b0, b1);
         }
       }
-      add_rows<D>(dq, dqa, q0 + warp * 16, a.T, g, t4);
+      add_rows<kCols>(dq + col0, D, dqa, q0 + rows16, a.T, g, t4);
     }
   }
   // The warp's keys' gradients, dense [B, Hkv, S, D].
   const int64_t base = (b * a.Hkv + hk) * a.S * D;
-  add_rows<D>(f.dk + base, dk, key0 + warp * 16, a.S, g, t4);
-  add_rows<D>(f.dv + base, dv, key0 + warp * 16, a.S, g, t4);
+  add_rows<D>(f.dk + base, D, dk, key0 + warp * 16, a.S, g, t4);
+  add_rows<D>(f.dv + base, D, dv, key0 + warp * 16, a.S, g, t4);
 }
 
 /// Whether p and each of the first three strides (in 2-byte elements) are multiples of `bytes`.
@@ -544,7 +586,7 @@ bool flash_available(int device) { return flash_enabled() && tensor_cores(device
 
 bool flash_attention_grad_fits(const FlashGradArgs& f) {
   // The gradient kernel reads query rows 16 bytes at a time too.
-  return f.a.D == 64 && flash_fits(f.a) && aligned_rows(f.a.q, f.a.qs, 16) && f.gs[3] == 1 &&
+  return flash_fits(f.a) && aligned_rows(f.a.q, f.a.qs, 16) && f.gs[3] == 1 &&
          aligned_rows(f.g, f.gs, 16);
 }
 
@@ -557,16 +599,25 @@ void flash_attention_grad(FlashGradArgs f) {
   check(cudaMemsetAsync(f.dk, 0, static_cast<size_t>(a.B * a.Hkv * a.S * a.D) * sizeof(float), stream), "attention gradient");
   check(cudaMemsetAsync(f.dv, 0, static_cast<size_t>(a.B * a.Hkv * a.S * a.D) * sizeof(float), stream), "attention gradient");
   if (rows == 0 || a.S == 0) return;
+  auto run = [&]<class T, int D, int QR>() {
+    const dim3 rows_grid(static_cast<unsigned>((a.T + kRows - 1) / kRows),
+                         static_cast<unsigned>(a.B * a.Hq));
+    if (!f.lse_ready) flash_stats_kernel<T, D><<<rows_grid, 32 * kWarps, 0, stream>>>(a, f.lse);
+    flash_dvec_kernel<T, D><<<grid_for(rows * (D / 8)), 256, 0, stream>>>(f, f.dvec);
+    const size_t smem = GradTiles<D, QR>::end * sizeof(T) + 4 * QR * sizeof(float);
+    check(cudaFuncSetAttribute(flash_grad_kernel<T, D, QR>,
+                               cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
+          "attention gradient");
+    const dim3 grid(static_cast<unsigned>((a.S + kKeys - 1) / kKeys),
+                    static_cast<unsigned>(a.B * a.Hq));
+    flash_grad_kernel<T, D, QR><<<grid, 32 * kWarps, smem, stream>>>(f);
+  };
   dispatch_float(a.t, "scaled_dot_product_attention", [&]<class T>() {
     if constexpr (is_half_v<T>) {
-      const dim3 rows_grid(static_cast<unsigned>((a.T + kRows - 1) / kRows), static_cast<unsigned>(a.B * a.Hq));
-      if (!f.lse_ready) flash_stats_kernel<T, 64><<<rows_grid, 32 * kWarps, 0, stream>>>(a, f.lse);
-      flash_dvec_kernel<T, 64><<<grid_for(rows * 8), 256, 0, stream>>>(f, f.dvec);
-      const size_t smem = GradTiles<64>::end * sizeof(T) + 4 * kRows * sizeof(float);
-      check(cudaFuncSetAttribute(flash_grad_kernel<T, 64>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
-            "attention gradient");
-      const dim3 grid(static_cast<unsigned>((a.S + kKeys - 1) / kKeys), static_cast<unsigned>(a.B * a.Hq));
-      flash_grad_kernel<T, 64><<<grid, 32 * kWarps, smem, stream>>>(f);
+      if (a.D == 64)
+        run.template operator()<T, 64, 64>();
+      else
+        run.template operator()<T, 128, 32>();
     }
   });
   check_launch("flash_attention_grad");

@@ -316,7 +316,7 @@ struct FlashGradArgs {
 };
 /// Whether the tensor-core kernels run on `device` (compute capability 8.0 on, WICK_FLASH not 0).
 bool flash_available(int device);
-/// Whether flash_attention_grad takes these arguments (head dim 64 for now).
+/// Whether flash_attention_grad takes these arguments (head dim 64 or 128).
 bool flash_attention_grad_fits(const FlashGradArgs& f);
 void flash_attention_grad(FlashGradArgs f);
 
