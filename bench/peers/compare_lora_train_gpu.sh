@@ -4,15 +4,18 @@
 # batches) and `wick train --device cuda` on the same model and data. LoRA r 8, alpha 16, AdamW
 # lr 1e-4, no clipping or weight decay, batch 8 x 512; q,v and then all 7 linear layers.
 #
-#   bash bench/peers/compare_lora_train_gpu.sh [WICK_BINARY] [STEPS]
+#   bash bench/peers/compare_lora_train_gpu.sh [WICK_BINARY] [STEPS] [HEAD_DIM]
+#
+# HEAD_DIM 128 (default 64) runs the same width as 7 heads of 128 (see lora_train_gpu.py).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 WICK=${1:-build/tools/wick/wick}
 STEPS=${2:-10}
+HEAD_DIM=${3:-64}
 WARMUP=3
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-PYTHONUNBUFFERED=1 python3 bench/peers/lora_train_gpu.py --out "$work/model" --steps "$STEPS" --warmup "$WARMUP"
+PYTHONUNBUFFERED=1 python3 bench/peers/lora_train_gpu.py --out "$work/model" --steps "$STEPS" --warmup "$WARMUP" --head-dim "$HEAD_DIM"
 prompt=$(python3 -c "import json; print(','.join(map(str, json.loads(open('$work/model/data.jsonl').readline())['input_ids'][:16])))")
 "$WICK" generate --model "$work/model" --device cuda --tokens "$prompt" --max-tokens 128 --ignore-eos --json |
   tail -1 | python3 -c "import json,sys; r=json.loads(sys.stdin.read()); print(json.dumps({'peer': 'wick', 'work': 'decode_b1 (generate)', 'tok_s': r['decode_tok_s']}))"

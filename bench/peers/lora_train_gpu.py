@@ -6,7 +6,10 @@ It also writes that model (safetensors, bf16) and the same token batches as a JS
 wick trains on identical data. Prints one JSON line per configuration: steady-state tokens/s
 (median over the steps after the warm-up ones), peak GPU memory, and the forward-only rate.
 
-    python3 bench/peers/lora_train_gpu.py --out /tmp/qwen05 [--steps 12] [--warmup 3]
+    python3 bench/peers/lora_train_gpu.py --out /tmp/qwen05 [--steps 12] [--warmup 3] [--head-dim 128]
+
+--head-dim 128 regroups the same width into 7 heads and 1 KV head of 128 (the Llama-family head
+size; 0.5B's own is 64), so the attention kernels of that size run.
 """
 import argparse
 import json
@@ -33,11 +36,15 @@ def main():
     ap.add_argument("--seq", type=int, default=512)
     ap.add_argument("--decode", type=int, default=128, help="tokens of the greedy decode")
     ap.add_argument("--model-only", action="store_true", help="write the model and data, run nothing")
+    ap.add_argument("--head-dim", type=int, default=64, choices=[64, 128], help="attention head size")
     ap.add_argument("--tokenizer", default="models/wick-kjv/tokenizer.json",
                     help="any tokenizer.json (the data are token ids; wick only needs the file)")
     args = ap.parse_args()
     torch.manual_seed(0)
-    cfg = Qwen2Config(**SHAPE)
+    shape = dict(SHAPE)
+    if args.head_dim != 64:
+        shape.update(num_attention_heads=SHAPE["hidden_size"] // args.head_dim, num_key_value_heads=1)
+    cfg = Qwen2Config(**shape)
     model = Qwen2ForCausalLM(cfg).to(torch.bfloat16)
     os.makedirs(args.out, exist_ok=True)
     model.save_pretrained(args.out, safe_serialization=True)
