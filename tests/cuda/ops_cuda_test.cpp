@@ -362,8 +362,8 @@ TEST_F(Cuda, RowsAndAttention) {
          {randn({2, 2, 5, 16}, 93, t), randn({2, 1, 12, 16}, 94, t), randn({2, 1, 12, 16}, 95, t), randn({2, 1, 5, 12}, 96, f32)},
          tol(t), "masked rows of 12 keys " + n);
     // The tensor-core (flash) kernel: head dims 64 and 128, grouped heads, partial tiles, as
-    // many, fewer and more query rows than keys (causal rows that see no key are 0), and q as a
-    // transposed view.
+    // many, fewer and more query rows than keys (causal rows that see no key are 0), q as a
+    // transposed view, and masks.
     if (t != f32)
       for (int64_t D : {64, 128})
         for (auto [T, S] : {std::pair<int64_t, int64_t>{100, 100}, {37, 150}, {130, 70}}) {
@@ -374,6 +374,26 @@ TEST_F(Cuda, RowsAndAttention) {
                  {qf, kf, vf}, tol(t), std::string("flash") + (causal ? " causal" : "") + shape);
           same(one([](auto& v) { return scaled_dot_product_attention(transpose(v[0], {0, 2, 1, 3}), v[1], v[2], 0.125, true); }),
                {randn({2, T, 4, D}, 108, t), kf, vf}, tol(t), "flash, strided q" + shape);
+          // Masks: keys padded per batch (a bool row broadcast over heads and query rows: the
+          // flash kernel); and additive per query row (the GEMM path), with a hidden key in
+          // every fifth column and a row of batch 1 hidden wholly, which gives 0.
+          std::vector<float> mv = randn({2, 1, T, S}, 109, f32).to_vector<float>();
+          for (int64_t i = 0; i < static_cast<int64_t>(mv.size()); ++i)
+            if (i % 5 == 2 || (i / S == T + 3 && T > 3)) mv[static_cast<size_t>(i)] = -INFINITY;
+          Tensor rows = Tensor::from_vector(mv, {2, 1, T, S});
+          for (bool causal : {true, false})
+            same(one([causal](auto& v) {
+                   return scaled_dot_product_attention(v[0], v[1], v[2], 0.125, causal, v[3]);
+                 }),
+                 {qf, kf, vf, rows}, tol(t),
+                 std::string("flash, masked") + (causal ? " causal" : "") + shape);
+          std::vector<bool> keep(static_cast<size_t>(2 * S));
+          for (int64_t i = 0; i < 2 * S; ++i) keep[static_cast<size_t>(i)] = i < S - 7 || i >= S;
+          same(one([](auto& v) {
+                 return scaled_dot_product_attention(v[0], v[1], v[2], 0.125, false, v[3]);
+               }),
+               {qf, kf, vf, Tensor::from_vector(keep, {2, 1, 1, S})}, tol(t),
+               "flash, padded keys" + shape);
         }
     Tensor big = randn({1, 2, 3, 128}, 42, t), kb = randn({1, 1, 70, 128}, 43, t), vb = randn({1, 1, 70, 128}, 44, t);
     same(one([](auto& v) { return scaled_dot_product_attention(v[0], v[1], v[2], 0.1, true); }), {big, kb, vb}, tol(t), "d128 " + n);

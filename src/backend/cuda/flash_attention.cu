@@ -117,15 +117,17 @@ __device__ __forceinline__ void load_tile_async(const T* x, int64_t stride, int6
 }
 
 /// Grid: (query tiles, B·Hq). Rows of q, k and v are unit-stride (AttentionArgs strides in
-/// elements); out is dense [B, Hq, T, D]. Each row's log-sum-exp (log2 units, +inf for a row
-/// that sees no key) goes to lse where it is given. With kStats (the gradient's first pass)
+/// elements); out is dense [B, Hq, T, D]. A mask over keys (f32, the same for every query row:
+/// padding) is added to the scores (in natural-log units, so scaled by log2 e here); a row it
+/// hides wholly is 0, as a causal row with no key. Each row's log-sum-exp (log2 units, +inf for a
+/// row that sees no key) goes to lse where it is given. With kStats (the gradient's first pass)
 /// nothing is multiplied by v and only lse is written.
 ///
 /// Causal grids run the last query tiles, which see the most keys, first, so the short ones
 /// fill the last wave. The next key tile is copied (cp.async) while p·v of this one is
 /// computed, and the next value tile while the next scores are; only tiles that cross S or the
 /// causal diagonal test each score against the mask.
-template <class T, int D, bool kStats>
+template <class T, int D, bool kStats, bool kMask = false>
 __device__ __forceinline__ void flash_forward(const AttentionArgs& a, float* lse) {
   // Padded rows: the fragment loads of 8 rows × 4 lanes then hit 32 different banks.
   __shared__ alignas(16) T ks[kKeys][D + 8];   // the key tile, a key a row
@@ -138,6 +140,19 @@ __device__ __forceinline__ void flash_forward(const AttentionArgs& a, float* lse
   const T* k = static_cast<const T*>(a.k) + b * a.ks[0] + hk * a.ks[1];
   const T* v = static_cast<const T*>(a.v) + b * a.vs[0] + hk * a.vs[1];
   const int64_t shift = a.S - a.T;  // query row t sees keys up to t + shift when causal
+  // With kMask, a.mask: an additive f32 mask, the same for every query row (a.ms[2] is 0), so
+  // a key tile's 64 values come to shared memory with its keys.
+  __shared__ float mk[kMask ? kKeys : 1];
+  const float* mask =
+      kMask ? static_cast<const float*>(a.mask) + b * a.ms[0] + h * a.ms[1] : nullptr;
+  auto load_keys = [&](int64_t key0) {
+    load_tile_async<T, D, kKeys>(k, a.ks[2], key0, a.S, &ks[0][0]);
+    if constexpr (kMask)
+      if (threadIdx.x < kKeys) {
+        const bool in = key0 + threadIdx.x < a.S;
+        copy_async<4>(&mk[threadIdx.x], mask + (in ? key0 + threadIdx.x : 0) * a.ms[3], in);
+      }
+  };
 
   // The warp's 16 query rows as A fragments, one per 16 dimensions.
   uint32_t qa[D / 16][4];
@@ -164,7 +179,7 @@ __device__ __forceinline__ void flash_forward(const AttentionArgs& a, float* lse
 
   // Copy groups in flight at the top of each pass: this key tile's, then this value tile's
   // (empty with kStats). Keys past S are zeros.
-  if (key_end > 0) load_tile_async<T, D, kKeys>(k, a.ks[2], 0, a.S, &ks[0][0]);
+  if (key_end > 0) load_keys(0);
   commit_copies();
   if (!kStats && key_end > 0) load_tile_async<T, D, kKeys>(v, a.vs[2], 0, a.S, &vs[0][0]);
   commit_copies();
@@ -193,7 +208,10 @@ __device__ __forceinline__ void flash_forward(const AttentionArgs& a, float* lse
         const int key = nt * 8 + 2 * t4 + (j & 1), row = g + (j >> 1) * 8;  // from key0, row0
         const bool seen =
             whole || (key0 + key < a.S && (!a.causal || key0 + key <= row0 + row + shift));
-        s[nt][j] = seen ? s[nt][j] * scale : -INFINITY;
+        if constexpr (kMask)
+          s[nt][j] = seen ? s[nt][j] * scale + mk[key] * 1.4426950408889634f : -INFINITY;
+        else
+          s[nt][j] = seen ? s[nt][j] * scale : -INFINITY;
         top[j >> 1] = fmaxf(top[j >> 1], s[nt][j]);
       }
     float alpha[2];
@@ -224,7 +242,7 @@ __device__ __forceinline__ void flash_forward(const AttentionArgs& a, float* lse
 
     wait_groups<0>();
     __syncthreads();  // the value tile has landed, and every warp is done with the key tile
-    if (more) load_tile_async<T, D, kKeys>(k, a.ks[2], key0 + kKeys, a.S, &ks[0][0]);
+    if (more) load_keys(key0 + kKeys);
     commit_copies();
     if constexpr (!kStats) {
       // o += p·v: the score fragments of 16 keys are the A fragment (rounded to T, as the GEMM
@@ -272,11 +290,12 @@ __device__ __forceinline__ void flash_forward(const AttentionArgs& a, float* lse
   }
 }
 
-// Four blocks an SM at head dim 64 (128 registers a lane, which the copy pipeline would pass).
-template <class T, int D>
-__global__ void __launch_bounds__(32 * kWarps, D == 64 ? 4 : 1)
+// At head dim 64, four blocks an SM (128 registers a lane, which the copy pipeline would pass),
+// three with a mask.
+template <class T, int D, bool kMask>
+__global__ void __launch_bounds__(32 * kWarps, D == 64 ? (kMask ? 3 : 4) : 1)
     flash_attention_kernel(const __grid_constant__ AttentionArgs a, float* lse) {
-  flash_forward<T, D, false>(a, lse);
+  flash_forward<T, D, false, kMask>(a, lse);
 }
 
 template <class T, int D>
@@ -540,10 +559,13 @@ bool flash_enabled() {
 }
 
 bool flash_fits(const AttentionArgs& a) {
-  if (!flash_enabled() || !(a.t == DType::bf16 || a.t == DType::f16) || !(a.D == 64 || a.D == 128) || a.mask ||
-      a.rope_half || a.qs[3] != 1 || a.ks[3] != 1 || a.vs[3] != 1 || a.B * a.Hq > 65535 ||
-      !tensor_cores(active().device))
+  if (!flash_enabled() || !(a.t == DType::bf16 || a.t == DType::f16) ||
+      !(a.D == 64 || a.D == 128) || a.rope_half || a.qs[3] != 1 || a.ks[3] != 1 || a.vs[3] != 1 ||
+      a.B * a.Hq > 65535 || !tensor_cores(active().device))
     return false;
+  // A mask must be one row of keys per (batch, head): padding. One that varies over query rows
+  // takes the GEMM path.
+  if (a.mask && a.ms[2] != 0) return false;
   // Query rows are read 4 bytes at a time, key and value rows 16.
   return aligned_rows(a.q, a.qs, 4) && aligned_rows(a.k, a.ks, 16) && aligned_rows(a.v, a.vs, 16);
 }
@@ -572,10 +594,13 @@ bool flash_attention(const AttentionArgs& a, float* lse) {
   const dim3 grid(static_cast<unsigned>((a.T + kRows - 1) / kRows), static_cast<unsigned>(a.B * a.Hq));
   dispatch_float(a.t, "scaled_dot_product_attention", [&]<class T>() {
     if constexpr (is_half_v<T>) {
+      auto run = [&]<int D, bool kMask>() {
+        flash_attention_kernel<T, D, kMask><<<grid, 32 * kWarps, 0, launch_stream()>>>(a, lse);
+      };
       if (a.D == 64)
-        flash_attention_kernel<T, 64><<<grid, 32 * kWarps, 0, launch_stream()>>>(a, lse);
+        a.mask ? run.template operator()<64, true>() : run.template operator()<64, false>();
       else
-        flash_attention_kernel<T, 128><<<grid, 32 * kWarps, 0, launch_stream()>>>(a, lse);
+        a.mask ? run.template operator()<128, true>() : run.template operator()<128, false>();
     }
   });
   check_launch("flash_attention");
@@ -586,7 +611,7 @@ bool flash_available(int device) { return flash_enabled() && tensor_cores(device
 
 bool flash_attention_grad_fits(const FlashGradArgs& f) {
   // The gradient kernel reads query rows 16 bytes at a time too.
-  return flash_fits(f.a) && aligned_rows(f.a.q, f.a.qs, 16) && f.gs[3] == 1 &&
+  return !f.a.mask && flash_fits(f.a) && aligned_rows(f.a.q, f.a.qs, 16) && f.gs[3] == 1 &&
          aligned_rows(f.g, f.gs, 16);
 }
 

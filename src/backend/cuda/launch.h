@@ -292,9 +292,10 @@ void attention(const AttentionArgs& a);
 /// Blocks per query row for attention() (its `split`), for the kernel that takes `a`.
 int attention_split(const AttentionArgs& a);
 /// The same on the tensor cores for many query rows (flash_attention.cu): half types, D of 64
-/// or 128, no mask or fused RoPE, unit-stride rows. Returns false, launching nothing, for
-/// arguments it does not take (or with WICK_FLASH=0). With `lse`, each query row's log-sum-exp
-/// [B, Hq, T] goes there too, as the gradient's stats pass would compute it (bit for bit).
+/// or 128, no fused RoPE, unit-stride rows (an f32 mask may be given). Returns false, launching
+/// nothing, for arguments it does not take (or with WICK_FLASH=0). With `lse`, each query row's
+/// log-sum-exp [B, Hq, T] goes there too, as the gradient's stats pass would compute it (bit for
+/// bit).
 bool flash_attention(const AttentionArgs& a, float* lse = nullptr);
 /// Whether flash_attention takes `a`.
 bool flash_attention_fits(const AttentionArgs& a);
@@ -316,7 +317,7 @@ struct FlashGradArgs {
 };
 /// Whether the tensor-core kernels run on `device` (compute capability 8.0 on, WICK_FLASH not 0).
 bool flash_available(int device);
-/// Whether flash_attention_grad takes these arguments (head dim 64 or 128).
+/// Whether flash_attention_grad takes these arguments (head dim 64 or 128, no mask).
 bool flash_attention_grad_fits(const FlashGradArgs& f);
 void flash_attention_grad(FlashGradArgs f);
 

@@ -300,6 +300,10 @@ void Attention::eval_cuda(std::span<Node* const> in, Node& out) {
   }
   // Many query rows in a half type: the tensor-core kernel, which keeps the scores on chip.
   if (a.T > 1 && flash_attention_fits(a)) {
+    if (a.mask) {  // (the tensor-core gradient takes no mask, so nothing would read lse)
+      flash_attention(a);
+      return;
+    }
     // Each query row's log-sum-exp goes after O in its block: the gradient (AttentionGrad)
     // reads it there instead of running its stats pass, a third of the forward's work again.
     const size_t o_bytes = (static_cast<size_t>(out.size()) * itemsize(out.dtype) + 15) / 16 * 16;
